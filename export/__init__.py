@@ -1,0 +1,3 @@
+"""ONNX export, quantization, parity gates and bundles."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Embedded runtime and gRPC serving."""
+
+__all__: list[str] = []

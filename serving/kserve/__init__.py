@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for the Open Inference Protocol, package `inference` (see protos/)."""

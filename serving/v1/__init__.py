@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for baton.serving.v1 (see protos/)."""

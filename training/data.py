@@ -1,0 +1,253 @@
+"""Loading labelled splits from files or the Hub, validating them, and building the label mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from baton.errors import DataError
+from baton.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["SINGLE_LABEL", "MULTI_LABEL", "PreparedData", "TaskSpec", "load_labelled_file", "prepare_data"]
+
+logger = logging.getLogger(__name__)
+
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+
+_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the model predicts and from which columns."""
+
+    problem_type: str
+    labels: tuple[str, ...]
+    text_column: str
+    text_pair_column: str | None
+    label_column: str
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.problem_type == MULTI_LABEL
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+
+@dataclass
+class PreparedData:
+    """Validated splits whose label column holds ids (single-label) or multi-hot float lists (multi-label)."""
+
+    spec: TaskSpec
+    train: Dataset
+    validation: Dataset
+    test: Dataset | None
+    validation_source: str
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _read(path_str: str, flag: str) -> Dataset:
+    import datasets
+
+    path = Path(path_str)
+    if not path.is_file():
+        raise DataError(f"{flag}: file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in _BUILDERS:
+        raise DataError(
+            f"{flag}: unknown format '{suffix or path.name}' for {path} (use one of: {', '.join(sorted(_BUILDERS))})"
+        )
+    builder, kwargs = _BUILDERS[suffix]
+    try:
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    except Exception as exc:  # datasets raises many types for malformed input; translate them all here.
+        raise DataError(f"{flag}: cannot read {path} as {builder}: {str(exc).splitlines()[0]}") from exc
+    if len(ds) == 0:
+        raise DataError(f"{flag}: {path} holds no rows")
+    return ds
+
+
+def load_labelled_file(path: str, flag: str = "--data") -> Dataset:
+    """Read one labelled CSV/TSV/JSON/JSONL/parquet file (used by training and evaluation)."""
+    return _read(path, flag)
+
+
+def _hub_splits(cfg: TrainConfig) -> dict[str, Dataset]:
+    import datasets
+
+    assert cfg.dataset is not None
+    try:
+        loaded = datasets.load_dataset(cfg.dataset, cfg.dataset_config)
+    except Exception as exc:
+        raise DataError(
+            f"--dataset: cannot load '{cfg.dataset}' ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). "
+            "Offline, use --train-file with a local CSV/JSON/JSONL/parquet file."
+        ) from exc
+    if "train" not in loaded:
+        raise DataError(f"--dataset: '{cfg.dataset}' has no train split (splits: {', '.join(loaded)})")
+    return {name: loaded[name] for name in ("train", "validation", "test") if name in loaded}
+
+
+def _check_columns(ds: Dataset, cfg: TrainConfig, where: str) -> None:
+    wanted = [("--text-column", cfg.text_column), ("--label-column", cfg.label_column)]
+    if cfg.text_pair_column:
+        wanted.append(("--text-pair-column", cfg.text_pair_column))
+    for flag, column in wanted:
+        if column not in ds.column_names:
+            raise DataError(
+                f"{where}: no column '{column}' ({flag}); columns found: {', '.join(ds.column_names)}"
+            )
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _clean(ds: Dataset, cfg: TrainConfig, where: str, dropped: dict[str, int]) -> Dataset:
+    """Drop rows with an empty/whitespace-only text (or pair text) or a missing label; count them."""
+    text_cols = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
+
+    def keep(row: dict[str, Any]) -> bool:
+        return not any(_is_blank(row[c]) for c in text_cols) and row[cfg.label_column] is not None
+
+    before = len(ds)
+    ds = ds.filter(keep, desc=f"checking {where}")
+    if len(ds) < before:
+        dropped[where] = before - len(ds)
+        logger.warning("%s: dropped %d row(s) with an empty text or missing label", where, before - len(ds))
+    if len(ds) == 0:
+        raise DataError(f"{where}: no usable rows (all texts empty or labels missing)")
+    # Texts read from CSV may come back as numbers: make them strings.
+    for column in text_cols:
+        if ds.features[column].dtype != "string":
+            ds = ds.map(lambda row, c=column: {c: str(row[c])}, desc=f"casting {column}")
+    return ds
+
+
+def _label_names(values: Sequence[Any], multi: bool) -> list[str]:
+    flat: list[Any] = [v for row in values for v in row] if multi else list(values)
+    unique = set(flat)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in unique):
+        return [str(v) for v in sorted(unique)]
+    return sorted(str(v) for v in unique)
+
+
+def _infer_spec(train: Dataset, cfg: TrainConfig) -> TaskSpec:
+    values = train[cfg.label_column]
+    multi = isinstance(values[0], list | tuple)
+    if multi and not all(isinstance(v, list | tuple) for v in values):
+        raise DataError(f"--label-column '{cfg.label_column}': mixes lists and single labels")
+    labels = _label_names(values, multi)
+    if len(labels) < 2:
+        raise DataError(
+            f"--label-column '{cfg.label_column}': the training split has a single class ({labels[0]!r}); "
+            "classification needs at least two"
+        )
+    return TaskSpec(
+        problem_type=MULTI_LABEL if multi else SINGLE_LABEL,
+        labels=tuple(labels),
+        text_column=cfg.text_column,
+        text_pair_column=cfg.text_pair_column,
+        label_column=cfg.label_column,
+    )
+
+
+def _encode_labels(ds: Dataset, spec: TaskSpec, where: str) -> Dataset:
+    label2id = spec.label2id
+    values = ds[spec.label_column]
+    seen = {str(v) for row in values for v in row} if spec.is_multi_label else {str(v) for v in values}
+    unknown = sorted(seen - set(label2id))
+    if unknown:
+        raise DataError(
+            f"{where}: label(s) never seen in the training split: {', '.join(unknown[:10])}"
+            f" (training labels: {', '.join(spec.labels)})"
+        )
+    column = spec.label_column
+    if spec.is_multi_label:
+
+        def to_multi_hot(row: dict[str, Any]) -> dict[str, Any]:
+            hot = [0.0] * len(label2id)
+            for v in row[column]:
+                hot[label2id[str(v)]] = 1.0
+            return {"labels": hot}
+
+        return ds.map(to_multi_hot, desc=f"labels {where}")
+    return ds.map(lambda row: {"labels": label2id[str(row[column])]}, desc=f"labels {where}")
+
+
+def _split_validation(train: Dataset, cfg: TrainConfig, spec: TaskSpec) -> tuple[Dataset, Dataset, str]:
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(train))
+    stratify = None if spec.is_multi_label else np.asarray(train["labels"])
+    how = "stratified" if stratify is not None else "random"
+    try:
+        tr_idx, va_idx = train_test_split(
+            indices, test_size=cfg.validation_fraction, random_state=cfg.seed, stratify=stratify
+        )
+    except ValueError:
+        logger.warning("too few rows per class for a stratified split: splitting at random")
+        how = "random"
+        tr_idx, va_idx = train_test_split(indices, test_size=cfg.validation_fraction, random_state=cfg.seed)
+    source = f"{how} {cfg.validation_fraction:.0%} split of the training data (seed {cfg.seed})"
+    return train.select(sorted(tr_idx)), train.select(sorted(va_idx)), source
+
+
+def prepare_data(cfg: TrainConfig) -> PreparedData:
+    """Load, validate and label-encode the train/validation/test splits named by `cfg`."""
+    raw: dict[str, Dataset] = {}
+    where: dict[str, str] = {}
+    if cfg.train_file is not None:
+        for split, path, flag in (
+            ("train", cfg.train_file, "--train-file"),
+            ("validation", cfg.validation_file, "--validation-file"),
+            ("test", cfg.test_file, "--test-file"),
+        ):
+            if path is not None:
+                raw[split] = _read(path, flag)
+                where[split] = f"{flag} {path}"
+    else:
+        raw = _hub_splits(cfg)
+        where = {split: f"--dataset {cfg.dataset} [{split}]" for split in raw}
+
+    dropped: dict[str, int] = {}
+    for split in list(raw):
+        _check_columns(raw[split], cfg, where[split])
+        raw[split] = _clean(raw[split], cfg, where[split], dropped)
+
+    spec = _infer_spec(raw["train"], cfg)
+    encoded = {split: _encode_labels(ds, spec, where[split]) for split, ds in raw.items()}
+
+    train = encoded["train"]
+    if "validation" in encoded:
+        validation, source = encoded["validation"], where["validation"]
+    else:
+        train, validation, source = _split_validation(train, cfg, spec)
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
+        train = train.shuffle(seed=cfg.seed).select(range(cfg.max_train_samples))
+    logger.info(
+        "task %s, %d labels; %d train / %d validation (%s)%s",
+        spec.problem_type,
+        len(spec.labels),
+        len(train),
+        len(validation),
+        source,
+        f" / {len(encoded['test'])} test" if "test" in encoded else "",
+    )
+    return PreparedData(spec, train, validation, encoded.get("test"), source, dropped)

@@ -1,0 +1,67 @@
+"""Classification metrics from scikit-learn, shaped for metrics.json."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["classification_metrics", "probabilities"]
+
+
+def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _per_class(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, dict[str, float]]:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    ids = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=ids if y_true.ndim == 1 else None, average=None, zero_division=0
+    )
+    return {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+
+
+def classification_metrics(
+    logits: np.ndarray, label_ids: np.ndarray, labels: Sequence[str], multi_label: bool, threshold: float = 0.5
+) -> dict[str, Any]:
+    """Metrics of `logits` against `label_ids` (class ids, or multi-hot rows for multi-label)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    if multi_label:
+        y_true = (np.asarray(label_ids) >= 0.5).astype(int)
+        y_pred = (probabilities(logits, True) >= threshold).astype(int)
+        return {
+            "samples": int(len(y_true)),
+            "accuracy": float(accuracy_score(y_true, y_pred)),  # exact match of the whole label set
+            "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "threshold": threshold,
+            "per_class": _per_class(y_true, y_pred, labels),
+        }
+    y_true = np.asarray(label_ids).astype(int)
+    y_pred = np.asarray(logits).argmax(axis=-1)
+    ids = list(range(len(labels)))
+    return {
+        "samples": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "per_class": _per_class(y_true, y_pred, labels),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        "labels": list(labels),
+    }

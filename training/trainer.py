@@ -1,0 +1,299 @@
+"""One training run: wraps `transformers.Trainer` and writes the run directory.
+
+Run directory (the contract `baton export` reads):
+    model/               safetensors + config.json (id2label, problem_type) + tokenizer files
+    train_args.json      the resolved TrainConfig, the resolved base model, data summary
+    metrics.json         {"validation": {...}, "test": {...}, "baseline": {...}, "training": {...}}; written last
+    report.md            human-readable report with plots beside it
+    checkpoints/         Trainer checkpoints while the run is in progress (removed when it finishes)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from baton._io import write_json_atomic
+from baton.errors import OutputDirError
+from baton.training.config import Bf16Mode, TrainConfig
+from baton.training.data import PreparedData, prepare_data
+from baton.training.metrics import classification_metrics
+from baton.training.models import resolve_model
+from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
+
+__all__ = ["RunResult", "run_training"]
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+MODEL_DIR = "model"
+CHECKPOINT_DIR = "checkpoints"
+_RUN_FILES = ("train_args.json", "report.md", "training_curves.png")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    output_dir: Path
+    metrics: dict[str, Any]
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
+    except OSError:
+        return False
+    if platform.machine().lower() in {"aarch64", "arm64"}:
+        return "bf16" in flags
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _use_bf16(mode: Bf16Mode) -> bool:
+    import torch
+
+    if mode is Bf16Mode.OFF:
+        return False
+    if mode is Bf16Mode.ON:
+        return True
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    return _cpu_has_bf16()
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _last_checkpoint(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = output_dir / CHECKPOINT_DIR
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+
+
+def _prepare_output_dir(cfg: TrainConfig) -> tuple[Path, str | None]:
+    out = Path(cfg.output_dir)
+    finished = (out / METRICS_FILE).is_file()
+    checkpoint = _last_checkpoint(out)
+    if cfg.resume:
+        if finished:
+            raise OutputDirError(f"--resume: {out} already holds a finished run (metrics.json); nothing to resume")
+        if checkpoint is None:
+            raise OutputDirError(f"--resume: no checkpoint found under {out / CHECKPOINT_DIR}")
+        return out, checkpoint
+    if not cfg.overwrite:
+        if finished:
+            raise OutputDirError(f"--output-dir: {out} already holds a finished run; pass --overwrite to replace it")
+        if checkpoint is not None:
+            raise OutputDirError(
+                f"--output-dir: {out} holds an interrupted run; pass --resume to continue it or --overwrite"
+            )
+    if _is_main_process() and out.exists():
+        (out / METRICS_FILE).unlink(missing_ok=True)  # first, so a crash below never leaves a 'finished' run
+        for name in (MODEL_DIR, CHECKPOINT_DIR):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in _RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for png in out.glob("confusion_matrix_*.png"):
+            png.unlink()
+    return out, None
+
+
+def _tokenize(data: PreparedData, tokenizer: Any, max_length: int) -> dict[str, Any]:
+    spec = data.spec
+
+    def encode(batch: dict[str, list[Any]]) -> Any:
+        pair = batch[spec.text_pair_column] if spec.text_pair_column else None
+        return tokenizer(batch[spec.text_column], pair, truncation=True, max_length=max_length)
+
+    out: dict[str, Any] = {}
+    for name, ds in (("train", data.train), ("validation", data.validation), ("test", data.test)):
+        if ds is not None:
+            drop = [c for c in ds.column_names if c != "labels"]
+            out[name] = ds.map(encode, batched=True, remove_columns=drop, desc=f"tokenizing {name}")
+    return out
+
+
+def _evaluate(trainer: Any, splits: dict[str, Any], data: PreparedData, cfg: TrainConfig) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in ("validation", "test"):
+        if name in splits:
+            # Trainer.predict may return rows in length-grouped order: score against the label_ids it returns.
+            output = trainer.predict(splits[name], metric_key_prefix=name)
+            results[name] = classification_metrics(
+                output.predictions, output.label_ids, data.spec.labels, data.spec.is_multi_label, cfg.threshold
+            )
+    return results
+
+
+def run_training(cfg: TrainConfig) -> RunResult:
+    """Fine-tune `cfg.model` on the configured data and write the run directory."""
+    import torch
+    import transformers
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+    )
+
+    started = time.perf_counter()
+    out, checkpoint = _prepare_output_dir(cfg)
+    model_path = resolve_model(cfg.model)
+    data = prepare_data(cfg)
+    spec = data.spec
+    metric = "micro_f1" if spec.is_multi_label else "accuracy"
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer.model_max_length = cfg.max_length
+    splits = _tokenize(data, tokenizer, cfg.max_length)
+
+    transformers.set_seed(cfg.seed)  # the new head's initialisation depends on it
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_path,
+        num_labels=len(spec.labels),
+        id2label=dict(enumerate(spec.labels)),
+        label2id=spec.label2id,
+        problem_type=spec.problem_type,
+        ignore_mismatched_sizes=True,
+    )
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    bf16 = _use_bf16(cfg.bf16)
+    steps = math.ceil(len(splits["train"]) / (cfg.batch_size * world)) * cfg.epochs
+    args = TrainingArguments(
+        output_dir=str(out / CHECKPOINT_DIR),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
+        seed=cfg.seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=max(1, int(steps // 40)),
+        group_by_length=cfg.group_by_length,
+        bf16=bf16,
+        use_cpu=not cuda,
+        ddp_backend=None if cuda or world == 1 else "gloo",
+        report_to=[],
+        dataloader_num_workers=0,
+        save_safetensors=True,
+    )
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        m = classification_metrics(
+            eval_pred.predictions, eval_pred.label_ids, spec.labels, spec.is_multi_label, cfg.threshold
+        )
+        return {k: v for k, v in m.items() if k in {"accuracy", "macro_f1", "micro_f1"}}
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
+    )
+    baseline = _evaluate(trainer, splits, data, cfg) if cfg.baseline and checkpoint is None else {}
+    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if cuda else "cpu", bf16, world)
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    results = _evaluate(trainer, splits, data, cfg)
+
+    tmp_model = out / f".{MODEL_DIR}.tmp"
+    trainer.save_model(str(tmp_model))
+    metrics: dict[str, Any] = dict(results)
+    metrics["baseline"] = baseline
+    metrics["training"] = {
+        "train_samples": len(splits["train"]),
+        "epochs_run": float(trainer.state.epoch or 0.0),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "bf16": bf16,
+        "group_by_length": cfg.group_by_length,
+        "world_size": world,
+        "wall_time_s": time.perf_counter() - started,
+    }
+    if trainer.is_world_process_zero():
+        _write_run(out, tmp_model, cfg, model_path, data, metrics, trainer.state.log_history, metric)
+    return RunResult(out, metrics)
+
+
+def _write_run(
+    out: Path,
+    tmp_model: Path,
+    cfg: TrainConfig,
+    model_path: str,
+    data: PreparedData,
+    metrics: dict[str, Any],
+    log_history: list[dict[str, Any]],
+    metric: str,
+) -> None:
+    shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
+    tmp_model.rename(out / MODEL_DIR)
+    spec = data.spec
+    write_json_atomic(
+        out / "train_args.json",
+        {
+            "config": cfg.to_dict(),
+            "resolved_model": model_path,
+            "base_model": cfg.model,
+            "problem_type": spec.problem_type,
+            "labels": list(spec.labels),
+            "text_column": spec.text_column,
+            "text_pair_column": spec.text_pair_column,
+            "label_column": spec.label_column,
+            "max_length": cfg.max_length,
+            "validation_source": data.validation_source,
+            "dropped_rows": data.dropped,
+            "sizes": {"train": len(data.train), "validation": len(data.validation),
+                      "test": len(data.test) if data.test is not None else 0},
+        },
+    )
+    for split in ("validation", "test"):
+        if split in metrics and "confusion_matrix" in metrics[split]:
+            plot_confusion_matrix(
+                metrics[split]["confusion_matrix"], spec.labels, f"{split} confusion matrix",
+                out / f"confusion_matrix_{split}.png",
+            )
+    plot_training_curves(log_history, metric, out / "training_curves.png")
+    training = metrics["training"]
+    write_report(
+        out / "report.md",
+        f"Training run: {out.name}",
+        {
+            "base model": cfg.model,
+            "task": spec.problem_type,
+            "labels": ", ".join(spec.labels),
+            "train examples": training["train_samples"],
+            "validation": data.validation_source,
+            "epochs run": training["epochs_run"],
+            "learning rate": cfg.learning_rate,
+            "batch size": cfg.batch_size,
+            "train samples/s": training["train_samples_per_second"],
+            "wall time (s)": round(training["wall_time_s"], 1),
+            "dropped rows": data.dropped or "none",
+        },
+        {k: v for k, v in metrics.items() if k in ("validation", "test")},
+        metrics.get("baseline") or None,
+    )
+    write_json_atomic(out / METRICS_FILE, metrics)  # last: its presence marks the run finished
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
