@@ -1,0 +1,81 @@
+"""Shared fixtures: a tiny random BERT with its own WordPiece tokenizer, and a trained run of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REVIEWS = REPO / "examples" / "reviews"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Keep the datasets cache out of $HOME and never reach for the Hub in tests.
+    os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="baton-ds-cache-"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) and a WordPiece tokenizer trained on the demo texts."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    texts = [json.loads(line)["text"] for line in (REVIEWS / "train.jsonl").read_text().splitlines()]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+    tok.train_from_iterator(texts, trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=128,
+    )
+    fast.save_pretrained(out)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished `baton train` run of the tiny model on the demo reviews (trained enough to be confident)."""
+    from baton.training import TrainConfig, run_training
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    run_training(
+        TrainConfig(
+            model=str(tiny_model_dir),
+            train_file=str(REVIEWS / "train.jsonl"),
+            validation_file=str(REVIEWS / "validation.jsonl"),
+            test_file=str(REVIEWS / "test.jsonl"),
+            output_dir=str(out),
+            epochs=6,
+            learning_rate=3e-3,
+            batch_size=16,
+            patience=0,
+            max_length=64,
+        )
+    )
+    return out

@@ -1,0 +1,167 @@
+"""Bad input to `baton train`: each fails with one clear line, and nothing half-written looks finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REVIEWS, write_jsonl
+
+from baton.errors import BatonError, ConfigError, DataError, ModelError, OutputDirError
+from baton.training import TrainConfig, load_train_config, run_training
+from baton.training.models import resolve_model
+
+
+def _cfg(tiny_model_dir: Path, tmp_path: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), epochs=1, batch_size=16,
+        learning_rate=1e-3, patience=0, max_length=32, baseline=False,
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _rows(n: int = 40) -> list[dict]:
+    return [{"text": f"text number {i}", "label": "pos" if i % 2 else "neg"} for i in range(n)]
+
+
+def test_missing_file(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"--train-file: file not found: .*nope\.jsonl"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(tmp_path / "nope.jsonl")))
+
+
+def test_unknown_format(tiny_model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "data.xlsx"
+    bad.write_text("x")
+    with pytest.raises(DataError, match=r"unknown format '\.xlsx'"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(bad)))
+
+
+def test_missing_column_lists_the_columns_found(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "t.jsonl", [{"sentence": "a b", "label": "x"}] * 4)
+    with pytest.raises(DataError, match=r"no column 'text' \(--text-column\); columns found: sentence, label"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(data)))
+
+
+def test_single_class(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": f"t {i}", "label": "only"} for i in range(10)])
+    with pytest.raises(DataError, match="single class"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(data)))
+
+
+def test_blank_texts_are_dropped_and_counted(tiny_model_dir: Path, tmp_path: Path) -> None:
+    rows = [*_rows(40), {"text": "   ", "label": "pos"}, {"text": "", "label": "neg"}, {"text": None, "label": "neg"}]
+    data = write_jsonl(tmp_path / "t.jsonl", rows)
+    run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(data)))
+    args = json.loads((tmp_path / "run/train_args.json").read_text())
+    assert list(args["dropped_rows"].values()) == [3]
+    assert "dropped rows" in (tmp_path / "run/report.md").read_text()
+
+
+def test_validation_label_not_in_train(tiny_model_dir: Path, tmp_path: Path) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", _rows())
+    val = write_jsonl(tmp_path / "val.jsonl", [{"text": "x", "label": "neutral"}, {"text": "y", "label": "pos"}])
+    with pytest.raises(DataError, match=r"--validation-file .*never seen in the training split: neutral"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train), validation_file=str(val)))
+
+
+def test_finished_run_is_refused_without_overwrite(tiny_model_dir: Path, tmp_path: Path) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", _rows())
+    run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train)))
+    first = (tmp_path / "run/metrics.json").stat().st_mtime_ns
+    with pytest.raises(OutputDirError, match="already holds a finished run; pass --overwrite"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train)))
+    run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train), overwrite=True))
+    assert (tmp_path / "run/metrics.json").stat().st_mtime_ns != first
+
+
+def test_interrupted_run_leaves_no_metrics_and_resumes(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import baton.training.trainer as trainer_mod
+
+    train = write_jsonl(tmp_path / "train.jsonl", _rows())
+    original = trainer_mod._evaluate
+    calls = {"n": 0}
+
+    def crash_after_training(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C after the last checkpoint
+
+    monkeypatch.setattr(trainer_mod, "_evaluate", crash_after_training)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train), epochs=2))
+    assert not (tmp_path / "run/metrics.json").exists()
+    assert any((tmp_path / "run/checkpoints").glob("checkpoint-*"))
+    monkeypatch.setattr(trainer_mod, "_evaluate", original)
+    with pytest.raises(OutputDirError, match="interrupted run; pass --resume"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train), epochs=2))
+    result = run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train), epochs=2, resume=True))
+    assert result.metrics["training"]["epochs_run"] == pytest.approx(2.0)
+    assert (tmp_path / "run/metrics.json").is_file()
+
+
+def test_config_file_and_flags_merge(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("train-file: a.jsonl\nepochs: 5\nlearning_rate: 0.001\n")
+    cfg = load_train_config(cfg_file, {"epochs": 2, "batch_size": None})
+    assert (cfg.train_file, cfg.epochs, cfg.learning_rate, cfg.batch_size) == ("a.jsonl", 2, 0.001, 32)
+    cfg_file.write_text("train_file: a.jsonl\nepochz: 5\n")
+    with pytest.raises(ConfigError, match="unknown key 'epochz'"):
+        load_train_config(cfg_file, {})
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"epochs": 0}, "--epochs"),
+        ({"learning_rate": 5.0}, "--learning-rate"),
+        ({"bf16": "maybe"}, "--bf16"),
+        ({"train_file": None}, "exactly one of --train-file or --dataset"),
+        ({"resume": True, "overwrite": True}, "exclude each other"),
+    ],
+)
+def test_config_validation(kw: dict, message: str) -> None:
+    values: dict[str, object] = {"train_file": "x.jsonl", **kw}
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def test_unknown_hub_model_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match=r"'someone/no-such-model' .* Use --model minilm"):
+        resolve_model("someone/no-such-model")
+    assert resolve_model("sentence-transformers/all-MiniLM-L6-v2").endswith("model")
+    with pytest.raises(ModelError, match="holds no config.json"):
+        resolve_model(str(REVIEWS))
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "baton", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    proc = _cli("train", "--train-file", "missing.csv", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --train-file: file not found: missing.csv"
+    assert "Traceback" not in proc.stderr
+    debug = _cli("--debug", "train", "--train-file", "missing.csv", cwd=tmp_path)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_cli_trains_and_prints_summary(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = _cli("-q", "train", "--model", str(tiny_model_dir), "--train-file", str(REVIEWS / "train.jsonl"),
+                "--max-train-samples", "64", "--epochs", "1", "--output-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "validation: accuracy" in proc.stdout and "untrained head" in proc.stdout
+
+
+def test_every_baton_error_subclass_is_a_baton_error() -> None:
+    for cls in (ConfigError, DataError, ModelError, OutputDirError):
+        assert issubclass(cls, BatonError)
