@@ -73,6 +73,121 @@ def train(
     typer.echo(_format_train_summary(result.output_dir, result.metrics))
 
 
+@app.command()
+def export(
+    run_dir: Annotated[str, typer.Argument(help="A finished `baton train` output directory.")],
+    output: Annotated[str, Opt("--output", "-o", help="Bundle directory to write.")],
+    device: Annotated[str, Opt(help="cpu: fp32 + int8 bundle; cuda: fp32 + fp16 (O4) bundle.")] = "cpu",
+    optimize: Annotated[str, Opt(help="Graph optimisation: O1, O2, none.")] = "O2",
+    quantize: Annotated[str, Opt(help="int8 or none (CPU only).")] = "int8",
+    preset: Annotated[str, Opt(help="Quantization preset: auto, avx512_vnni, avx512, avx2, arm64.")] = "auto",
+    parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
+    calibration_file: Annotated[str | None, Opt(help="Labelled texts for the gates (default: validation).")] = None,
+    allow_fallback: Annotated[bool, Opt(help="If the int8 gate fails, ship fp32 only and record why.")] = False,
+    overwrite: Annotated[bool, Opt(help="Replace an existing bundle (atomically).")] = False,
+) -> None:
+    """Export a trained run to a verified ONNX bundle (Optimum export, optimisation, int8, parity gates)."""
+    from baton.export import ExportConfig, export_bundle
+
+    cfg = ExportConfig(run_dir=run_dir, output=output, device=device, optimize=optimize, quantize=quantize,
+                       preset=preset, parity_samples=parity_samples, calibration_file=calibration_file,
+                       allow_fallback=allow_fallback, overwrite=overwrite)
+    result = export_bundle(cfg)
+    typer.echo(_format_bundle(result.bundle.root))
+
+
+def _format_bundle(root: Path) -> str:
+    import json
+
+    manifest = json.loads((root / "bundle.json").read_text())
+    lines = [f"bundle written to {root}", "variant  file               size      accuracy"]
+    acc = manifest["parity"].get("accuracy", {})
+    for name, entry in manifest["files"].items():
+        if "variant" in entry:
+            a = acc.get(entry["variant"])
+            lines.append(f"{entry['variant']:<8} {name:<18} {entry['bytes'] / 2**20:6.1f} MiB  "
+                         + (f"{a:.4f}" if a is not None else "-"))
+    parity = manifest["parity"]
+    g = parity["fp32_vs_torch"]
+    lines.append(f"parity ({parity['samples']} samples): fp32 vs torch max |Δlogit| {g['max_abs_logit_diff']:.2e}, "
+                 f"agreement {g['argmax_agreement']:.4f}")
+    if "int8_vs_fp32" in parity:
+        q = parity["int8_vs_fp32"]
+        drop = q["accuracy_drop"]
+        lines.append(f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
+                     + (f"{drop * 100:.2f} points" if drop is not None else "n/a") + f" ({q['preset']})")
+    if "fallback" in parity:
+        lines.append(f"fallback: {parity['fallback']}")
+    return "\n".join(lines)
+
+
+@app.command()
+def evaluate(
+    bundle: Annotated[str, typer.Argument(help="Bundle directory.")],
+    data: Annotated[str, Opt(help="Labelled CSV/JSON/JSONL/parquet file.")],
+    variant: Annotated[list[str] | None, Opt(help="Variant(s) to score (default: each).")] = None,
+    text_column: Annotated[str, Opt()] = "text",
+    label_column: Annotated[str, Opt()] = "label",
+    output_dir: Annotated[Path | None, Opt(help="Write metrics.json, report.md and plots here.")] = None,
+) -> None:
+    """Score bundle variants on a labelled file with the embedded runtime."""
+    from baton.serving.evaluate import evaluate_bundle
+
+    results = evaluate_bundle(bundle, data, variant, text_column, label_column, output_dir)
+    for name, m in results.items():
+        f1 = m.get("micro_f1", m["macro_f1"])
+        typer.echo(f"{name}: accuracy {m['accuracy']:.4f}, {'micro' if 'micro_f1' in m else 'macro'}_f1 {f1:.4f} "
+                   f"({m['samples']} examples)")
+
+
+def _read_texts(texts: list[str] | None, file: Path | None) -> list[str]:
+    from baton.errors import DataError
+
+    if texts and texts != ["-"]:
+        return texts
+    if file is not None:
+        if not file.is_file():
+            raise DataError(f"--file: file not found: {file}")
+        raw, where = file.read_bytes(), f"--file {file}"
+    else:
+        raw, where = sys.stdin.buffer.read(), "standard input"
+    out = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where}: line {number} is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        out.append(text)
+    if out and out[-1] == "":
+        out.pop()
+    return out
+
+
+@app.command()
+def predict(
+    target: Annotated[str, typer.Argument(help="Bundle directory (or, with --server, ignored if '-').")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts; none or '-' reads lines from stdin.")] = None,
+    file: Annotated[Path | None, Opt(help="Read one text per line from this UTF-8 file.")] = None,
+    top_k: Annotated[int | None, Opt(help="Also return the k best labels.")] = None,
+    device: Annotated[str, Opt(help="auto, cpu, cuda.")] = "auto",
+    variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
+) -> None:
+    """Classify texts with a bundle; prints one JSON object per line."""
+    import json
+
+    from baton.serving import Predictor
+
+    items = _read_texts(texts, file)
+    predictor = Predictor.load(target, device=device, variant=variant)
+    for text, p in zip(items, predictor.predict(items, top_k=top_k), strict=True):
+        row: dict[str, Any] = {"text": text, "label": p.label, "score": round(p.score, 6), "truncated": p.truncated}
+        if top_k:
+            row["top_k"] = [{"label": label, "score": round(s, 6)} for label, s in p.top_k]
+        if p.labels is not None:
+            row["labels"] = p.labels
+        typer.echo(json.dumps(row, ensure_ascii=False))
+
+
 def _format_train_summary(out: Path, metrics: dict[str, Any]) -> str:
     lines = [f"run written to {out}"]
     for split in ("validation", "test"):

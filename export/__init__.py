@@ -1,3 +1,15 @@
-"""ONNX export, quantization, parity gates and bundles."""
+"""ONNX export via Optimum, int8 quantization, parity gates, and the model bundle: `baton export`."""
 
-__all__: list[str] = []
+from baton.export.config import ExportConfig, GateThresholds, Optimize, QuantPreset, Quantize, detect_preset
+from baton.export.exporter import ExportResult, export_bundle
+
+__all__ = [
+    "ExportConfig",
+    "ExportResult",
+    "GateThresholds",
+    "Optimize",
+    "QuantPreset",
+    "Quantize",
+    "detect_preset",
+    "export_bundle",
+]

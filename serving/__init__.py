@@ -1,3 +1,7 @@
-"""Embedded runtime and gRPC serving."""
+"""Embedded runtime and gRPC serving. Importing this package never imports torch, transformers or optimum."""
 
-__all__: list[str] = []
+from baton.serving.bundle import Bundle, load_bundle
+from baton.serving.engine import Engine, Prediction
+from baton.serving.predictor import Predictor
+
+__all__ = ["Bundle", "Engine", "Prediction", "Predictor", "load_bundle"]

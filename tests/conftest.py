@@ -79,3 +79,13 @@ def tiny_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         )
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run exported with real Optimum and quantized to int8 (gates must pass)."""
+    from baton.export import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
+    export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(out)))
+    return out

@@ -1,0 +1,100 @@
+"""Typed configuration of `baton export`, with named quantization presets."""
+
+from __future__ import annotations
+
+import enum
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from baton.errors import ConfigError
+
+__all__ = ["ExportConfig", "GateThresholds", "Optimize", "QuantPreset", "Quantize", "detect_preset"]
+
+
+class Optimize(str, enum.Enum):
+    NONE = "none"
+    O1 = "O1"
+    O2 = "O2"
+
+
+class Quantize(str, enum.Enum):
+    NONE = "none"
+    INT8 = "int8"
+
+
+class QuantPreset(str, enum.Enum):
+    """Optimum's dynamic-quantization presets; AUTO picks the one matching this CPU."""
+
+    AUTO = "auto"
+    AVX512_VNNI = "avx512_vnni"
+    AVX512 = "avx512"
+    AVX2 = "avx2"
+    ARM64 = "arm64"
+
+
+def detect_preset() -> QuantPreset:
+    if platform.machine().lower() in {"aarch64", "arm64"}:
+        return QuantPreset.ARM64
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
+    except OSError:
+        return QuantPreset.AVX2
+    if "avx512_vnni" in flags:
+        return QuantPreset.AVX512_VNNI
+    if "avx512f" in flags:
+        return QuantPreset.AVX512
+    return QuantPreset.AVX2
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateThresholds:
+    max_abs_logit_diff: float = 1e-3  # fp32 ONNX vs PyTorch
+    min_int8_agreement: float = 0.99  # int8 vs fp32 ONNX argmax agreement
+    max_int8_accuracy_drop: float = 0.01  # in accuracy (0.01 = 1 point)
+    min_fp16_agreement: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.max_abs_logit_diff <= 0 or not 0 < self.min_int8_agreement <= 1 or self.max_int8_accuracy_drop < 0:
+            raise ConfigError("invalid parity gate thresholds")
+
+
+def _enum(kind: type[enum.Enum], value: object, flag: str) -> enum.Enum:
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError as exc:
+        choices = ", ".join(str(m.value) for m in kind)
+        raise ConfigError(f"{flag} must be one of {choices} (got {value!r})") from exc
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportConfig:
+    run_dir: str
+    output: str
+    device: str = "cpu"
+    optimize: Optimize = Optimize.O2
+    quantize: Quantize = Quantize.INT8
+    preset: QuantPreset = QuantPreset.AUTO
+    parity_samples: int = 512
+    calibration_file: str | None = None
+    allow_fallback: bool = False
+    overwrite: bool = False
+    opset: int | None = None
+    gates: GateThresholds = GateThresholds()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "optimize", _enum(Optimize, self.optimize, "--optimize"))
+        object.__setattr__(self, "quantize", _enum(Quantize, self.quantize, "--quantize"))
+        object.__setattr__(self, "preset", _enum(QuantPreset, self.preset, "--preset"))
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"--device must be cpu or cuda (got {self.device!r})")
+        if self.parity_samples < 1:
+            raise ConfigError("--parity-samples must be >= 1")
+        if Path(self.output).resolve() == Path(self.run_dir).resolve():
+            raise ConfigError("--output must differ from the run directory")
+
+    @property
+    def resolved_preset(self) -> QuantPreset:
+        return detect_preset() if self.preset is QuantPreset.AUTO else self.preset

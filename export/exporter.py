@@ -1,0 +1,257 @@
+"""`baton export`: run directory → verified bundle, written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baton._io import write_json_atomic
+from baton.errors import ExportError, GateError
+from baton.export import onnx as onnx_steps
+from baton.export import parity
+from baton.export.config import ExportConfig, Quantize
+from baton.serving.bundle import MANIFEST, SCHEMA_VERSION, Bundle, load_bundle, sha256_of
+
+__all__ = ["ExportResult", "export_bundle"]
+
+logger = logging.getLogger(__name__)
+
+_TASKS = {"ForSequenceClassification": "text-classification", "ForTokenClassification": "token-classification"}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    bundle: Bundle
+    parity: dict[str, Any]
+    fallback_reason: str | None
+
+
+def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    model_dir = run_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        raise ExportError(f"{run_dir} holds no trained model ({model_dir}/config.json): run `baton train` first")
+    if not (run_dir / "metrics.json").is_file():
+        raise ExportError(f"{run_dir} is not a finished run (no metrics.json): finish or resume `baton train`")
+    config = json.loads((model_dir / "config.json").read_text())
+    train_args = json.loads((run_dir / "train_args.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return config, train_args, metrics
+
+
+def _task_of(config: dict[str, Any]) -> str:
+    for arch in config.get("architectures") or []:
+        for suffix, task in _TASKS.items():
+            if arch.endswith(suffix):
+                return task
+    raise ExportError(f"unsupported architecture for export: {config.get('architectures')} "
+                      f"(supported heads: {', '.join(_TASKS)})")
+
+
+def _parity_inputs(cfg: ExportConfig, run_dir: Path, train_args: dict[str, Any], labels: list[str],
+                   multi: bool) -> parity.ParityInputs:
+    from baton.training.config import TrainConfig
+    from baton.training.data import load_labelled_file, prepare_data
+
+    text_col, pair_col, label_col = train_args["text_column"], train_args["text_pair_column"], train_args["label_column"]
+    if cfg.calibration_file:
+        ds = load_labelled_file(cfg.calibration_file, "--calibration-file")
+        source = f"--calibration-file {cfg.calibration_file}"
+        missing = [c for c in (text_col, pair_col) if c and c not in ds.column_names]
+        if missing:
+            raise ExportError(f"--calibration-file: no column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}")
+        ds = ds.filter(lambda r: isinstance(r[text_col], str) and r[text_col].strip() != "")
+        label_ids = None
+        if label_col in ds.column_names:
+            index = {name: i for i, name in enumerate(labels)}
+            raw = ds[label_col][: cfg.parity_samples]
+            if multi:
+                label_ids = np.zeros((len(raw), len(labels)))
+                for r, row in enumerate(raw):
+                    for v in row:
+                        label_ids[r, index[str(v)]] = 1
+            elif all(str(v) in index for v in raw):
+                label_ids = np.asarray([index[str(v)] for v in raw])
+    else:
+        try:
+            data = prepare_data(TrainConfig(**train_args["config"]))
+        except Exception as exc:
+            raise ExportError(
+                f"cannot reload the run's validation split ({exc}); pass --calibration-file with labelled texts"
+            ) from exc
+        ds, source = data.validation, f"validation split: {data.validation_source}"
+        label_ids = np.asarray(ds["labels"][: cfg.parity_samples])
+    ds = ds.select(range(min(cfg.parity_samples, len(ds))))
+    return parity.tokenize_for_parity(
+        run_dir / "model", ds[text_col], ds[pair_col] if pair_col else None, label_ids,
+        int(train_args["max_length"]), source,
+    )
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("baton", "onnxruntime", "onnx", "optimum-onnx", "optimum", "transformers", "torch", "tokenizers"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _write_tokenizer(model_dir: Path, dest: Path, max_length: int) -> dict[str, Any]:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()  # the manifest says how to pad; a baked-in fixed padding would cost ~4x at run time
+    tok.enable_truncation(max_length)
+    tok.save(str(dest))
+    tok_cfg_path = model_dir / "tokenizer_config.json"
+    tok_cfg = json.loads(tok_cfg_path.read_text()) if tok_cfg_path.is_file() else {}
+    pad_token = tok_cfg.get("pad_token") or "[PAD]"
+    pad_id = tok.token_to_id(pad_token)
+    if pad_id is None:
+        raise ExportError(f"the tokenizer has no pad token {pad_token!r}")
+    return {
+        "file": dest.name,
+        "max_length": max_length,
+        "truncation_side": tok_cfg.get("truncation_side", "right"),
+        "padding": "longest",
+        "lowercase": bool(tok_cfg.get("do_lower_case", False)),
+        "pad_id": pad_id,
+        "pad_token": pad_token,
+    }
+
+
+def _gate_fp32(torch_out: np.ndarray, fp32: np.ndarray, multi: bool, cfg: ExportConfig) -> dict[str, Any]:
+    diff = parity.max_abs_diff(torch_out, fp32)
+    agree = parity.agreement(torch_out, fp32, multi)
+    passed = diff <= cfg.gates.max_abs_logit_diff and agree == 1.0
+    return {"max_abs_logit_diff": diff, "argmax_agreement": agree, "limit": cfg.gates.max_abs_logit_diff,
+            "passed": passed}
+
+
+def export_bundle(cfg: ExportConfig) -> ExportResult:
+    started = time.perf_counter()
+    run_dir, output = Path(cfg.run_dir), Path(cfg.output)
+    config, train_args, metrics = _read_run(run_dir)
+    task = _task_of(config)
+    if output.exists() and not cfg.overwrite:
+        raise ExportError(f"--output: {output} already exists; pass --overwrite to replace it")
+    labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    multi = config.get("problem_type") == "multi_label_classification"
+    max_length = int(train_args["max_length"])
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
+    try:
+        inputs = _parity_inputs(cfg, run_dir, train_args, labels, multi)
+        logger.info("parity samples: %d from %s", inputs.size, inputs.source)
+        onnx_dir = onnx_steps.export_fp32(run_dir / "model", work, task, cfg.opset)
+        fp32_file = onnx_steps.optimize_graph(onnx_dir, cfg.optimize, for_gpu=cfg.device == "cuda")
+        ref = parity.torch_logits(run_dir / "model", inputs)
+        logits = {"torch": ref, "fp32": parity.onnx_logits(fp32_file, inputs)}
+        report: dict[str, Any] = {"samples": inputs.size, "source": inputs.source}
+        report["fp32_vs_torch"] = _gate_fp32(ref, logits["fp32"], multi, cfg)
+        if not report["fp32_vs_torch"]["passed"]:
+            g = report["fp32_vs_torch"]
+            raise GateError(
+                f"parity gate failed: fp32 ONNX vs PyTorch max |Δlogit| {g['max_abs_logit_diff']:.2e} "
+                f"(limit {cfg.gates.max_abs_logit_diff:.0e}), argmax agreement {g['argmax_agreement']:.4f} (must be 1)"
+            )
+        files = {"model.onnx": (fp32_file, "fp32", "cpu" if cfg.device == "cpu" else "cuda")}
+        fallback: str | None = None
+        if cfg.device == "cuda":
+            fp16_file = onnx_steps.to_fp16(onnx_dir)
+            files["model.fp16.onnx"] = (fp16_file, "fp16", "cuda")
+            try:
+                logits["fp16"] = parity.onnx_logits(fp16_file, inputs, "CUDAExecutionProvider")
+                report["fp16_vs_fp32"] = {"argmax_agreement": parity.agreement(logits["fp32"], logits["fp16"], multi)}
+            except Exception as exc:  # no CUDA provider here: the gate runs when the bundle is loaded on a GPU
+                report["fp16_vs_fp32"] = {"measured": False, "why": str(exc).splitlines()[0][:200]}
+        elif cfg.quantize is Quantize.INT8:
+            preset = cfg.resolved_preset
+            # the fused (O2) graph holds contrib ops that ORT's quantizer cannot type: quantize the plain export
+            int8_file = onnx_steps.quantize_int8(onnx_dir / "model.onnx", preset)
+            logits["int8"] = parity.onnx_logits(int8_file, inputs)
+            agree = parity.agreement(logits["fp32"], logits["int8"], multi)
+            acc = parity.summary(logits, inputs, multi)
+            drop = acc["fp32"] - acc["int8"] if acc else None
+            ok = agree >= cfg.gates.min_int8_agreement and (drop is None or drop <= cfg.gates.max_int8_accuracy_drop)
+            report["int8_vs_fp32"] = {"preset": preset.value, "argmax_agreement": agree, "accuracy_drop": drop,
+                                      "min_agreement": cfg.gates.min_int8_agreement,
+                                      "max_accuracy_drop": cfg.gates.max_int8_accuracy_drop, "passed": ok}
+            if ok:
+                files["model.int8.onnx"] = (int8_file, "int8", "cpu")
+            else:
+                why = (f"int8 vs fp32 argmax agreement {agree:.4f} (min {cfg.gates.min_int8_agreement}), "
+                       f"accuracy drop {drop if drop is None else round(drop * 100, 2)} points "
+                       f"(max {cfg.gates.max_int8_accuracy_drop * 100:.1f})")
+                if not cfg.allow_fallback:
+                    raise GateError(f"parity gate failed: {why}; pass --allow-fallback to ship fp32 only")
+                fallback = why
+                report["fallback"] = f"int8 dropped: {why}"
+                logger.warning("int8 gate failed, keeping fp32 only: %s", why)
+        report["accuracy"] = parity.summary(logits, inputs, multi)
+
+        staging = work / "bundle"
+        staging.mkdir()
+        entries: dict[str, Any] = {}
+        for name, (src, variant, provider) in files.items():
+            shutil.copy2(src, staging / name)
+            entries[name] = {"variant": variant, "provider": provider, "bytes": (staging / name).stat().st_size,
+                             "sha256": sha256_of(staging / name)}
+        tok_meta = _write_tokenizer(run_dir / "model", staging / "tokenizer.json", max_length)
+        entries["tokenizer.json"] = {"bytes": (staging / "tokenizer.json").stat().st_size,
+                                     "sha256": sha256_of(staging / "tokenizer.json")}
+        import onnxruntime as ort
+
+        input_names = [i.name for i in ort.InferenceSession(str(staging / "model.onnx")).get_inputs()]
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": output.name,
+            "task": task,
+            "problem_type": config.get("problem_type", "single_label_classification"),
+            "labels": labels,
+            "threshold": train_args.get("config", {}).get("threshold", 0.5),
+            "max_length": max_length,
+            "input_names": input_names,
+            "base_model": train_args.get("base_model"),
+            "tokenizer": tok_meta,
+            "files": entries,
+            "training_metrics": {k: metrics[k] for k in ("validation", "test") if k in metrics},
+            "parity": report,
+            "versions": _versions(),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "export_seconds": round(time.perf_counter() - started, 1),
+        }
+        write_json_atomic(staging / MANIFEST, manifest)  # last: a bundle without it is refused on load
+        _swap_into_place(staging, output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExportResult(load_bundle(output), report, fallback)
+
+
+def _swap_into_place(staging: Path, output: Path) -> None:
+    """Rename the finished bundle into place; an existing one is moved aside first, never half-overwritten."""
+    old = None
+    if output.exists():
+        old = output.parent / f".{output.name}.old-{os.getpid()}"
+        output.rename(old)
+    try:
+        staging.rename(output)
+    except BaseException:
+        if old is not None:
+            old.rename(output)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,79 @@
+"""The Optimum steps: export to ONNX, optimise the graph, quantize dynamically to int8."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+from pathlib import Path
+
+from baton._optional import require
+from baton.errors import ExportError
+from baton.export.config import Optimize, QuantPreset
+
+__all__ = ["export_fp32", "optimize_graph", "quantize_int8", "to_fp16"]
+
+logger = logging.getLogger(__name__)
+
+
+def export_fp32(model_dir: Path, workdir: Path, task: str, opset: int | None) -> Path:
+    """Export with dynamic batch and sequence axes; returns the folder holding model.onnx."""
+    exporters = require("optimum.exporters.onnx")
+    out = workdir / "onnx"
+    try:
+        exporters.main_export(
+            str(model_dir), output=str(out), task=task, opset=opset, do_validation=False, local_files_only=True,
+            library_name="transformers",
+        )
+    except (KeyError, ValueError, NotImplementedError) as exc:
+        raise ExportError(f"cannot export {model_dir} to ONNX for task '{task}': {exc}") from exc
+    if not (out / "model.onnx").is_file():
+        raise ExportError(f"Optimum wrote no model.onnx for {model_dir}")
+    return out
+
+
+def optimize_graph(onnx_dir: Path, level: Optimize, for_gpu: bool = False) -> Path:
+    """Graph fusions (O1/O2) with Optimum's ORTOptimizer; returns the optimised file."""
+    if level is Optimize.NONE:
+        return onnx_dir / "model.onnx"
+    ort_mod = require("optimum.onnxruntime")
+    cfg_mod = require("optimum.onnxruntime.configuration")
+    config = getattr(cfg_mod.AutoOptimizationConfig, level.value)(for_gpu=for_gpu)
+    out = onnx_dir / "optimized"
+    optimizer = ort_mod.ORTOptimizer.from_pretrained(onnx_dir, file_names=["model.onnx"])
+    optimizer.optimize(config, save_dir=out)
+    return out / "model_optimized.onnx"
+
+
+def to_fp16(onnx_dir: Path) -> Path:
+    """O4: fusions for GPU plus fp16 weights, for the CUDA provider."""
+    ort_mod = require("optimum.onnxruntime")
+    cfg_mod = require("optimum.onnxruntime.configuration")
+    out = onnx_dir / "fp16"
+    optimizer = ort_mod.ORTOptimizer.from_pretrained(onnx_dir, file_names=["model.onnx"])
+    optimizer.optimize(cfg_mod.AutoOptimizationConfig.O4(for_gpu=True), save_dir=out)
+    return out / "model_optimized.onnx"
+
+
+def quantize_int8(model_file: Path, preset: QuantPreset) -> Path:
+    """Dynamic (weights int8, activations quantized at run time) quantization with the CPU's preset."""
+    ort_mod = require("optimum.onnxruntime")
+    cfg_mod = require("optimum.onnxruntime.configuration")
+    config = getattr(cfg_mod.AutoQuantizationConfig, preset.value)(is_static=False)
+    staging = model_file.parent / "quant-src"
+    staging.mkdir(exist_ok=True)
+    shutil.copy2(model_file, staging / "model.onnx")
+    for cfg_file in model_file.parent.glob("*.json"):
+        shutil.copy2(cfg_file, staging / cfg_file.name)
+    quantizer = ort_mod.ORTQuantizer.from_pretrained(staging, file_name="model.onnx")
+    out = model_file.parent / "int8"
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # onnxruntime's quantizer logs one INFO line per tensor on root
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantizer.quantize(config, save_dir=out)
+    finally:
+        root.setLevel(level)
+    return out / "model_quantized.onnx"

@@ -1,0 +1,150 @@
+"""The inference engine: `preprocess` (tokenizers) → `run` (onnxruntime) → `postprocess` (probabilities, labels).
+
+Three separate steps so the batcher can tokenize the next batch while the current one runs, and so tests can fake
+any one of them. Imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from baton.errors import BundleError
+from baton.serving.bundle import Bundle
+
+__all__ = ["Encoded", "Engine", "Prediction", "available_providers", "softmax", "sigmoid"]
+
+logger = logging.getLogger(__name__)
+
+# Texts are cut to this many characters per allowed token before tokenizing, so a multi-megabyte input cannot
+# stall the tokenizer; the cut is reported as truncation like any other.
+_CHARS_PER_TOKEN_CAP = 24
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenized batch, padded to its longest member."""
+
+    inputs: dict[str, np.ndarray]
+    truncated: list[bool]
+
+    @property
+    def size(self) -> int:
+        return len(self.truncated)
+
+    @property
+    def padded_tokens(self) -> int:
+        ids = self.inputs["input_ids"]
+        return int(ids.shape[0] * ids.shape[1])
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    scores: dict[str, float]
+    top_k: list[tuple[str, float]]
+    truncated: bool
+    labels: list[str] | None = None  # multi-label: every label at or above the threshold
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))  # type: ignore[no-any-return]
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+class Engine:
+    """One onnxruntime session over one bundle variant, with its tokenizer."""
+
+    def __init__(self, bundle: Bundle, variant: str, provider: str = "cpu", threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        if variant not in bundle.models:
+            raise BundleError(
+                f"bundle {bundle.root} has no '{variant}' variant (it has: {', '.join(sorted(bundle.models))})"
+            )
+        self.bundle = bundle
+        self.variant = variant
+        self.labels = bundle.labels
+        self.multi_label = bundle.multi_label
+        self.threshold = float(bundle.manifest.get("threshold", 0.5))
+        self.max_length = bundle.max_length
+        tok_meta = bundle.manifest["tokenizer"]
+        self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
+        # Set both explicitly: tokenizer.json files often carry fixed padding (e.g. to 128) that costs ~4x.
+        self._tokenizer.enable_truncation(
+            self.max_length, direction=tok_meta.get("truncation_side", "right"), strategy="longest_first"
+        )
+        self._tokenizer.enable_padding(pad_id=int(tok_meta["pad_id"]), pad_token=str(tok_meta["pad_token"]))
+        self._input_names = list(bundle.manifest["input_names"])
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if provider == "cuda":
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        model = bundle.models[variant]
+        self._session = ort.InferenceSession(str(model.path), sess_options=options, providers=providers)
+        self.provider = "cuda" if "CUDAExecutionProvider" in self._session.get_providers() else "cpu"
+        self.threads = options.intra_op_num_threads
+        self._char_cap = self.max_length * _CHARS_PER_TOKEN_CAP
+
+    def preprocess(self, texts: Sequence[str]) -> Encoded:
+        cut = [t if len(t) <= self._char_cap else t[: self._char_cap] for t in texts]
+        encodings = self._tokenizer.encode_batch(cut)
+        truncated = [bool(e.overflowing) or len(c) < len(t) for e, c, t in zip(encodings, cut, texts, strict=True)]
+        inputs = {"input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64)}
+        if "attention_mask" in self._input_names:
+            inputs["attention_mask"] = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        if "token_type_ids" in self._input_names:
+            inputs["token_type_ids"] = np.asarray([e.type_ids for e in encodings], dtype=np.int64)
+        return Encoded(inputs, truncated)
+
+    def run(self, encoded: Encoded) -> np.ndarray:
+        if encoded.size == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        (logits,) = self._session.run(["logits"], encoded.inputs)
+        return np.asarray(logits, dtype=np.float32)
+
+    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]:
+        probs = sigmoid(logits) if self.multi_label else softmax(logits)
+        k = len(self.labels) if not top_k else min(top_k, len(self.labels))
+        out: list[Prediction] = []
+        for row, truncated in zip(probs, encoded.truncated, strict=True):
+            order = np.argsort(-row, kind="stable")
+            best = int(order[0])
+            chosen = [self.labels[i] for i in order if row[i] >= self.threshold] if self.multi_label else None
+            out.append(
+                Prediction(
+                    label=self.labels[best],
+                    score=float(row[best]),
+                    scores={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                    top_k=[(self.labels[i], float(row[i])) for i in order[:k]],
+                    truncated=truncated,
+                    labels=chosen,
+                )
+            )
+        return out
+
+    def __call__(self, texts: Sequence[str], top_k: int | None = None) -> list[Prediction]:
+        encoded = self.preprocess(texts)
+        return self.postprocess(self.run(encoded), encoded, top_k)

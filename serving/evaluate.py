@@ -1,0 +1,64 @@
+"""`baton evaluate`: score bundle variants on a labelled file with the training metrics (needs the train extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baton._io import write_json_atomic
+from baton.errors import DataError
+from baton.serving.bundle import load_bundle
+from baton.serving.engine import Engine
+
+__all__ = ["evaluate_bundle"]
+
+
+def evaluate_bundle(
+    bundle_dir: str | Path, data_file: str, variants: list[str] | None, text_column: str, label_column: str,
+    output_dir: Path | None, batch_size: int = 32,
+) -> dict[str, Any]:
+    from baton.training.data import load_labelled_file
+    from baton.training.metrics import classification_metrics
+    from baton.training.report import plot_confusion_matrix, write_report
+
+    bundle = load_bundle(bundle_dir)
+    ds = load_labelled_file(data_file, "--data")
+    for column, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
+        if column not in ds.column_names:
+            raise DataError(f"--data {data_file}: no column '{column}' ({flag}); columns found: "
+                            f"{', '.join(ds.column_names)}")
+    texts = ["" if t is None else str(t) for t in ds[text_column]]
+    index = {name: i for i, name in enumerate(bundle.labels)}
+    raw = ds[label_column]
+    unknown = sorted({str(v) for row in raw for v in (row if bundle.multi_label else [row])} - set(index))
+    if unknown:
+        raise DataError(f"--data {data_file}: label(s) the model does not know: {', '.join(unknown[:10])}")
+    if bundle.multi_label:
+        label_ids = np.zeros((len(raw), len(index)))
+        for r, row in enumerate(raw):
+            for v in row:
+                label_ids[r, index[str(v)]] = 1
+    else:
+        label_ids = np.asarray([index[str(v)] for v in raw])
+    results: dict[str, Any] = {}
+    for variant in variants or sorted(bundle.models):
+        engine = Engine(bundle, variant, "cpu")
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        logits = np.zeros((len(texts), len(bundle.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            logits[idx] = engine.run(engine.preprocess([texts[i] for i in idx]))
+        results[variant] = classification_metrics(logits, label_ids, bundle.labels, bundle.multi_label,
+                                                  engine.threshold)
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for variant, m in results.items():
+            if "confusion_matrix" in m:
+                plot_confusion_matrix(m["confusion_matrix"], bundle.labels, f"{variant} confusion matrix",
+                                      output_dir / f"confusion_matrix_{variant}.png")
+        write_report(output_dir / "report.md", f"Evaluation of {bundle.name} on {data_file}",
+                     {"bundle": str(bundle.root), "data": data_file, "examples": len(texts)}, results, curves=None)
+        write_json_atomic(output_dir / "metrics.json", results)
+    return results

@@ -1,0 +1,180 @@
+"""Export with real Optimum and onnxruntime: gates, bundle format, atomic writes, tamper detection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REVIEWS
+
+from baton.errors import BundleError, ExportError, GateError
+from baton.export import ExportConfig, GateThresholds, export_bundle
+from baton.serving import Predictor, load_bundle
+from baton.serving.bundle import SCHEMA_VERSION, sha256_of
+
+
+def test_bundle_manifest_and_gates(tiny_bundle: Path) -> None:
+    manifest = json.loads((tiny_bundle / "bundle.json").read_text())
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["labels"] == ["negative", "positive"]
+    assert manifest["task"] == "text-classification"
+    assert manifest["max_length"] == 64
+    assert set(manifest["input_names"]) >= {"input_ids", "attention_mask"}
+    variants = {e["variant"] for e in manifest["files"].values() if "variant" in e}
+    assert variants == {"fp32", "int8"}
+    for name, entry in manifest["files"].items():
+        assert sha256_of(tiny_bundle / name) == entry["sha256"]
+    parity = manifest["parity"]
+    assert parity["samples"] == 150
+    assert parity["fp32_vs_torch"]["passed"] and parity["fp32_vs_torch"]["max_abs_logit_diff"] <= 1e-3
+    assert parity["int8_vs_fp32"]["argmax_agreement"] >= 0.99
+    assert manifest["training_metrics"]["validation"]["accuracy"] >= 0.8
+    tok = json.loads((tiny_bundle / "tokenizer.json").read_text())
+    assert tok["padding"] is None and tok["truncation"]["max_length"] == 64
+
+
+def _torch_argmax(run: Path, texts: list[str]) -> list[int]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(run / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(run / "model").eval()
+    with torch.no_grad():
+        enc = tok(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+        return model(**enc).logits.argmax(-1).tolist()  # type: ignore[no-any-return]
+
+
+def test_predictor_matches_pytorch_argmax(tiny_run: Path, tiny_bundle: Path) -> None:
+    texts = [json.loads(x)["text"] for x in (REVIEWS / "test.jsonl").read_text().splitlines()]
+    expected = _torch_argmax(tiny_run, texts)
+    predictor = Predictor.load(tiny_bundle, device="cpu", variant="fp32")
+    got = [predictor.labels.index(p.label) for p in predictor.predict(texts)]
+    assert got == expected
+    int8 = Predictor.load(tiny_bundle, device="cpu")
+    assert int8.engine.variant == "int8"  # auto on CPU picks int8
+    agree = np.mean([int8.labels.index(p.label) == e for p, e in zip(int8.predict(texts), expected, strict=True)])
+    assert agree >= 0.97
+
+
+def test_predictor_edge_cases(tiny_bundle: Path) -> None:
+    predictor = Predictor.load(tiny_bundle, device="cpu", variant="fp32", batch_size=4)
+    assert predictor.predict([]) == []
+    out = predictor.predict(["", "fine", "word " * 500, "good " * 100000], top_k=1)
+    assert [p.truncated for p in out] == [False, False, True, True]
+    assert all(len(p.top_k) == 1 and abs(sum(p.scores.values()) - 1) < 1e-5 for p in out)
+    with pytest.raises(TypeError):
+        predictor.predict("a single string")  # type: ignore[arg-type]
+
+
+def test_batched_and_alone_give_the_same_scores(tiny_bundle: Path) -> None:
+    predictor = Predictor.load(tiny_bundle, device="cpu", variant="fp32", batch_size=32)
+    texts = [json.loads(x)["text"] for x in (REVIEWS / "validation.jsonl").read_text().splitlines()][:40]
+    together = predictor.predict(texts)
+    alone = [predictor.predict([t])[0] for t in texts]
+    for a, b in zip(together, alone, strict=True):
+        assert a.label == b.label
+        assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= 1e-5
+
+
+def test_tampered_partial_and_wrong_schema_bundles_are_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    with (copy / "model.int8.onnx").open("r+b") as handle:
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(BundleError, match=r"model\.int8\.onnx does not match its SHA-256"):
+        load_bundle(copy)
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(BundleError, match="file tokenizer.json is missing"):
+        load_bundle(copy, verify=False)
+    shutil.rmtree(copy)
+    shutil.copytree(tiny_bundle, copy)
+    manifest = json.loads((copy / "bundle.json").read_text())
+    manifest["schema_version"] = 99
+    (copy / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="schema_version 99 is not supported"):
+        load_bundle(copy)
+    (copy / "bundle.json").unlink()
+    with pytest.raises(BundleError, match="not a bundle"):
+        load_bundle(copy)
+    with pytest.raises(BundleError, match="no 'fp16' variant"):
+        Predictor.load(tiny_bundle, device="cpu", variant="fp16")
+
+
+def test_failed_gate_refuses_the_export_and_writes_nothing(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    strict = GateThresholds(max_abs_logit_diff=1e-12)  # no real export is this exact: the gate must trip
+    with pytest.raises(GateError, match=r"fp32 ONNX vs PyTorch max \|Δlogit\|"):
+        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(out), gates=strict, parity_samples=32,
+                                   allow_fallback=True))
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temp folder left behind
+
+
+def test_existing_bundle_is_kept_unless_overwrite(tiny_run: Path, tiny_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="already exists; pass --overwrite"):
+        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tiny_bundle)))
+    out = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, out)
+    before = (out / "bundle.json").read_text()
+    with pytest.raises(GateError):
+        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(out), overwrite=True, parity_samples=16,
+                                   gates=GateThresholds(max_abs_logit_diff=1e-12)))
+    assert (out / "bundle.json").read_text() == before  # the old bundle is untouched by a failed export
+    load_bundle(out)
+
+
+def test_export_refuses_run_without_model_and_unknown_architecture(tiny_run: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    with pytest.raises(ExportError, match="holds no trained model"):
+        export_bundle(ExportConfig(run_dir=str(empty), output=str(tmp_path / "b")))
+    weird = tmp_path / "weird"
+    shutil.copytree(tiny_run, weird)
+    config = json.loads((weird / "model/config.json").read_text())
+    config["architectures"] = ["BertForMaskedLM"]
+    (weird / "model/config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportError, match="unsupported architecture for export"):
+        export_bundle(ExportConfig(run_dir=str(weird), output=str(tmp_path / "b2")))
+
+
+def test_serving_import_and_predict_do_not_load_torch(tiny_bundle: Path) -> None:
+    code = (
+        "import sys\n"
+        "from baton.serving import Predictor\n"
+        f"p = Predictor.load({str(tiny_bundle)!r}, device='cpu')\n"
+        "p.predict(['hello world'])\n"
+        "bad = [m for m in ('torch', 'transformers', 'optimum', 'datasets') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_export_evaluate_predict(tiny_run: Path, tiny_bundle: Path, tmp_path: Path) -> None:
+    def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "baton", "-q", *args], capture_output=True, input=stdin,
+                              timeout=300, cwd=tmp_path)
+
+    proc = cli("predict", str(tiny_bundle), "-", stdin="good one\nbad one\n\n".encode())
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    assert [r["text"] for r in rows] == ["good one", "bad one", ""]
+    bad = cli("predict", str(tiny_bundle), stdin=b"ok\n\xff\xfe\n")
+    assert bad.returncode == 2 and b"line 2 is not valid UTF-8" in bad.stderr and b"Traceback" not in bad.stderr
+    proc = cli("evaluate", str(tiny_bundle), "--data", str(REVIEWS / "test.jsonl"), "--output-dir", "ev")
+    assert proc.returncode == 0, proc.stderr
+    assert b"fp32: accuracy" in proc.stdout and b"int8: accuracy" in proc.stdout
+    assert (tmp_path / "ev/report.md").is_file() and (tmp_path / "ev/confusion_matrix_int8.png").is_file()
+    proc = cli("export", str(tiny_run), "--output", "b", "--parity-samples", "64")
+    assert proc.returncode == 0, proc.stderr
+    assert b"int8" in proc.stdout and b"parity (64 samples)" in proc.stdout
+    missing = cli("export", str(tmp_path / "nope"), "--output", "b2")
+    assert missing.returncode == 2 and b"holds no trained model" in missing.stderr
