@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from baton.errors import BatonError
+from baton.export.config import Optimize, QuantPreset, Quantize
 
 __all__ = ["app", "main"]
 
@@ -78,9 +79,9 @@ def export(
     run_dir: Annotated[str, typer.Argument(help="A finished `baton train` output directory.")],
     output: Annotated[str, Opt("--output", "-o", help="Bundle directory to write.")],
     device: Annotated[str, Opt(help="cpu: fp32 + int8 bundle; cuda: fp32 + fp16 (O4) bundle.")] = "cpu",
-    optimize: Annotated[str, Opt(help="Graph optimisation: O1, O2, none.")] = "O2",
-    quantize: Annotated[str, Opt(help="int8 or none (CPU only).")] = "int8",
-    preset: Annotated[str, Opt(help="Quantization preset: auto, avx512_vnni, avx512, avx2, arm64.")] = "auto",
+    optimize: Annotated[Optimize, Opt(help="Graph optimisation.")] = Optimize.O2,
+    quantize: Annotated[Quantize, Opt(help="int8 quantization (CPU bundles only).")] = Quantize.INT8,
+    preset: Annotated[QuantPreset, Opt(help="Quantization preset (auto: detected from this CPU).")] = QuantPreset.AUTO,
     parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
     calibration_file: Annotated[str | None, Opt(help="Labelled texts for the gates (default: validation).")] = None,
     allow_fallback: Annotated[bool, Opt(help="If the int8 gate fails, ship fp32 only and record why.")] = False,
@@ -89,9 +90,18 @@ def export(
     """Export a trained run to a verified ONNX bundle (Optimum export, optimisation, int8, parity gates)."""
     from baton.export import ExportConfig, export_bundle
 
-    cfg = ExportConfig(run_dir=run_dir, output=output, device=device, optimize=optimize, quantize=quantize,
-                       preset=preset, parity_samples=parity_samples, calibration_file=calibration_file,
-                       allow_fallback=allow_fallback, overwrite=overwrite)
+    cfg = ExportConfig(
+        run_dir=run_dir,
+        output=output,
+        device=device,
+        optimize=optimize,
+        quantize=quantize,
+        preset=preset,
+        parity_samples=parity_samples,
+        calibration_file=calibration_file,
+        allow_fallback=allow_fallback,
+        overwrite=overwrite,
+    )
     result = export_bundle(cfg)
     typer.echo(_format_bundle(result.bundle.root))
 
@@ -105,17 +115,24 @@ def _format_bundle(root: Path) -> str:
     for name, entry in manifest["files"].items():
         if "variant" in entry:
             a = acc.get(entry["variant"])
-            lines.append(f"{entry['variant']:<8} {name:<18} {entry['bytes'] / 2**20:6.1f} MiB  "
-                         + (f"{a:.4f}" if a is not None else "-"))
+            lines.append(
+                f"{entry['variant']:<8} {name:<18} {entry['bytes'] / 2**20:6.1f} MiB  "
+                + (f"{a:.4f}" if a is not None else "-")
+            )
     parity = manifest["parity"]
     g = parity["fp32_vs_torch"]
-    lines.append(f"parity ({parity['samples']} samples): fp32 vs torch max |Δlogit| {g['max_abs_logit_diff']:.2e}, "
-                 f"agreement {g['argmax_agreement']:.4f}")
+    lines.append(
+        f"parity ({parity['samples']} samples): fp32 vs torch max |Δlogit| {g['max_abs_logit_diff']:.2e}, "
+        f"agreement {g['argmax_agreement']:.4f}"
+    )
     if "int8_vs_fp32" in parity:
         q = parity["int8_vs_fp32"]
         drop = q["accuracy_drop"]
-        lines.append(f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
-                     + (f"{drop * 100:.2f} points" if drop is not None else "n/a") + f" ({q['preset']})")
+        lines.append(
+            f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
+            + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
+            + f" ({q['preset']})"
+        )
     if "fallback" in parity:
         lines.append(f"fallback: {parity['fallback']}")
     return "\n".join(lines)
@@ -136,8 +153,10 @@ def evaluate(
     results = evaluate_bundle(bundle, data, variant, text_column, label_column, output_dir)
     for name, m in results.items():
         f1 = m.get("micro_f1", m["macro_f1"])
-        typer.echo(f"{name}: accuracy {m['accuracy']:.4f}, {'micro' if 'micro_f1' in m else 'macro'}_f1 {f1:.4f} "
-                   f"({m['samples']} examples)")
+        typer.echo(
+            f"{name}: accuracy {m['accuracy']:.4f}, {'micro' if 'micro_f1' in m else 'macro'}_f1 {f1:.4f} "
+            f"({m['samples']} examples)"
+        )
 
 
 def _read_texts(texts: list[str] | None, file: Path | None) -> list[str]:
@@ -186,6 +205,16 @@ def predict(
         if p.labels is not None:
             row["labels"] = p.labels
         typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, Opt(help="Where runs/ and bundles/ are written.")] = Path("."),
+) -> None:
+    """Train, export and predict on the shipped demo reviews."""
+    from baton.demo import run_demo
+
+    run_demo(workdir, typer.echo)
 
 
 def _format_train_summary(out: Path, metrics: dict[str, Any]) -> str:

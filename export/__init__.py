@@ -1,6 +1,6 @@
 """ONNX export via Optimum, int8 quantization, parity gates, and the model bundle: `baton export`."""
 
-from baton.export.config import ExportConfig, GateThresholds, Optimize, QuantPreset, Quantize, detect_preset
+from baton.export.config import ExportConfig, GateThresholds, Optimize, Quantize, QuantPreset, detect_preset
 from baton.export.exporter import ExportResult, export_bundle
 
 __all__ = [

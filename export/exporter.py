@@ -54,22 +54,30 @@ def _task_of(config: dict[str, Any]) -> str:
         for suffix, task in _TASKS.items():
             if arch.endswith(suffix):
                 return task
-    raise ExportError(f"unsupported architecture for export: {config.get('architectures')} "
-                      f"(supported heads: {', '.join(_TASKS)})")
+    raise ExportError(
+        f"unsupported architecture for export: {config.get('architectures')} (supported heads: {', '.join(_TASKS)})"
+    )
 
 
-def _parity_inputs(cfg: ExportConfig, run_dir: Path, train_args: dict[str, Any], labels: list[str],
-                   multi: bool) -> parity.ParityInputs:
+def _parity_inputs(
+    cfg: ExportConfig, run_dir: Path, train_args: dict[str, Any], labels: list[str], multi: bool
+) -> parity.ParityInputs:
     from baton.training.config import TrainConfig
     from baton.training.data import load_labelled_file, prepare_data
 
-    text_col, pair_col, label_col = train_args["text_column"], train_args["text_pair_column"], train_args["label_column"]
+    text_col, pair_col, label_col = (
+        train_args["text_column"],
+        train_args["text_pair_column"],
+        train_args["label_column"],
+    )
     if cfg.calibration_file:
         ds = load_labelled_file(cfg.calibration_file, "--calibration-file")
         source = f"--calibration-file {cfg.calibration_file}"
         missing = [c for c in (text_col, pair_col) if c and c not in ds.column_names]
         if missing:
-            raise ExportError(f"--calibration-file: no column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}")
+            raise ExportError(
+                f"--calibration-file: no column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}"
+            )
         ds = ds.filter(lambda r: isinstance(r[text_col], str) and r[text_col].strip() != "")
         label_ids = None
         if label_col in ds.column_names:
@@ -93,8 +101,12 @@ def _parity_inputs(cfg: ExportConfig, run_dir: Path, train_args: dict[str, Any],
         label_ids = np.asarray(ds["labels"][: cfg.parity_samples])
     ds = ds.select(range(min(cfg.parity_samples, len(ds))))
     return parity.tokenize_for_parity(
-        run_dir / "model", ds[text_col], ds[pair_col] if pair_col else None, label_ids,
-        int(train_args["max_length"]), source,
+        run_dir / "model",
+        ds[text_col],
+        ds[pair_col] if pair_col else None,
+        label_ids,
+        int(train_args["max_length"]),
+        source,
     )
 
 
@@ -136,8 +148,12 @@ def _gate_fp32(torch_out: np.ndarray, fp32: np.ndarray, multi: bool, cfg: Export
     diff = parity.max_abs_diff(torch_out, fp32)
     agree = parity.agreement(torch_out, fp32, multi)
     passed = diff <= cfg.gates.max_abs_logit_diff and agree == 1.0
-    return {"max_abs_logit_diff": diff, "argmax_agreement": agree, "limit": cfg.gates.max_abs_logit_diff,
-            "passed": passed}
+    return {
+        "max_abs_logit_diff": diff,
+        "argmax_agreement": agree,
+        "limit": cfg.gates.max_abs_logit_diff,
+        "passed": passed,
+    }
 
 
 def export_bundle(cfg: ExportConfig) -> ExportResult:
@@ -187,15 +203,22 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             acc = parity.summary(logits, inputs, multi)
             drop = acc["fp32"] - acc["int8"] if acc else None
             ok = agree >= cfg.gates.min_int8_agreement and (drop is None or drop <= cfg.gates.max_int8_accuracy_drop)
-            report["int8_vs_fp32"] = {"preset": preset.value, "argmax_agreement": agree, "accuracy_drop": drop,
-                                      "min_agreement": cfg.gates.min_int8_agreement,
-                                      "max_accuracy_drop": cfg.gates.max_int8_accuracy_drop, "passed": ok}
+            report["int8_vs_fp32"] = {
+                "preset": preset.value,
+                "argmax_agreement": agree,
+                "accuracy_drop": drop,
+                "min_agreement": cfg.gates.min_int8_agreement,
+                "max_accuracy_drop": cfg.gates.max_int8_accuracy_drop,
+                "passed": ok,
+            }
             if ok:
                 files["model.int8.onnx"] = (int8_file, "int8", "cpu")
             else:
-                why = (f"int8 vs fp32 argmax agreement {agree:.4f} (min {cfg.gates.min_int8_agreement}), "
-                       f"accuracy drop {drop if drop is None else round(drop * 100, 2)} points "
-                       f"(max {cfg.gates.max_int8_accuracy_drop * 100:.1f})")
+                why = (
+                    f"int8 vs fp32 argmax agreement {agree:.4f} (min {cfg.gates.min_int8_agreement}), "
+                    f"accuracy drop {drop if drop is None else round(drop * 100, 2)} points "
+                    f"(max {cfg.gates.max_int8_accuracy_drop * 100:.1f})"
+                )
                 if not cfg.allow_fallback:
                     raise GateError(f"parity gate failed: {why}; pass --allow-fallback to ship fp32 only")
                 fallback = why
@@ -208,11 +231,17 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
         entries: dict[str, Any] = {}
         for name, (src, variant, provider) in files.items():
             shutil.copy2(src, staging / name)
-            entries[name] = {"variant": variant, "provider": provider, "bytes": (staging / name).stat().st_size,
-                             "sha256": sha256_of(staging / name)}
+            entries[name] = {
+                "variant": variant,
+                "provider": provider,
+                "bytes": (staging / name).stat().st_size,
+                "sha256": sha256_of(staging / name),
+            }
         tok_meta = _write_tokenizer(run_dir / "model", staging / "tokenizer.json", max_length)
-        entries["tokenizer.json"] = {"bytes": (staging / "tokenizer.json").stat().st_size,
-                                     "sha256": sha256_of(staging / "tokenizer.json")}
+        entries["tokenizer.json"] = {
+            "bytes": (staging / "tokenizer.json").stat().st_size,
+            "sha256": sha256_of(staging / "tokenizer.json"),
+        }
         import onnxruntime as ort
 
         input_names = [i.name for i in ort.InferenceSession(str(staging / "model.onnx")).get_inputs()]

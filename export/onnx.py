@@ -23,7 +23,12 @@ def export_fp32(model_dir: Path, workdir: Path, task: str, opset: int | None) ->
     out = workdir / "onnx"
     try:
         exporters.main_export(
-            str(model_dir), output=str(out), task=task, opset=opset, do_validation=False, local_files_only=True,
+            str(model_dir),
+            output=str(out),
+            task=task,
+            opset=opset,
+            do_validation=False,
+            local_files_only=True,
             library_name="transformers",
         )
     except (KeyError, ValueError, NotImplementedError) as exc:

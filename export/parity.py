@@ -29,8 +29,13 @@ class ParityInputs:
 
 
 def tokenize_for_parity(
-    model_dir: Path, texts: Sequence[str], pairs: Sequence[str] | None, label_ids: np.ndarray | None,
-    max_length: int, source: str, batch_size: int = 32,
+    model_dir: Path,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None,
+    label_ids: np.ndarray | None,
+    max_length: int,
+    source: str,
+    batch_size: int = 32,
 ) -> ParityInputs:
     from transformers import AutoTokenizer
 
@@ -40,8 +45,12 @@ def tokenize_for_parity(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         enc = tokenizer(
-            [texts[i] for i in idx], [pairs[i] for i in idx] if pairs else None,
-            padding=True, truncation=True, max_length=max_length, return_tensors="np",
+            [texts[i] for i in idx],
+            [pairs[i] for i in idx] if pairs else None,
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="np",
         )
         batches.append({k: np.asarray(v, dtype=np.int64) for k, v in enc.items()})
     labels = None if label_ids is None else np.asarray(label_ids)[order]

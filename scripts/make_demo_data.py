@@ -13,28 +13,119 @@ import sys
 from pathlib import Path
 
 SUBJECTS = {
-    "movie": ["the movie", "this film", "the sequel", "the documentary", "the ending", "the script", "the cast",
-              "the soundtrack", "the pacing", "the plot", "the director's cut", "the animation"],
-    "product": ["this blender", "the headphones", "the battery", "this phone case", "the charger", "the keyboard",
-                "the vacuum", "this kettle", "the backpack", "the screen", "the mattress", "the coffee grinder",
-                "these running shoes", "the delivery", "customer support", "the app"],
+    "movie": [
+        "the movie",
+        "this film",
+        "the sequel",
+        "the documentary",
+        "the ending",
+        "the script",
+        "the cast",
+        "the soundtrack",
+        "the pacing",
+        "the plot",
+        "the director's cut",
+        "the animation",
+    ],
+    "product": [
+        "this blender",
+        "the headphones",
+        "the battery",
+        "this phone case",
+        "the charger",
+        "the keyboard",
+        "the vacuum",
+        "this kettle",
+        "the backpack",
+        "the screen",
+        "the mattress",
+        "the coffee grinder",
+        "these running shoes",
+        "the delivery",
+        "customer support",
+        "the app",
+    ],
 }
-POS_ADJ = ["great", "excellent", "wonderful", "fantastic", "solid", "delightful", "impressive", "reliable",
-           "charming", "superb", "sturdy", "brilliant", "lovely", "well made", "gripping"]
-NEG_ADJ = ["terrible", "awful", "boring", "disappointing", "flimsy", "dull", "useless", "cheap", "clumsy",
-           "broken", "annoying", "mediocre", "painful", "sloppy", "forgettable"]
-POS_CLAUSE = ["I would buy it again", "worth every penny", "I loved every minute", "it exceeded my expectations",
-              "highly recommended", "my whole family enjoyed it", "it works exactly as advertised",
-              "I keep coming back to it", "five stars from me", "it made my week",
-              "I'm telling all my friends about it", "it still works perfectly after months"]
-NEG_CLAUSE = ["I want my money back", "a complete waste of time", "I returned it after two days",
-              "it stopped working within a week", "I walked out halfway through", "one star is generous",
-              "avoid it", "it fell apart almost immediately", "I regret buying it", "nobody in my family liked it",
-              "it never worked properly", "I nearly fell asleep"]
-NEG_OF_POS = ["not great", "not worth the price", "not as good as the reviews said", "never comfortable",
-              "not something I would recommend", "hardly impressive", "not reliable at all"]
-NEG_OF_NEG = ["not bad at all", "never boring", "not disappointing in the slightest", "far from cheap-feeling",
-              "not a waste of money", "hardly a flaw to be found", "not as flimsy as I feared"]
+POS_ADJ = [
+    "great",
+    "excellent",
+    "wonderful",
+    "fantastic",
+    "solid",
+    "delightful",
+    "impressive",
+    "reliable",
+    "charming",
+    "superb",
+    "sturdy",
+    "brilliant",
+    "lovely",
+    "well made",
+    "gripping",
+]
+NEG_ADJ = [
+    "terrible",
+    "awful",
+    "boring",
+    "disappointing",
+    "flimsy",
+    "dull",
+    "useless",
+    "cheap",
+    "clumsy",
+    "broken",
+    "annoying",
+    "mediocre",
+    "painful",
+    "sloppy",
+    "forgettable",
+]
+POS_CLAUSE = [
+    "I would buy it again",
+    "worth every penny",
+    "I loved every minute",
+    "it exceeded my expectations",
+    "highly recommended",
+    "my whole family enjoyed it",
+    "it works exactly as advertised",
+    "I keep coming back to it",
+    "five stars from me",
+    "it made my week",
+    "I'm telling all my friends about it",
+    "it still works perfectly after months",
+]
+NEG_CLAUSE = [
+    "I want my money back",
+    "a complete waste of time",
+    "I returned it after two days",
+    "it stopped working within a week",
+    "I walked out halfway through",
+    "one star is generous",
+    "avoid it",
+    "it fell apart almost immediately",
+    "I regret buying it",
+    "nobody in my family liked it",
+    "it never worked properly",
+    "I nearly fell asleep",
+]
+NEG_OF_POS = [
+    "not great",
+    "not worth the price",
+    "not as good as the reviews said",
+    "never comfortable",
+    "not something I would recommend",
+    "hardly impressive",
+    "not reliable at all",
+]
+NEG_OF_NEG = [
+    "not bad at all",
+    "never boring",
+    "not disappointing in the slightest",
+    "far from cheap-feeling",
+    "not a waste of money",
+    "hardly a flaw to be found",
+    "not as flimsy as I feared",
+]
 OPENERS = ["Honestly,", "Overall,", "To be fair,", "After a month,", "I have to say", "In short,", "Well,", "", "", ""]
 CLOSERS = ["", "", "", "!", ".", " :)", " :(", "..."]
 
@@ -67,8 +158,10 @@ def _mixed(rng: random.Random, positive: bool, subject: str, other: str) -> str:
     # The clause after "but" carries the verdict.
     first = rng.choice(NEG_ADJ if positive else POS_ADJ)
     second = rng.choice(POS_CLAUSE if positive else NEG_CLAUSE)
-    return f"{subject} was a bit {first}, but {other} made up for it and {second}" if positive else (
-        f"{subject} looked {first} at first, but {second}"
+    return (
+        f"{subject} was a bit {first}, but {other} made up for it and {second}"
+        if positive
+        else (f"{subject} looked {first} at first, but {second}")
     )
 
 

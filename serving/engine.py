@@ -17,7 +17,7 @@ import numpy as np
 from baton.errors import BundleError
 from baton.serving.bundle import Bundle
 
-__all__ = ["Encoded", "Engine", "Prediction", "available_providers", "softmax", "sigmoid"]
+__all__ = ["Encoded", "Engine", "Prediction", "available_providers", "sigmoid", "softmax"]
 
 logger = logging.getLogger(__name__)
 

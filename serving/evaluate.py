@@ -16,8 +16,13 @@ __all__ = ["evaluate_bundle"]
 
 
 def evaluate_bundle(
-    bundle_dir: str | Path, data_file: str, variants: list[str] | None, text_column: str, label_column: str,
-    output_dir: Path | None, batch_size: int = 32,
+    bundle_dir: str | Path,
+    data_file: str,
+    variants: list[str] | None,
+    text_column: str,
+    label_column: str,
+    output_dir: Path | None,
+    batch_size: int = 32,
 ) -> dict[str, Any]:
     from baton.training.data import load_labelled_file
     from baton.training.metrics import classification_metrics
@@ -27,8 +32,9 @@ def evaluate_bundle(
     ds = load_labelled_file(data_file, "--data")
     for column, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
         if column not in ds.column_names:
-            raise DataError(f"--data {data_file}: no column '{column}' ({flag}); columns found: "
-                            f"{', '.join(ds.column_names)}")
+            raise DataError(
+                f"--data {data_file}: no column '{column}' ({flag}); columns found: {', '.join(ds.column_names)}"
+            )
     texts = ["" if t is None else str(t) for t in ds[text_column]]
     index = {name: i for i, name in enumerate(bundle.labels)}
     raw = ds[label_column]
@@ -50,15 +56,25 @@ def evaluate_bundle(
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             logits[idx] = engine.run(engine.preprocess([texts[i] for i in idx]))
-        results[variant] = classification_metrics(logits, label_ids, bundle.labels, bundle.multi_label,
-                                                  engine.threshold)
+        results[variant] = classification_metrics(
+            logits, label_ids, bundle.labels, bundle.multi_label, engine.threshold
+        )
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for variant, m in results.items():
             if "confusion_matrix" in m:
-                plot_confusion_matrix(m["confusion_matrix"], bundle.labels, f"{variant} confusion matrix",
-                                      output_dir / f"confusion_matrix_{variant}.png")
-        write_report(output_dir / "report.md", f"Evaluation of {bundle.name} on {data_file}",
-                     {"bundle": str(bundle.root), "data": data_file, "examples": len(texts)}, results, curves=None)
+                plot_confusion_matrix(
+                    m["confusion_matrix"],
+                    bundle.labels,
+                    f"{variant} confusion matrix",
+                    output_dir / f"confusion_matrix_{variant}.png",
+                )
+        write_report(
+            output_dir / "report.md",
+            f"Evaluation of {bundle.name} on {data_file}",
+            {"bundle": str(bundle.root), "data": data_file, "examples": len(texts)},
+            results,
+            curves=None,
+        )
         write_json_atomic(output_dir / "metrics.json", results)
     return results

@@ -43,18 +43,25 @@ def choose_variant(bundle: Bundle, device: str, variant: str | None) -> tuple[st
         raise BundleError(f"device must be one of {', '.join(_DEVICES)} (got {device!r})")
     cuda = device == "cuda" or (device == "auto" and _cuda_answers())
     if device == "cuda" and not _cuda_answers():
-        raise BundleError("device 'cuda' asked for, but onnxruntime has no CUDA provider or no GPU answers "
-                          "(install onnxruntime-gpu: see the 'gpu' extra)")
+        raise BundleError(
+            "device 'cuda' asked for, but onnxruntime has no CUDA provider or no GPU answers "
+            "(install onnxruntime-gpu: see the 'gpu' extra)"
+        )
     provider = "cuda" if cuda else "cpu"
     if variant is not None:
         if variant not in bundle.models:
-            raise BundleError(f"bundle {bundle.root} has no '{variant}' variant (it has: {', '.join(sorted(bundle.models))})")
+            raise BundleError(
+                f"bundle {bundle.root} has no '{variant}' variant (it has: {', '.join(sorted(bundle.models))})"
+            )
         return variant, provider, f"variant {variant} requested"
     order = _CUDA_ORDER if cuda else _CPU_ORDER
     for name in order:
         if name in bundle.models:
-            why = "CUDA provider available and a GPU answers" if cuda else (
-                "no usable CUDA provider" if device == "auto" else "CPU requested")
+            why = (
+                "CUDA provider available and a GPU answers"
+                if cuda
+                else ("no usable CUDA provider" if device == "auto" else "CPU requested")
+            )
             return name, provider, f"{why}; preferred {'/'.join(order)}"
     raise BundleError(f"bundle {bundle.root} has no variant usable on {provider} (has: {', '.join(bundle.models)})")
 
@@ -80,8 +87,9 @@ class Predictor:
         bundle = load_bundle(bundle_dir)
         chosen, provider, why = choose_variant(bundle, device, variant)
         engine = Engine(bundle, chosen, provider, threads)
-        logger.info("loaded %s: variant %s on %s (%d threads): %s", bundle.root, chosen, engine.provider,
-                    engine.threads, why)
+        logger.info(
+            "loaded %s: variant %s on %s (%d threads): %s", bundle.root, chosen, engine.provider, engine.threads, why
+        )
         return cls(engine, batch_size)
 
     @property
@@ -102,6 +110,10 @@ class Predictor:
                 results[i] = prediction
         truncated = sum(p.truncated for p in results if p is not None)
         if truncated:
-            logger.info("%d of %d text(s) were longer than %d tokens and were truncated", truncated, len(texts),
-                        self.engine.max_length)
+            logger.info(
+                "%d of %d text(s) were longer than %d tokens and were truncated",
+                truncated,
+                len(texts),
+                self.engine.max_length,
+            )
         return [p for p in results if p is not None]

@@ -16,10 +16,29 @@ def test_torchrun_two_cpu_processes(tiny_model_dir: Path, tmp_path: Path) -> Non
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun is installed with torch"
     out = tmp_path / "run"
-    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "baton", "-q", "train",
-           "--model", str(tiny_model_dir), "--train-file", str(REVIEWS / "train.jsonl"),
-           "--validation-file", str(REVIEWS / "validation.jsonl"), "--max-train-samples", "128",
-           "--epochs", "1", "--batch-size", "16", "--output-dir", str(out)]
+    cmd = [
+        torchrun,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "baton",
+        "-q",
+        "train",
+        "--model",
+        str(tiny_model_dir),
+        "--train-file",
+        str(REVIEWS / "train.jsonl"),
+        "--validation-file",
+        str(REVIEWS / "validation.jsonl"),
+        "--max-train-samples",
+        "128",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -28,6 +47,12 @@ def test_torchrun_two_cpu_processes(tiny_model_dir: Path, tmp_path: Path) -> Non
     assert metrics["validation"]["samples"] == 150  # gathered across ranks without duplicates
     assert proc.stdout.count("run written to") == 2  # both ranks finish; only rank 0 writes files
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
-        ["model", "metrics.json", "train_args.json", "report.md", "training_curves.png",
-         "confusion_matrix_validation.png"]
+        [
+            "model",
+            "metrics.json",
+            "train_args.json",
+            "report.md",
+            "training_curves.png",
+            "confusion_matrix_validation.png",
+        ]
     )

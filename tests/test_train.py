@@ -12,9 +12,17 @@ from baton.training import TrainConfig, run_training
 
 
 def test_finished_run_has_the_contracted_outputs(tiny_run: Path) -> None:
-    for name in ("model/config.json", "model/model.safetensors", "model/tokenizer.json", "metrics.json",
-                 "train_args.json", "report.md", "training_curves.png", "confusion_matrix_validation.png",
-                 "confusion_matrix_test.png"):
+    for name in (
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+        "metrics.json",
+        "train_args.json",
+        "report.md",
+        "training_curves.png",
+        "confusion_matrix_validation.png",
+        "confusion_matrix_test.png",
+    ):
         assert (tiny_run / name).is_file(), name
     assert not (tiny_run / "checkpoints").exists()
     metrics = json.loads((tiny_run / "metrics.json").read_text())
@@ -52,8 +60,14 @@ def test_reported_accuracy_matches_an_independent_prediction(tiny_run: Path) -> 
 
 def _quick(tiny_model_dir: Path, out: Path, **kw: object) -> TrainConfig:
     base: dict[str, object] = dict(
-        model=str(tiny_model_dir), output_dir=str(out), epochs=1, batch_size=16, learning_rate=1e-3,
-        patience=0, max_length=32, baseline=False,
+        model=str(tiny_model_dir),
+        output_dir=str(out),
+        epochs=1,
+        batch_size=16,
+        learning_rate=1e-3,
+        patience=0,
+        max_length=32,
+        baseline=False,
     )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
@@ -63,7 +77,9 @@ def test_multi_label_uses_sigmoid_metrics(tiny_model_dir: Path, tmp_path: Path) 
     rows = []
     for i in range(60):
         labels = [["joy"], ["anger"], ["joy", "surprise"], ["surprise"]][i % 4]
-        rows.append({"text": f"review number {i} is great" if "joy" in labels else f"awful thing {i}", "labels": labels})
+        rows.append(
+            {"text": f"review number {i} is great" if "joy" in labels else f"awful thing {i}", "labels": labels}
+        )
     data = write_jsonl(tmp_path / "ml.jsonl", rows)
     result = run_training(_quick(tiny_model_dir, tmp_path / "run", train_file=str(data), label_column="labels"))
     m = result.metrics["validation"]
@@ -82,8 +98,9 @@ def test_sentence_pairs_from_csv_with_int_labels(tiny_model_dir: Path, tmp_path:
     data = tmp_path / "pairs.csv"
     data.write_text("\n".join(lines) + "\n")
     result = run_training(
-        _quick(tiny_model_dir, tmp_path / "run", train_file=str(data), text_column="premise",
-               text_pair_column="hypothesis")
+        _quick(
+            tiny_model_dir, tmp_path / "run", train_file=str(data), text_column="premise", text_pair_column="hypothesis"
+        )
     )
     assert set(result.metrics["validation"]["per_class"]) == {"0", "1"}
     args = json.loads((tmp_path / "run/train_args.json").read_text())

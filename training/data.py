@@ -14,7 +14,7 @@ from baton.training.config import TrainConfig
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["SINGLE_LABEL", "MULTI_LABEL", "PreparedData", "TaskSpec", "load_labelled_file", "prepare_data"]
+__all__ = ["MULTI_LABEL", "SINGLE_LABEL", "PreparedData", "TaskSpec", "load_labelled_file", "prepare_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +109,7 @@ def _check_columns(ds: Dataset, cfg: TrainConfig, where: str) -> None:
         wanted.append(("--text-pair-column", cfg.text_pair_column))
     for flag, column in wanted:
         if column not in ds.column_names:
-            raise DataError(
-                f"{where}: no column '{column}' ({flag}); columns found: {', '.join(ds.column_names)}"
-            )
+            raise DataError(f"{where}: no column '{column}' ({flag}); columns found: {', '.join(ds.column_names)}")
 
 
 def _is_blank(value: Any) -> bool:

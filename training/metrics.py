@@ -47,7 +47,7 @@ def classification_metrics(
         y_true = (np.asarray(label_ids) >= 0.5).astype(int)
         y_pred = (probabilities(logits, True) >= threshold).astype(int)
         return {
-            "samples": int(len(y_true)),
+            "samples": len(y_true),
             "accuracy": float(accuracy_score(y_true, y_pred)),  # exact match of the whole label set
             "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
             "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
@@ -58,7 +58,7 @@ def classification_metrics(
     y_pred = np.asarray(logits).argmax(axis=-1)
     ids = list(range(len(labels)))
     return {
-        "samples": int(len(y_true)),
+        "samples": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
         "per_class": _per_class(y_true, y_pred, labels),

@@ -64,8 +64,12 @@ def _fmt(value: Any) -> str:
 
 
 def _split_section(name: str, metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
-    lines = [f"## {name} ({metrics['samples']} examples)", "", "| metric | fine-tuned |" + (" untrained head |" if baseline else ""),
-             "|---|---|" + ("---|" if baseline else "")]
+    lines = [
+        f"## {name} ({metrics['samples']} examples)",
+        "",
+        "| metric | fine-tuned |" + (" untrained head |" if baseline else ""),
+        "|---|---|" + ("---|" if baseline else ""),
+    ]
     for key in ("accuracy", "macro_f1", "micro_f1"):
         if key in metrics:
             row = f"| {key} | {_fmt(metrics[key])} |"

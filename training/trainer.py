@@ -264,14 +264,19 @@ def _write_run(
             "max_length": cfg.max_length,
             "validation_source": data.validation_source,
             "dropped_rows": data.dropped,
-            "sizes": {"train": len(data.train), "validation": len(data.validation),
-                      "test": len(data.test) if data.test is not None else 0},
+            "sizes": {
+                "train": len(data.train),
+                "validation": len(data.validation),
+                "test": len(data.test) if data.test is not None else 0,
+            },
         },
     )
     for split in ("validation", "test"):
         if split in metrics and "confusion_matrix" in metrics[split]:
             plot_confusion_matrix(
-                metrics[split]["confusion_matrix"], spec.labels, f"{split} confusion matrix",
+                metrics[split]["confusion_matrix"],
+                spec.labels,
+                f"{split} confusion matrix",
                 out / f"confusion_matrix_{split}.png",
             )
     plot_training_curves(log_history, metric, out / "training_curves.png")
