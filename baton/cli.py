@@ -208,6 +208,42 @@ def predict(
 
 
 @app.command()
+def serve(
+    bundle: Annotated[str | None, typer.Argument(help="Bundle directory (or `bundle:` in --config).")] = None,
+    config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
+    host: Annotated[str | None, Opt(help="Bind address [127.0.0.1].")] = None,
+    port: Annotated[int | None, Opt(help="gRPC port [50051]; 0 picks a free one.")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu, cuda [auto].")] = None,
+    variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
+    threads: Annotated[int | None, Opt(help="onnxruntime intra-op threads [all cores].")] = None,
+    model_name: Annotated[str | None, Opt(help="Model name for KServe v2 [the bundle's name].")] = None,
+    metrics_port: Annotated[int | None, Opt(help="Prometheus port [9464]; 0 picks a free one.")] = None,
+    max_batch_tokens: Annotated[int | None, Opt(help="Padded tokens per batch [8192].")] = None,
+    max_batch_size: Annotated[int | None, Opt(help="Texts per batch [64].")] = None,
+    max_queue_delay_ms: Annotated[float | None, Opt(help="Wait this long for a fuller batch when idle [0].")] = None,
+    max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED [4096].")] = None,
+    max_texts_per_request: Annotated[int | None, Opt(help="[256]")] = None,
+    max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected [20000].")] = None,
+    max_message_bytes: Annotated[int | None, Opt(help="[4 MiB]")] = None,
+    tls_cert: Annotated[str | None, Opt(help="PEM server certificate.")] = None,
+    tls_key: Annotated[str | None, Opt(help="PEM server key.")] = None,
+    tls_client_ca: Annotated[str | None, Opt(help="PEM CA for client certificates (mTLS).")] = None,
+    auth_token_file: Annotated[str | None, Opt(help="File holding the bearer token clients must send.")] = None,
+    grace_s: Annotated[float | None, Opt(help="Seconds to finish accepted requests on SIGTERM [10].")] = None,
+) -> None:
+    """Serve a bundle over gRPC with dynamic batching (domain API, KServe v2, health, reflection, metrics)."""
+    overrides = {k: v for k, v in locals().items() if k != "config"}
+    from baton._config import load_config
+    from baton.serving.config import ServeConfig
+    from baton.serving.run import serve_forever
+
+    cfg = load_config(ServeConfig, config, overrides)
+    code = serve_forever(cfg)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, Opt(help="Where runs/ and bundles/ are written.")] = Path("."),
 ) -> None:

@@ -17,13 +17,25 @@ import numpy as np
 from baton.errors import BundleError
 from baton.serving.bundle import Bundle
 
-__all__ = ["Encoded", "Engine", "Prediction", "available_providers", "sigmoid", "softmax"]
+__all__ = ["Encoded", "Engine", "Prediction", "Tokens", "available_providers", "sigmoid", "softmax"]
 
 logger = logging.getLogger(__name__)
 
 # Texts are cut to this many characters per allowed token before tokenizing, so a multi-megabyte input cannot
 # stall the tokenizer; the cut is reported as truncation like any other.
 _CHARS_PER_TOKEN_CAP = 24
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One text, tokenized, unpadded."""
+
+    ids: list[int]
+    type_ids: list[int]
+    truncated: bool
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,13 @@ class Engine:
         self._tokenizer.enable_truncation(
             self.max_length, direction=tok_meta.get("truncation_side", "right"), strategy="longest_first"
         )
-        self._tokenizer.enable_padding(pad_id=int(tok_meta["pad_id"]), pad_token=str(tok_meta["pad_token"]))
+        self._pad_id, self._pad_token = int(tok_meta["pad_id"]), str(tok_meta["pad_token"])
+        self._tokenizer.enable_padding(pad_id=self._pad_id, pad_token=self._pad_token)
+        self._unpadded = Tokenizer.from_file(str(bundle.tokenizer_path))
+        self._unpadded.enable_truncation(
+            self.max_length, direction=tok_meta.get("truncation_side", "right"), strategy="longest_first"
+        )
+        self._unpadded.no_padding()
         self._input_names = list(bundle.manifest["input_names"])
 
         options = ort.SessionOptions()
@@ -108,7 +126,34 @@ class Engine:
         self.threads = options.intra_op_num_threads
         self._char_cap = self.max_length * _CHARS_PER_TOKEN_CAP
 
+    def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
+        """Tokenize without padding (the batcher pads per batch, after sorting by length)."""
+        cut = [t if len(t) <= self._char_cap else t[: self._char_cap] for t in texts]
+        encodings = self._unpadded.encode_batch(cut)
+        return [
+            Tokens(e.ids, e.type_ids, bool(e.overflowing) or len(c) < len(t))
+            for e, c, t in zip(encodings, cut, texts, strict=True)
+        ]
+
+    def collate(self, items: Sequence[Tokens]) -> Encoded:
+        """Pad tokenized texts to the longest among them."""
+        width = max((len(t) for t in items), default=0)
+        ids = np.full((len(items), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(items), width), dtype=np.int64)
+        types = np.zeros((len(items), width), dtype=np.int64)
+        for row, t in enumerate(items):
+            ids[row, : len(t)] = t.ids
+            mask[row, : len(t)] = 1
+            types[row, : len(t)] = t.type_ids
+        inputs = {"input_ids": ids}
+        if "attention_mask" in self._input_names:
+            inputs["attention_mask"] = mask
+        if "token_type_ids" in self._input_names:
+            inputs["token_type_ids"] = types
+        return Encoded(inputs, [t.truncated for t in items])
+
     def preprocess(self, texts: Sequence[str]) -> Encoded:
+        """Tokenize and pad to the longest in the batch, in one call of the tokenizer."""
         cut = [t if len(t) <= self._char_cap else t[: self._char_cap] for t in texts]
         encodings = self._tokenizer.encode_batch(cut)
         truncated = [bool(e.overflowing) or len(c) < len(t) for e, c, t in zip(encodings, cut, texts, strict=True)]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from baton._config import load_config
 from baton.errors import ConfigError
 
 __all__ = ["Bf16Mode", "TrainConfig", "load_train_config"]
@@ -94,25 +93,4 @@ class TrainConfig:
 
 def load_train_config(config_file: str | Path | None, overrides: Mapping[str, Any]) -> TrainConfig:
     """Build a config from defaults, then the YAML file, then flags (`overrides`; None means 'not given')."""
-    values: dict[str, Any] = {}
-    known = {f.name for f in fields(TrainConfig)}
-    if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise ConfigError(f"--config: file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"--config: {path} must hold a mapping of option: value")
-        for key, value in loaded.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ConfigError(f"--config: unknown key '{key}' in {path} (known: {', '.join(sorted(known))})")
-            values[name] = value
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(f"invalid training configuration: {exc}") from exc
+    return load_config(TrainConfig, config_file, overrides)

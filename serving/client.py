@@ -1,0 +1,191 @@
+"""Python clients for `baton serve`, with gRPC errors mapped to a small exception hierarchy.
+
+    ClientError                 base; .code is the grpc.StatusCode
+      InvalidInput              INVALID_ARGUMENT, NOT_FOUND
+      Unauthenticated           UNAUTHENTICATED, PERMISSION_DENIED
+      Overloaded                RESOURCE_EXHAUSTED (queue full: retry with backoff)
+      Timeout                   DEADLINE_EXCEEDED
+      Unavailable               UNAVAILABLE, CANCELLED (server down, unreachable, or shutting down)
+      ServerError               INTERNAL and anything else
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from baton.serving.v1 import classifier_pb2 as pb
+from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "InvalidInput",
+    "Overloaded",
+    "ServerError",
+    "TLSConfig",
+    "Timeout",
+    "Unauthenticated",
+    "Unavailable",
+]
+
+
+class ClientError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+class InvalidInput(ClientError): ...
+
+
+class Unauthenticated(ClientError): ...
+
+
+class Overloaded(ClientError): ...
+
+
+class Timeout(ClientError): ...
+
+
+class Unavailable(ClientError): ...
+
+
+class ServerError(ClientError): ...
+
+
+_BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+    grpc.StatusCode.NOT_FOUND: InvalidInput,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: Unauthenticated,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Timeout,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.CANCELLED: Unavailable,
+}
+
+
+def _translate(exc: grpc.RpcError) -> ClientError:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return _BY_CODE.get(code, ServerError)(code, details or "")
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Server CA to trust, and optionally this client's certificate and key (mTLS)."""
+
+    root_ca: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    server_name: str | None = None  # override the name checked against the server certificate
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str | None) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+
+        return grpc.ssl_channel_credentials(read(self.root_ca), read(self.client_key), read(self.client_cert))
+
+
+@dataclass(frozen=True)
+class Result:
+    label: str
+    score: float
+    top_k: list[tuple[str, float]]
+    truncated: bool
+    labels: list[str]
+
+
+def _results(response: pb.ClassifyResponse) -> list[Result]:
+    return [
+        Result(r.label, r.score, [(x.label, x.score) for x in r.top_k], r.truncated, list(r.labels))
+        for r in response.results
+    ]
+
+
+def _channel_args(target: str, tls: TLSConfig | None, max_message_bytes: int) -> tuple[list[Any], Any]:
+    options: list[Any] = [("grpc.max_receive_message_length", max_message_bytes),
+                          ("grpc.max_send_message_length", max_message_bytes)]
+    if tls is not None and tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return options, tls.credentials() if tls is not None else None
+
+
+class Client:
+    """Blocking client: `Client("127.0.0.1:50051").classify(["text"])`."""
+
+    def __init__(self, target: str, token: str | None = None, tls: TLSConfig | None = None,
+                 timeout: float | None = 30.0, max_message_bytes: int = 4 * 1024 * 1024) -> None:
+        options, credentials = _channel_args(target, tls, max_message_bytes)
+        self._channel = (grpc.secure_channel(target, credentials, options) if credentials
+                         else grpc.insecure_channel(target, options))
+        self._stub = pb_grpc.TextClassifierStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+
+    def classify_response(self, texts: Sequence[str], top_k: int | None = None,
+                          timeout: float | None = None) -> pb.ClassifyResponse:
+        request = pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
+        try:
+            return self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _translate(exc) from exc
+
+    def classify(self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None) -> list[Result]:
+        return _results(self.classify_response(texts, top_k, timeout))
+
+    def model_info(self) -> pb.ModelInfo:
+        try:
+            return self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _translate(exc) from exc
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """asyncio client with the same calls: `await AsyncClient(target).classify([...])`."""
+
+    def __init__(self, target: str, token: str | None = None, tls: TLSConfig | None = None,
+                 timeout: float | None = 30.0, max_message_bytes: int = 4 * 1024 * 1024) -> None:
+        options, credentials = _channel_args(target, tls, max_message_bytes)
+        self._channel = (grpc.aio.secure_channel(target, credentials, options) if credentials
+                         else grpc.aio.insecure_channel(target, options))
+        self._stub = pb_grpc.TextClassifierStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+
+    async def classify_response(self, texts: Sequence[str], top_k: int | None = None,
+                                timeout: float | None = None) -> pb.ClassifyResponse:
+        request = pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
+        try:
+            return await self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _translate(exc) from exc
+
+    async def classify(self, texts: Sequence[str], top_k: int | None = None,
+                       timeout: float | None = None) -> list[Result]:
+        return _results(await self.classify_response(texts, top_k, timeout))
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

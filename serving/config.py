@@ -1,0 +1,76 @@
+"""Typed configuration of `baton serve`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from baton.errors import ConfigError
+from baton.serving.batcher import BatcherConfig
+
+__all__ = ["ServeConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    bundle: str
+    host: str = "127.0.0.1"  # loopback by default: exposing the server is an explicit choice
+    port: int = 50051
+    device: str = "auto"
+    variant: str | None = None
+    threads: int | None = None
+    model_name: str | None = None
+    metrics_port: int | None = 9464  # None: no metrics endpoint; 0: any free port
+    metrics_host: str = "127.0.0.1"
+    max_batch_tokens: int = 8192
+    max_batch_size: int = 64
+    max_queue_delay_ms: float = 0.0
+    max_queue_items: int = 4096
+    max_texts_per_request: int = 256
+    max_text_chars: int = 20000
+    max_message_bytes: int = 4 * 1024 * 1024
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    auth_token_file: str | None = None
+    grace_s: float = 10.0
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be in [0, 65535] (got {self.port})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device must be auto, cpu or cuda (got {self.device!r})")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
+        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key),
+                           ("--tls-client-ca", self.tls_client_ca), ("--auth-token-file", self.auth_token_file)):
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{flag}: file not found: {path}")
+        if self.max_texts_per_request < 1 or self.max_text_chars < 1 or self.max_message_bytes < 1024:
+            raise ConfigError("request limits must be positive (max message size at least 1024 bytes)")
+        if self.grace_s < 0:
+            raise ConfigError("--grace-s must be >= 0")
+        try:
+            self.batcher  # noqa: B018 (validates the batching flags)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    @property
+    def batcher(self) -> BatcherConfig:
+        return BatcherConfig(
+            max_batch_tokens=self.max_batch_tokens,
+            max_batch_size=self.max_batch_size,
+            max_queue_delay_ms=self.max_queue_delay_ms,
+            max_queue_items=self.max_queue_items,
+        )
+
+    def auth_token(self) -> str | None:
+        if self.auth_token_file is None:
+            return None
+        token = Path(self.auth_token_file).read_text(encoding="utf-8").strip()
+        if not token:
+            raise ConfigError(f"--auth-token-file: {self.auth_token_file} is empty")
+        return token

@@ -1,0 +1,33 @@
+"""Open Inference Protocol (KServe v2) tensor encoding: BYTES elements and FP32 outputs."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["decode_bytes_raw", "encode_bytes_raw", "encode_fp32_raw"]
+
+
+def decode_bytes_raw(raw: bytes) -> list[bytes]:
+    """Split raw BYTES contents: each element is a 4-byte little-endian length, then that many bytes."""
+    out, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise ValueError("truncated length prefix in raw_input_contents")
+        (size,) = struct.unpack_from("<I", raw, pos)
+        pos += 4
+        if pos + size > len(raw):
+            raise ValueError("element longer than the remaining raw_input_contents")
+        out.append(raw[pos : pos + size])
+        pos += size
+    return out
+
+
+def encode_bytes_raw(elements: Sequence[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(e)) + e for e in elements)
+
+
+def encode_fp32_raw(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype="<f4").tobytes()

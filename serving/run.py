@@ -1,0 +1,39 @@
+"""Running the server as a process: signals, graceful shutdown, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from baton.serving.config import ServeConfig
+from baton.serving.server import BatonServer
+
+__all__ = ["serve_forever"]
+
+logger = logging.getLogger(__name__)
+
+
+async def _serve(config: ServeConfig) -> int:
+    server = BatonServer(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stopping:
+            return
+        logger.info("%s: NOT_SERVING, finishing accepted requests (grace %.1fs)", sig.name, config.grace_s)
+        stopping.append(asyncio.ensure_future(server.stop()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    print(f"baton serving {server.model_name} on {config.host}:{server.port}"
+          + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""), flush=True)
+    code = await server.wait()
+    logger.info("server stopped (exit code %d)", code)
+    return code
+
+
+def serve_forever(config: ServeConfig) -> int:
+    return asyncio.run(_serve(config))

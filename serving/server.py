@@ -1,0 +1,382 @@
+"""`baton serve`: the gRPC server (domain API, KServe v2, health, reflection, metrics, auth, TLS, shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from baton.serving.batcher import (
+    Batcher,
+    BatcherError,
+    Cancelled,
+    DeadlineExceeded,
+    EngineLike,
+    ItemResult,
+    Overloaded,
+    RequestState,
+    ShuttingDown,
+    WorkerCrashed,
+)
+from baton.serving.bundle import Bundle, load_bundle
+from baton.serving.config import ServeConfig
+from baton.serving.engine import Engine
+from baton.serving.kserve import grpc_service_pb2 as kpb
+from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
+from baton.serving.kserve_codec import decode_bytes_raw, encode_bytes_raw, encode_fp32_raw
+from baton.serving.metrics import ServerMetrics
+from baton.serving.predictor import choose_variant
+from baton.serving.v1 import classifier_pb2 as pb
+from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+
+__all__ = ["BatonServer", "EXIT_WORKER_CRASHED"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_WORKER_CRASHED = 3
+_EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_ERROR_CODES: dict[type[BatcherError], grpc.StatusCode] = {
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Cancelled: grpc.StatusCode.CANCELLED,
+    ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    WorkerCrashed: grpc.StatusCode.INTERNAL,
+}
+
+
+class _RpcFailure(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires `authorization: Bearer <token>` (compared in constant time); health and reflection are exempt."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or method.startswith(_EXEMPT_PREFIXES):
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        given = metadata.get("authorization", "")
+        given_bytes = given.encode() if isinstance(given, str) else bytes(given)
+        if hmac.compare_digest(given_bytes, self._expected):
+            return handler
+        message = "missing bearer token" if not given else "invalid bearer token"
+
+        async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        async def deny_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        kwargs = {"request_deserializer": handler.request_deserializer,
+                  "response_serializer": handler.response_serializer}
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(deny_stream, **kwargs)
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(deny_stream, **kwargs)
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(deny, **kwargs)
+        return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
+
+
+class BatonServer:
+    """One bundle served over gRPC. `engine` may be injected (tests fake the engine seam)."""
+
+    def __init__(self, config: ServeConfig, engine: EngineLike | None = None, bundle: Bundle | None = None) -> None:
+        self.config = config
+        self.bundle = bundle or load_bundle(config.bundle)
+        if engine is None:
+            variant, provider, why = choose_variant(self.bundle, config.device, config.variant)
+            engine = Engine(self.bundle, variant, provider, config.threads)
+            logger.info("loaded bundle %s: variant %s on %s (%s), %d intra-op threads", self.bundle.root, variant,
+                        engine.provider, why, engine.threads)
+        self.engine = engine
+        self.variant = getattr(engine, "variant", "?")
+        self.provider = getattr(engine, "provider", "cpu")
+        self.model_name = config.model_name or self.bundle.name
+        self.metrics = ServerMetrics()
+        self.metrics.model.labels(self.model_name, self.variant, self.provider, self.bundle.checksum).set(1)
+        self.batcher = Batcher(engine, config.batcher, observer=self.metrics, on_crash=self._crash_from_worker)
+        self.health = health.aio.HealthServicer()
+        self.exit_code = 0
+        self.port = 0
+        self.metrics_port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self._ready = False
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    async def start(self) -> int:
+        cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        interceptors = []
+        token = cfg.auth_token()
+        if token:
+            interceptors.append(_AuthInterceptor(token))
+        options = [
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(interceptors=interceptors, options=options)
+        pb_grpc.add_TextClassifierServicer_to_server(_Classifier(self), server)
+        kpb_grpc.add_GRPCInferenceServiceServicer_to_server(_KServe(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        services = (
+            pb.DESCRIPTOR.services_by_name["TextClassifier"].full_name,
+            kpb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(services, server)
+        address = f"{cfg.host}:{cfg.port}"
+        if cfg.tls_cert and cfg.tls_key:
+            client_ca = Path(cfg.tls_client_ca).read_bytes() if cfg.tls_client_ca else None
+            credentials = grpc.ssl_server_credentials(
+                [(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())],
+                root_certificates=client_ca, require_client_auth=client_ca is not None,
+            )
+            self.port = server.add_secure_port(address, credentials)
+        else:
+            self.port = server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot bind {address}")
+        for service in (*services[:2], ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.batcher.start()
+        await server.start()
+        self._server = server
+        if cfg.metrics_port is not None:
+            self.metrics_port = self.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
+        if cfg.warmup:
+            await self.batcher.submit(["warm-up", "a longer warm-up text " * 8])
+        for service in (*services[:2], ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._ready = True
+        logger.info("serving %s on %s:%d (metrics port %s)", self.model_name, cfg.host, self.port, self.metrics_port)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING at once, refuse new RPCs, finish accepted ones within `grace`, stop workers."""
+        if self._server is None:
+            return
+        self._ready = False
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(self.config.grace_s if grace is None else grace)
+        await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, 5.0)
+        self.metrics.close()
+        self._server = None
+        self._stopped.set()
+
+    async def wait(self) -> int:
+        await self._stopped.wait()
+        return self.exit_code
+
+    def _crash_from_worker(self, exc: BaseException) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._on_crash(exc)))
+
+    async def _on_crash(self, exc: BaseException) -> None:
+        logger.error("inference worker crashed (%r): NOT_SERVING, shutting down", exc)
+        self.exit_code = EXIT_WORKER_CRASHED
+        self._ready = False
+        await self.health.enter_graceful_shutdown()
+        await self.stop(grace=1.0)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    # ---- the shared request path ---------------------------------------------------------------------------
+    def _check_texts(self, texts: list[str]) -> None:
+        cfg = self.config
+        if len(texts) > cfg.max_texts_per_request:
+            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}")
+        for i, text in enumerate(texts):
+            if len(text) > cfg.max_text_chars:
+                raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"texts[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}")
+
+    async def classify(self, texts: list[str], context: grpc.aio.ServicerContext, method: str) -> list[ItemResult]:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            self._check_texts(texts)
+            remaining = context.time_remaining()
+            state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
+            try:
+                return await self.batcher.submit(texts, state)
+            except BatcherError as exc:
+                raise _RpcFailure(_ERROR_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc)) from exc
+        except _RpcFailure as failure:
+            code = failure.code
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            name = code.name
+            self.metrics.requests.labels(method, name).inc()
+            self.metrics.items.labels(method, name).inc(len(texts))
+            self.metrics.total_s.labels(method).observe(time.perf_counter() - started)
+
+
+def _timings(results: list[ItemResult], started: float) -> pb.Timings:
+    us = 1_000_000
+    return pb.Timings(
+        queue_us=int(max((r.queue_s for r in results), default=0) * us),
+        tokenize_us=int(max((r.tokenize_s for r in results), default=0) * us),
+        inference_us=int(max((r.inference_s for r in results), default=0) * us),
+        total_us=int((time.perf_counter() - started) * us),
+    )
+
+
+class _Classifier(pb_grpc.TextClassifierServicer):
+    def __init__(self, server: BatonServer) -> None:
+        self.s = server
+
+    async def _respond(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext,
+                       method: str) -> pb.ClassifyResponse:
+        started = time.perf_counter()
+        try:
+            results = await self.s.classify(list(request.texts), context, method)
+        except _RpcFailure as failure:
+            await context.abort(failure.code, str(failure))
+        k = request.top_k if request.HasField("top_k") and request.top_k > 0 else None
+        out = []
+        for r in results:
+            p = r.prediction
+            s = self.s.metrics
+            s.queue_s.observe(r.queue_s)
+            s.tokenize_s.observe(r.tokenize_s)
+            top = p.top_k[:k] if k else p.top_k
+            out.append(pb.Classification(
+                label=p.label, score=p.score, truncated=p.truncated,
+                top_k=[pb.LabelScore(label=label, score=score) for label, score in top],
+                logits=r.logits.tolist() if request.raw_scores else [], labels=p.labels or [],
+            ))
+        return pb.ClassifyResponse(results=out, timings=_timings(results, started))
+
+    async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+        return await self._respond(request, context, "Classify")
+
+    async def ClassifyStream(
+        self, request_iterator: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ClassifyResponse]:
+        async for request in request_iterator:
+            yield await self._respond(request, context, "ClassifyStream")
+
+    async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
+        m = self.s.bundle.manifest
+        return pb.ModelInfo(
+            name=self.s.model_name, task=m["task"], problem_type=m["problem_type"], labels=m["labels"],
+            variant=self.s.variant, provider=self.s.provider, max_length=int(m["max_length"]),
+            bundle_sha256=self.s.bundle.checksum, base_model=str(m.get("base_model") or ""),
+        )
+
+
+class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, server: BatonServer) -> None:
+        self.s = server
+
+    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> kpb.ServerLiveResponse:
+        return kpb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> kpb.ServerReadyResponse:
+        return kpb.ServerReadyResponse(ready=self.s.ready)
+
+    async def _check_model(self, name: str, context: grpc.aio.ServicerContext) -> None:
+        if name != self.s.model_name:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"unknown model '{name}'; this server serves '{self.s.model_name}'")
+
+    async def ModelReady(self, request: kpb.ModelReadyRequest, context: grpc.aio.ServicerContext) -> Any:
+        await self._check_model(request.name, context)
+        return kpb.ModelReadyResponse(ready=self.s.ready)
+
+    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> kpb.ServerMetadataResponse:
+        from baton import __version__
+
+        return kpb.ServerMetadataResponse(name="baton", version=__version__, extensions=[])
+
+    async def ModelMetadata(self, request: kpb.ModelMetadataRequest, context: grpc.aio.ServicerContext) -> Any:
+        await self._check_model(request.name, context)
+        tm = kpb.ModelMetadataResponse.TensorMetadata
+        n_labels = len(self.s.bundle.labels)
+        return kpb.ModelMetadataResponse(
+            name=self.s.model_name, versions=["1"], platform=f"onnxruntime_{self.s.variant}",
+            inputs=[tm(name="text", datatype="BYTES", shape=[-1])],
+            outputs=[tm(name="label", datatype="BYTES", shape=[-1]), tm(name="score", datatype="FP32", shape=[-1]),
+                     tm(name="scores", datatype="FP32", shape=[-1, n_labels])],
+        )
+
+    def _texts(self, request: kpb.ModelInferRequest) -> list[str]:
+        if len(request.inputs) != 1:
+            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"expected exactly one input named 'text', got {len(request.inputs)}")
+        tensor = request.inputs[0]
+        if tensor.name != "text" or tensor.datatype != "BYTES":
+            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"input must be 'text' of datatype BYTES (got '{tensor.name}' {tensor.datatype})")
+        try:
+            raw = (decode_bytes_raw(request.raw_input_contents[0]) if request.raw_input_contents
+                   else list(tensor.contents.bytes_contents))
+            texts = [element.decode("utf-8") for element in raw]
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input 'text': {exc}") from exc
+        expected = 1
+        for dim in tensor.shape:
+            expected *= dim
+        if list(tensor.shape) and expected != len(texts):
+            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"input 'text' has shape {list(tensor.shape)} but {len(texts)} elements")
+        return texts
+
+    async def ModelInfer(self, request: kpb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:
+        await self._check_model(request.model_name, context)
+        try:
+            results = await self.s.classify(self._texts(request), context, "ModelInfer")
+        except _RpcFailure as failure:
+            await context.abort(failure.code, str(failure))
+        wanted = [o.name for o in request.outputs] or ["label", "score", "scores"]
+        unknown = [name for name in wanted if name not in ("label", "score", "scores")]
+        if unknown:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output(s): {', '.join(unknown)}")
+        import numpy as np
+
+        labels = self.s.bundle.labels
+        n = len(results)
+        probs = np.asarray([[r.prediction.scores[label] for label in labels] for r in results], dtype=np.float32)
+        response = kpb.ModelInferResponse(model_name=self.s.model_name, model_version="1", id=request.id)
+        out_tensor = kpb.ModelInferResponse.InferOutputTensor
+        for name in wanted:
+            if name == "label":
+                response.outputs.append(out_tensor(name="label", datatype="BYTES", shape=[n]))
+                response.raw_output_contents.append(
+                    encode_bytes_raw([r.prediction.label.encode() for r in results]))
+            elif name == "score":
+                response.outputs.append(out_tensor(name="score", datatype="FP32", shape=[n]))
+                response.raw_output_contents.append(encode_fp32_raw(np.asarray([r.prediction.score for r in results])))
+            else:
+                response.outputs.append(out_tensor(name="scores", datatype="FP32", shape=[n, len(labels)]))
+                response.raw_output_contents.append(encode_fp32_raw(probs.reshape(n, len(labels))))
+        return response

@@ -1,0 +1,114 @@
+"""Test helpers: the real server in a background event loop on port 0, and engine wrappers for the seam."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baton.serving.bundle import load_bundle
+from baton.serving.config import ServeConfig
+from baton.serving.engine import Encoded, Engine, Prediction, Tokens
+from baton.serving.server import BatonServer
+
+
+class SlowEngine:
+    """The real engine, with `delay` seconds added to every run and an optional crash on run number `crash_on`."""
+
+    def __init__(self, engine: Engine, delay: float = 0.0, crash_on: int | None = None) -> None:
+        self.inner, self.delay, self.crash_on, self.runs = engine, delay, crash_on, 0
+        self.variant, self.provider = engine.variant, engine.provider
+
+    def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
+        return self.inner.tokenize(texts)
+
+    def collate(self, items: Sequence[Tokens]) -> Encoded:
+        return self.inner.collate(items)
+
+    def run(self, encoded: Encoded) -> np.ndarray:
+        self.runs += 1
+        if self.crash_on is not None and self.runs >= self.crash_on:
+            raise RuntimeError("injected engine failure")
+        time.sleep(self.delay)
+        return self.inner.run(encoded)
+
+    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]:
+        return self.inner.postprocess(logits, encoded, top_k)
+
+
+class ServerThread:
+    """`with ServerThread(cfg) as s:` runs BatonServer in its own loop; `s.target` is host:port."""
+
+    def __init__(self, config: ServeConfig, engine: Any = None) -> None:
+        self.config = replace(config, port=0, metrics_port=0)
+        self.engine = engine
+        self.loop = asyncio.new_event_loop()
+        self.server: BatonServer | None = None
+        self.exit_code: int | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.server = BatonServer(self.config, engine=self.engine)
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.exit_code = self.loop.run_until_complete(self.server.wait())
+
+    @property
+    def target(self) -> str:
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.port}"
+
+    def metrics_text(self) -> str:
+        import urllib.request
+
+        assert self.server is not None and self.server.metrics_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.server.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.server is not None and self._thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop)
+            try:
+                future.result(30)
+            except Exception:
+                pass
+        self._thread.join(30)
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(60)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def real_engine(bundle_dir: Path, variant: str = "fp32") -> Engine:
+    return Engine(load_bundle(bundle_dir), variant, "cpu", threads=1)
+
+
+def metric_value(text: str, name: str, labels: str = "") -> float:
+    """Sum of the samples of `name` (optionally only lines containing `labels`)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (not labels or labels in line) and not line.startswith("#"):
+            head, value = line.rsplit(" ", 1)
+            if head.split("{")[0] == name:
+                total += float(value)
+    return total

@@ -1,0 +1,101 @@
+"""The pure batch-assembly function and the batcher over a real engine (no gRPC)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+from serving_helpers import SlowEngine, real_engine
+
+from baton.serving.batcher import Batcher, BatcherConfig, Overloaded, RequestState, WorkerCrashed
+from baton.serving.batching import select_window
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "max_size"), list(itertools.product([1, 10, 64, 200, 10_000], [1, 2, 8, 64]))
+)
+def test_window_respects_limits_and_contains_anchor(max_tokens: int, max_size: int) -> None:
+    lengths = sorted([3, 5, 5, 7, 9, 12, 12, 20, 33, 40, 41, 60])
+    for anchor in range(len(lengths)):
+        lo, hi = select_window(lengths, anchor, max_tokens, max_size)
+        assert lo <= anchor < hi
+        assert hi - lo <= max_size
+        if hi - lo > 1:
+            assert max(lengths[lo:hi]) * (hi - lo) <= max_tokens
+
+
+def test_window_prefers_similar_lengths() -> None:
+    lengths = [4, 5, 6, 50, 51, 52]
+    assert select_window(lengths, 1, max_tokens=10_000, max_size=3) == (0, 3)
+    assert select_window(lengths, 4, max_tokens=10_000, max_size=3) == (3, 6)
+    assert select_window(lengths, 0, max_tokens=12, max_size=64) == (0, 2)  # 6*3=18 > 12
+    assert select_window([], 0, 1, 1) == (0, 0)
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.new_event_loop().run_until_complete(coro)
+
+
+def test_batched_results_equal_single_results(tiny_bundle: Path) -> None:
+    engine = real_engine(tiny_bundle)
+    texts = [f"the product {'is great ' * (i % 7)} number {i}" for i in range(40)]
+
+    async def main() -> tuple[list, list]:
+        batcher = Batcher(SlowEngine(engine, delay=0.02), BatcherConfig(max_batch_size=16))
+        batcher.start()
+        together = await asyncio.gather(*(batcher.submit([t]) for t in texts))
+        alone = [await batcher.submit([t]) for t in texts]
+        batcher.stop(5)
+        return [r[0] for r in together], [r[0] for r in alone]
+
+    together, alone = _run(main())
+    assert max(r.batch_size for r in together) > 1
+    assert all(r.batch_size == 1 for r in alone)
+    for a, b in zip(together, alone, strict=True):
+        assert a.prediction.label == b.prediction.label
+        assert abs(a.prediction.score - b.prediction.score) <= 1e-5
+
+
+def test_every_item_gets_one_outcome_under_overload_and_crash(tiny_bundle: Path) -> None:
+    engine = SlowEngine(real_engine(tiny_bundle), delay=0.05, crash_on=4)
+    crashes: list[BaseException] = []
+
+    async def main() -> list:
+        batcher = Batcher(engine, BatcherConfig(max_batch_size=2, max_queue_items=6), on_crash=crashes.append)
+        batcher.start()
+        outcomes = await asyncio.gather(*(batcher.submit([f"text {i}"]) for i in range(12)), return_exceptions=True)
+        later = await asyncio.gather(batcher.submit(["after"]), return_exceptions=True)
+        batcher.stop(5)
+        assert batcher.pending == 0
+        return [*outcomes, *later]
+
+    outcomes = _run(main())
+    kinds = [type(o).__name__ if isinstance(o, BaseException) else "ok" for o in outcomes]
+    assert kinds.count("Overloaded") == 6  # the queue holds 6: the rest is refused at once
+    assert "WorkerCrashed" in kinds and "ok" in kinds
+    assert isinstance(outcomes[-1], WorkerCrashed)  # after the crash, nothing is accepted
+    assert len(crashes) == 1
+    assert all(isinstance(o, list | Overloaded | WorkerCrashed) for o in outcomes)
+
+
+def test_expired_items_are_dropped_before_inference(tiny_bundle: Path) -> None:
+    import time
+
+    engine = SlowEngine(real_engine(tiny_bundle), delay=0.2)
+
+    async def main() -> list:
+        batcher = Batcher(engine, BatcherConfig(max_batch_size=1))
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(["occupies the engine"]))
+        await asyncio.sleep(0.05)
+        late = await asyncio.gather(batcher.submit(["x"], RequestState(deadline=time.monotonic() + 0.05)),
+                                    return_exceptions=True)
+        await first
+        batcher.stop(5)
+        return late
+
+    (late,) = _run(main())
+    assert type(late).__name__ == "DeadlineExceeded"
+    assert engine.runs == 1  # the expired item never reached the engine
