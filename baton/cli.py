@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from baton.errors import BatonError
-from baton.export.config import Optimize, QuantPreset, Quantize
+from baton.export.config import Optimize, Quantize, QuantPreset
 
 __all__ = ["app", "main"]
 

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -276,7 +276,9 @@ class Batcher:
             self._ready.sort(key=lambda i: len(i.tokens or ()))
             anchor = self._ready.index(oldest)
             lo, hi = select_window(
-                [len(i.tokens or ()) for i in self._ready], anchor, self.config.max_batch_tokens,
+                [len(i.tokens or ()) for i in self._ready],
+                anchor,
+                self.config.max_batch_tokens,
                 self.config.max_batch_size,
             )
             batch = self._ready[lo:hi]

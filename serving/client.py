@@ -1,12 +1,12 @@
 """Python clients for `baton serve`, with gRPC errors mapped to a small exception hierarchy.
 
-    ClientError                 base; .code is the grpc.StatusCode
-      InvalidInput              INVALID_ARGUMENT, NOT_FOUND
-      Unauthenticated           UNAUTHENTICATED, PERMISSION_DENIED
-      Overloaded                RESOURCE_EXHAUSTED (queue full: retry with backoff)
-      Timeout                   DEADLINE_EXCEEDED
-      Unavailable               UNAVAILABLE, CANCELLED (server down, unreachable, or shutting down)
-      ServerError               INTERNAL and anything else
+ClientError                 base; .code is the grpc.StatusCode
+  InvalidInput              INVALID_ARGUMENT, NOT_FOUND
+  Unauthenticated           UNAUTHENTICATED, PERMISSION_DENIED
+  Overloaded                RESOURCE_EXHAUSTED (queue full: retry with backoff)
+  Timeout                   DEADLINE_EXCEEDED
+  Unavailable               UNAVAILABLE, CANCELLED (server down, unreachable, or shutting down)
+  ServerError               INTERNAL and anything else
 """
 
 from __future__ import annotations
@@ -111,8 +111,10 @@ def _results(response: pb.ClassifyResponse) -> list[Result]:
 
 
 def _channel_args(target: str, tls: TLSConfig | None, max_message_bytes: int) -> tuple[list[Any], Any]:
-    options: list[Any] = [("grpc.max_receive_message_length", max_message_bytes),
-                          ("grpc.max_send_message_length", max_message_bytes)]
+    options: list[Any] = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
     if tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
     return options, tls.credentials() if tls is not None else None
@@ -121,17 +123,25 @@ def _channel_args(target: str, tls: TLSConfig | None, max_message_bytes: int) ->
 class Client:
     """Blocking client: `Client("127.0.0.1:50051").classify(["text"])`."""
 
-    def __init__(self, target: str, token: str | None = None, tls: TLSConfig | None = None,
-                 timeout: float | None = 30.0, max_message_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        tls: TLSConfig | None = None,
+        timeout: float | None = 30.0,
+        max_message_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         options, credentials = _channel_args(target, tls, max_message_bytes)
-        self._channel = (grpc.secure_channel(target, credentials, options) if credentials
-                         else grpc.insecure_channel(target, options))
+        self._channel = (
+            grpc.secure_channel(target, credentials, options) if credentials else grpc.insecure_channel(target, options)
+        )
         self._stub = pb_grpc.TextClassifierStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
 
-    def classify_response(self, texts: Sequence[str], top_k: int | None = None,
-                          timeout: float | None = None) -> pb.ClassifyResponse:
+    def classify_response(
+        self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
+    ) -> pb.ClassifyResponse:
         request = pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
         try:
             return self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
@@ -160,25 +170,36 @@ class Client:
 class AsyncClient:
     """asyncio client with the same calls: `await AsyncClient(target).classify([...])`."""
 
-    def __init__(self, target: str, token: str | None = None, tls: TLSConfig | None = None,
-                 timeout: float | None = 30.0, max_message_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        tls: TLSConfig | None = None,
+        timeout: float | None = 30.0,
+        max_message_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         options, credentials = _channel_args(target, tls, max_message_bytes)
-        self._channel = (grpc.aio.secure_channel(target, credentials, options) if credentials
-                         else grpc.aio.insecure_channel(target, options))
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials, options)
+            if credentials
+            else grpc.aio.insecure_channel(target, options)
+        )
         self._stub = pb_grpc.TextClassifierStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
 
-    async def classify_response(self, texts: Sequence[str], top_k: int | None = None,
-                                timeout: float | None = None) -> pb.ClassifyResponse:
+    async def classify_response(
+        self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
+    ) -> pb.ClassifyResponse:
         request = pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
         try:
             return await self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc) from exc
 
-    async def classify(self, texts: Sequence[str], top_k: int | None = None,
-                       timeout: float | None = None) -> list[Result]:
+    async def classify(
+        self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
+    ) -> list[Result]:
         return _results(await self.classify_response(texts, top_k, timeout))
 
     async def close(self) -> None:

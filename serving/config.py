@@ -45,8 +45,12 @@ class ServeConfig:
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:
             raise ConfigError("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
-        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key),
-                           ("--tls-client-ca", self.tls_client_ca), ("--auth-token-file", self.auth_token_file)):
+        for flag, path in (
+            ("--tls-cert", self.tls_cert),
+            ("--tls-key", self.tls_key),
+            ("--tls-client-ca", self.tls_client_ca),
+            ("--auth-token-file", self.auth_token_file),
+        ):
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"{flag}: file not found: {path}")
         if self.max_texts_per_request < 1 or self.max_text_chars < 1 or self.max_message_bytes < 1024:

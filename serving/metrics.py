@@ -19,20 +19,26 @@ class ServerMetrics:
         r = self.registry
         self.requests = Counter("baton_requests", "RPCs by method and status code", ["method", "code"], registry=r)
         self.items = Counter("baton_items", "Texts by method and status code", ["method", "code"], registry=r)
-        self.queue_s = Histogram("baton_queue_seconds", "Time an item waited for its batch", buckets=_LATENCY_BUCKETS,
-                                 registry=r)
-        self.tokenize_s = Histogram("baton_tokenize_seconds", "Tokenization time of an item's group",
-                                    buckets=_LATENCY_BUCKETS, registry=r)
-        self.inference_s = Histogram("baton_inference_seconds", "Inference time per batch", buckets=_LATENCY_BUCKETS,
-                                     registry=r)
-        self.total_s = Histogram("baton_request_seconds", "RPC time by method", ["method"], buckets=_LATENCY_BUCKETS,
-                                 registry=r)
+        self.queue_s = Histogram(
+            "baton_queue_seconds", "Time an item waited for its batch", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.tokenize_s = Histogram(
+            "baton_tokenize_seconds", "Tokenization time of an item's group", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.inference_s = Histogram(
+            "baton_inference_seconds", "Inference time per batch", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.total_s = Histogram(
+            "baton_request_seconds", "RPC time by method", ["method"], buckets=_LATENCY_BUCKETS, registry=r
+        )
         self.batch_size = Histogram("baton_batch_size", "Items per batch", buckets=_SIZE_BUCKETS, registry=r)
-        self.batch_tokens = Histogram("baton_batch_tokens", "Padded tokens per batch", buckets=_TOKEN_BUCKETS,
-                                      registry=r)
+        self.batch_tokens = Histogram(
+            "baton_batch_tokens", "Padded tokens per batch", buckets=_TOKEN_BUCKETS, registry=r
+        )
         self.depth = Gauge("baton_queue_depth", "Items waiting for a batch", registry=r)
-        self.model = Gauge("baton_model_info", "The loaded model", ["name", "variant", "provider", "sha256"],
-                           registry=r)
+        self.model = Gauge(
+            "baton_model_info", "The loaded model", ["name", "variant", "provider", "sha256"], registry=r
+        )
         self._http: Any = None
 
     # BatchObserver

@@ -28,8 +28,11 @@ async def _serve(config: ServeConfig) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    print(f"baton serving {server.model_name} on {config.host}:{server.port}"
-          + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""), flush=True)
+    print(
+        f"baton serving {server.model_name} on {config.host}:{server.port}"
+        + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""),
+        flush=True,
+    )
     code = await server.wait()
     logger.info("server stopped (exit code %d)", code)
     return code

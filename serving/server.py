@@ -37,7 +37,7 @@ from baton.serving.predictor import choose_variant
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
 
-__all__ = ["BatonServer", "EXIT_WORKER_CRASHED"]
+__all__ = ["EXIT_WORKER_CRASHED", "BatonServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class _AuthInterceptor(grpc.aio.ServerInterceptor):
         self._expected = f"Bearer {token}".encode()
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
@@ -85,8 +86,10 @@ class _AuthInterceptor(grpc.aio.ServerInterceptor):
         async def deny_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-        kwargs = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
         if handler.request_streaming and handler.response_streaming:
             return grpc.stream_stream_rpc_method_handler(deny_stream, **kwargs)
         if handler.request_streaming:
@@ -105,8 +108,14 @@ class BatonServer:
         if engine is None:
             variant, provider, why = choose_variant(self.bundle, config.device, config.variant)
             engine = Engine(self.bundle, variant, provider, config.threads)
-            logger.info("loaded bundle %s: variant %s on %s (%s), %d intra-op threads", self.bundle.root, variant,
-                        engine.provider, why, engine.threads)
+            logger.info(
+                "loaded bundle %s: variant %s on %s (%s), %d intra-op threads",
+                self.bundle.root,
+                variant,
+                engine.provider,
+                why,
+                engine.threads,
+            )
         self.engine = engine
         self.variant = getattr(engine, "variant", "?")
         self.provider = getattr(engine, "provider", "cpu")
@@ -152,7 +161,8 @@ class BatonServer:
             client_ca = Path(cfg.tls_client_ca).read_bytes() if cfg.tls_client_ca else None
             credentials = grpc.ssl_server_credentials(
                 [(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())],
-                root_certificates=client_ca, require_client_auth=client_ca is not None,
+                root_certificates=client_ca,
+                require_client_auth=client_ca is not None,
             )
             self.port = server.add_secure_port(address, credentials)
         else:
@@ -209,12 +219,16 @@ class BatonServer:
     def _check_texts(self, texts: list[str]) -> None:
         cfg = self.config
         if len(texts) > cfg.max_texts_per_request:
-            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}")
+            raise _RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}",
+            )
         for i, text in enumerate(texts):
             if len(text) > cfg.max_text_chars:
-                raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"texts[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}")
+                raise _RpcFailure(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"texts[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}",
+                )
 
     async def classify(self, texts: list[str], context: grpc.aio.ServicerContext, method: str) -> list[ItemResult]:
         started = time.perf_counter()
@@ -254,8 +268,9 @@ class _Classifier(pb_grpc.TextClassifierServicer):
     def __init__(self, server: BatonServer) -> None:
         self.s = server
 
-    async def _respond(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext,
-                       method: str) -> pb.ClassifyResponse:
+    async def _respond(
+        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext, method: str
+    ) -> pb.ClassifyResponse:
         started = time.perf_counter()
         try:
             results = await self.s.classify(list(request.texts), context, method)
@@ -269,11 +284,16 @@ class _Classifier(pb_grpc.TextClassifierServicer):
             s.queue_s.observe(r.queue_s)
             s.tokenize_s.observe(r.tokenize_s)
             top = p.top_k[:k] if k else p.top_k
-            out.append(pb.Classification(
-                label=p.label, score=p.score, truncated=p.truncated,
-                top_k=[pb.LabelScore(label=label, score=score) for label, score in top],
-                logits=r.logits.tolist() if request.raw_scores else [], labels=p.labels or [],
-            ))
+            out.append(
+                pb.Classification(
+                    label=p.label,
+                    score=p.score,
+                    truncated=p.truncated,
+                    top_k=[pb.LabelScore(label=label, score=score) for label, score in top],
+                    logits=r.logits.tolist() if request.raw_scores else [],
+                    labels=p.labels or [],
+                )
+            )
         return pb.ClassifyResponse(results=out, timings=_timings(results, started))
 
     async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
@@ -288,9 +308,15 @@ class _Classifier(pb_grpc.TextClassifierServicer):
     async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
         m = self.s.bundle.manifest
         return pb.ModelInfo(
-            name=self.s.model_name, task=m["task"], problem_type=m["problem_type"], labels=m["labels"],
-            variant=self.s.variant, provider=self.s.provider, max_length=int(m["max_length"]),
-            bundle_sha256=self.s.bundle.checksum, base_model=str(m.get("base_model") or ""),
+            name=self.s.model_name,
+            task=m["task"],
+            problem_type=m["problem_type"],
+            labels=m["labels"],
+            variant=self.s.variant,
+            provider=self.s.provider,
+            max_length=int(m["max_length"]),
+            bundle_sha256=self.s.bundle.checksum,
+            base_model=str(m.get("base_model") or ""),
         )
 
 
@@ -306,8 +332,9 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
 
     async def _check_model(self, name: str, context: grpc.aio.ServicerContext) -> None:
         if name != self.s.model_name:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"unknown model '{name}'; this server serves '{self.s.model_name}'")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"unknown model '{name}'; this server serves '{self.s.model_name}'"
+            )
 
     async def ModelReady(self, request: kpb.ModelReadyRequest, context: grpc.aio.ServicerContext) -> Any:
         await self._check_model(request.name, context)
@@ -323,23 +350,34 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
         tm = kpb.ModelMetadataResponse.TensorMetadata
         n_labels = len(self.s.bundle.labels)
         return kpb.ModelMetadataResponse(
-            name=self.s.model_name, versions=["1"], platform=f"onnxruntime_{self.s.variant}",
+            name=self.s.model_name,
+            versions=["1"],
+            platform=f"onnxruntime_{self.s.variant}",
             inputs=[tm(name="text", datatype="BYTES", shape=[-1])],
-            outputs=[tm(name="label", datatype="BYTES", shape=[-1]), tm(name="score", datatype="FP32", shape=[-1]),
-                     tm(name="scores", datatype="FP32", shape=[-1, n_labels])],
+            outputs=[
+                tm(name="label", datatype="BYTES", shape=[-1]),
+                tm(name="score", datatype="FP32", shape=[-1]),
+                tm(name="scores", datatype="FP32", shape=[-1, n_labels]),
+            ],
         )
 
     def _texts(self, request: kpb.ModelInferRequest) -> list[str]:
         if len(request.inputs) != 1:
-            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"expected exactly one input named 'text', got {len(request.inputs)}")
+            raise _RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT, f"expected exactly one input named 'text', got {len(request.inputs)}"
+            )
         tensor = request.inputs[0]
         if tensor.name != "text" or tensor.datatype != "BYTES":
-            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input must be 'text' of datatype BYTES (got '{tensor.name}' {tensor.datatype})")
+            raise _RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input must be 'text' of datatype BYTES (got '{tensor.name}' {tensor.datatype})",
+            )
         try:
-            raw = (decode_bytes_raw(request.raw_input_contents[0]) if request.raw_input_contents
-                   else list(tensor.contents.bytes_contents))
+            raw = (
+                decode_bytes_raw(request.raw_input_contents[0])
+                if request.raw_input_contents
+                else list(tensor.contents.bytes_contents)
+            )
             texts = [element.decode("utf-8") for element in raw]
         except (ValueError, UnicodeDecodeError) as exc:
             raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input 'text': {exc}") from exc
@@ -347,8 +385,10 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
         for dim in tensor.shape:
             expected *= dim
         if list(tensor.shape) and expected != len(texts):
-            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input 'text' has shape {list(tensor.shape)} but {len(texts)} elements")
+            raise _RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input 'text' has shape {list(tensor.shape)} but {len(texts)} elements",
+            )
         return texts
 
     async def ModelInfer(self, request: kpb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -371,8 +411,7 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
         for name in wanted:
             if name == "label":
                 response.outputs.append(out_tensor(name="label", datatype="BYTES", shape=[n]))
-                response.raw_output_contents.append(
-                    encode_bytes_raw([r.prediction.label.encode() for r in results]))
+                response.raw_output_contents.append(encode_bytes_raw([r.prediction.label.encode() for r in results]))
             elif name == "score":
                 response.outputs.append(out_tensor(name="score", datatype="FP32", shape=[n]))
                 response.raw_output_contents.append(encode_fp32_raw(np.asarray([r.prediction.score for r in results])))

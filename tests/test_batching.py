@@ -13,9 +13,7 @@ from baton.serving.batcher import Batcher, BatcherConfig, Overloaded, RequestSta
 from baton.serving.batching import select_window
 
 
-@pytest.mark.parametrize(
-    ("max_tokens", "max_size"), list(itertools.product([1, 10, 64, 200, 10_000], [1, 2, 8, 64]))
-)
+@pytest.mark.parametrize(("max_tokens", "max_size"), list(itertools.product([1, 10, 64, 200, 10_000], [1, 2, 8, 64])))
 def test_window_respects_limits_and_contains_anchor(max_tokens: int, max_size: int) -> None:
     lengths = sorted([3, 5, 5, 7, 9, 12, 12, 20, 33, 40, 41, 60])
     for anchor in range(len(lengths)):
@@ -90,8 +88,9 @@ def test_expired_items_are_dropped_before_inference(tiny_bundle: Path) -> None:
         batcher.start()
         first = asyncio.ensure_future(batcher.submit(["occupies the engine"]))
         await asyncio.sleep(0.05)
-        late = await asyncio.gather(batcher.submit(["x"], RequestState(deadline=time.monotonic() + 0.05)),
-                                    return_exceptions=True)
+        late = await asyncio.gather(
+            batcher.submit(["x"], RequestState(deadline=time.monotonic() + 0.05)), return_exceptions=True
+        )
         await first
         batcher.stop(5)
         return late

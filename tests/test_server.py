@@ -1,0 +1,320 @@
+"""The real gRPC server on a loopback port with a real bundle; real clients (ours, tritonclient, grpc health)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from serving_helpers import ServerThread, SlowEngine, metric_value, real_engine
+
+from baton.serving import Predictor
+from baton.serving.client import Client, InvalidInput, Overloaded, Timeout, TLSConfig, Unauthenticated
+from baton.serving.config import ServeConfig
+from baton.serving.kserve import grpc_service_pb2 as kpb
+from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
+from baton.serving.v1 import classifier_pb2 as pb
+from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+
+TEXTS = ["I loved it", "terrible, I want my money back", "", "the plot was slow but the ending saved it"]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle: Path):  # type: ignore[no-untyped-def]
+    with ServerThread(ServeConfig(bundle=str(tiny_bundle), variant="fp32", threads=1)) as s:
+        yield s
+
+
+def test_classify_matches_the_embedded_predictor(server: ServerThread, tiny_bundle: Path) -> None:
+    expected = Predictor.load(tiny_bundle, device="cpu", variant="fp32").predict(TEXTS)
+    with Client(server.target) as client:
+        response = client.classify_response(TEXTS, top_k=1)
+        got = client.classify(TEXTS)
+    assert [r.label for r in got] == [p.label for p in expected]
+    assert np.allclose([r.score for r in got], [p.score for p in expected], atol=1e-5)
+    assert all(len(r.top_k) == 1 for r in response.results)
+    assert response.timings.total_us >= response.timings.inference_us > 0
+    with Client(server.target) as client:
+        assert client.classify([]) == []
+
+
+def test_stream_answers_each_message_in_order(server: ServerThread) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        stub = pb_grpc.TextClassifierStub(channel)
+        requests = [pb.ClassifyRequest(texts=[t] * (i + 1)) for i, t in enumerate(TEXTS)]
+        responses = list(stub.ClassifyStream(iter(requests), timeout=30))
+    assert [len(r.results) for r in responses] == [1, 2, 3, 4]
+
+
+def test_model_info(server: ServerThread, tiny_bundle: Path) -> None:
+    with Client(server.target) as client:
+        info = client.model_info()
+    assert list(info.labels) == ["negative", "positive"]
+    assert (info.variant, info.provider, info.max_length) == ("fp32", "cpu", 64)
+    assert len(info.bundle_sha256) == 64 and info.name == tiny_bundle.name
+
+
+def test_kserve_v2_with_tritonclient_raw_bytes(server: ServerThread, tiny_bundle: Path) -> None:
+    import tritonclient.grpc as tc
+
+    expected = Predictor.load(tiny_bundle, device="cpu", variant="fp32").predict(TEXTS)
+    client = tc.InferenceServerClient(server.target)
+    name = tiny_bundle.name
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(name)
+    meta = client.get_model_metadata(name)
+    assert meta.inputs[0].name == "text" and meta.inputs[0].datatype == "BYTES"
+    text = tc.InferInput("text", [len(TEXTS)], "BYTES")
+    text.set_data_from_numpy(np.array([t.encode() for t in TEXTS], dtype=np.object_))  # raw_input_contents
+    result = client.infer(name, [text], outputs=[tc.InferRequestedOutput(n) for n in ("label", "score", "scores")])
+    assert [x.decode() for x in result.as_numpy("label")] == [p.label for p in expected]
+    assert np.allclose(result.as_numpy("score"), [p.score for p in expected], atol=1e-5)
+    assert result.as_numpy("scores").shape == (len(TEXTS), 2)
+    with pytest.raises(Exception, match="unknown model"):
+        client.infer("nope", [text])
+
+
+def test_kserve_v2_bytes_contents(server: ServerThread, tiny_bundle: Path) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        stub = kpb_grpc.GRPCInferenceServiceStub(channel)
+        tensor = kpb.ModelInferRequest.InferInputTensor(
+            name="text", datatype="BYTES", shape=[2], contents=kpb.InferTensorContents(bytes_contents=[b"good", b"bad"])
+        )
+        response = stub.ModelInfer(kpb.ModelInferRequest(model_name=tiny_bundle.name, inputs=[tensor]), timeout=30)
+        assert [o.name for o in response.outputs] == ["label", "score", "scores"]
+        assert len(response.raw_output_contents) == 3
+        bad = kpb.ModelInferRequest.InferInputTensor(name="text", datatype="FP32", shape=[1])
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelInfer(kpb.ModelInferRequest(model_name=tiny_bundle.name, inputs=[bad]), timeout=30)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_health_and_reflection(server: ServerThread) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with grpc.insecure_channel(server.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "baton.serving.v1.TextClassifier", "inference.GRPCInferenceService"):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"baton.serving.v1.TextClassifier", "inference.GRPCInferenceService", "grpc.health.v1.Health"} <= services
+
+
+def test_concurrent_clients_are_batched_with_identical_results(tiny_bundle: Path) -> None:
+    texts = [f"review {i}: " + "pretty good " * (i % 5) for i in range(48)]
+    engine = SlowEngine(real_engine(tiny_bundle), delay=0.01)  # slow enough that requests meet in the queue
+    with ServerThread(ServeConfig(bundle=str(tiny_bundle)), engine=engine) as s:
+        with Client(s.target) as client:
+            alone = [client.classify([t])[0] for t in texts]
+            before = metric_value(s.metrics_text(), "baton_batch_size_count")
+            with cf.ThreadPoolExecutor(16) as pool:
+                together = list(pool.map(lambda t: client.classify([t])[0], texts))
+        metrics = s.metrics_text()
+    batches = metric_value(metrics, "baton_batch_size_count") - before
+    assert batches < len(texts)  # some batches held more than one text
+    assert metric_value(metrics, "baton_batch_size_bucket", 'le="1.0"') < metric_value(
+        metrics, "baton_batch_size_count"
+    )
+    for a, b in zip(alone, together, strict=True):
+        assert a.label == b.label and abs(a.score - b.score) <= 1e-5
+    assert metric_value(metrics, "baton_requests_total", 'code="OK"') >= 2 * len(texts)
+
+
+def test_deadline_overload_and_limits(tiny_bundle: Path) -> None:
+    engine = SlowEngine(real_engine(tiny_bundle), delay=0.3)
+    cfg = ServeConfig(
+        bundle=str(tiny_bundle),
+        max_queue_items=4,
+        max_batch_size=1,
+        max_texts_per_request=8,
+        max_text_chars=100,
+        warmup=False,
+    )
+    with ServerThread(cfg, engine=engine) as s, Client(s.target) as client:
+        with pytest.raises(Timeout):
+            client.classify(["x"], timeout=0.1)
+        with pytest.raises(InvalidInput, match="texts\\[1\\] has 101 characters; the limit is 100"):
+            client.classify(["ok", "y" * 101])
+        with pytest.raises(InvalidInput, match="9 texts in one request; the limit is 8"):
+            client.classify(["a"] * 9)
+        time.sleep(0.5)
+
+        def call(i: int) -> str:
+            try:
+                client.classify([f"t{i}"], timeout=30)
+                return "ok"
+            except Overloaded:
+                return "overloaded"
+
+        with cf.ThreadPoolExecutor(12) as pool:
+            outcomes = list(pool.map(call, range(12)))
+        metrics = s.metrics_text()
+    assert outcomes.count("overloaded") >= 1 and outcomes.count("ok") >= 4
+    assert metric_value(metrics, "baton_requests_total", 'code="RESOURCE_EXHAUSTED"') == outcomes.count("overloaded")
+    # the expired request was dropped before inference (not run) and answered
+    assert (
+        metric_value(metrics, "baton_items_total", 'code="DEADLINE_EXCEEDED"')
+        + metric_value(metrics, "baton_items_total", 'code="CANCELLED"')
+        >= 1
+    )
+
+
+def test_bearer_token_auth(tiny_bundle: Path, tmp_path: Path) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    with ServerThread(ServeConfig(bundle=str(tiny_bundle), auth_token_file=str(token))) as s:
+        with Client(s.target) as anonymous, pytest.raises(Unauthenticated, match="missing bearer token"):
+            anonymous.classify(["x"])
+        with Client(s.target, token="wrong") as wrong, pytest.raises(Unauthenticated, match="invalid bearer token"):
+            wrong.classify(["x"])
+        with Client(s.target, token="s3cret") as good:
+            assert len(good.classify(["x"])) == 1
+        with grpc.insecure_channel(s.target) as channel:  # health is exempt
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def test_tls_and_mutual_tls(tiny_bundle: Path, tmp_path: Path) -> None:
+    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    )
+    ckey, ccert = tmp_path / "client.key", tmp_path / "client.pem"
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ckey),
+        "-out",
+        str(ccert),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=client",
+    )
+    cfg = ServeConfig(bundle=str(tiny_bundle), tls_cert=str(cert), tls_key=str(key))
+    with ServerThread(cfg) as s:
+        with Client(s.target, tls=TLSConfig(root_ca=str(cert))) as client:
+            assert len(client.classify(["secure"])) == 1
+        with Client(s.target, timeout=3) as plaintext, pytest.raises(Exception):  # noqa: B017
+            plaintext.classify(["x"])
+    mtls = ServeConfig(bundle=str(tiny_bundle), tls_cert=str(cert), tls_key=str(key), tls_client_ca=str(ccert))
+    with ServerThread(mtls) as s:
+        tls = TLSConfig(root_ca=str(cert), client_cert=str(ccert), client_key=str(ckey))
+        with Client(s.target, tls=tls) as client:
+            assert len(client.classify(["mutual"])) == 1
+        with Client(s.target, tls=TLSConfig(root_ca=str(cert)), timeout=3) as no_cert, pytest.raises(Exception):  # noqa: B017
+            no_cert.classify(["x"])
+
+
+def test_worker_crash_fails_pending_and_flips_health(tiny_bundle: Path) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    engine = SlowEngine(real_engine(tiny_bundle), delay=0.05, crash_on=3)
+    cfg = ServeConfig(bundle=str(tiny_bundle), max_batch_size=1, warmup=False, grace_s=2)
+    s = ServerThread(cfg, engine=engine)
+    with s:
+        channel = grpc.insecure_channel(s.target)
+        health = health_pb2_grpc.HealthStub(channel)
+        stub = pb_grpc.TextClassifierStub(channel)
+
+        def call(i: int) -> str:
+            try:
+                stub.Classify(pb.ClassifyRequest(texts=[f"t{i}"]), timeout=30)
+                return "OK"
+            except grpc.RpcError as exc:
+                return exc.code().name
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(call, range(8)))
+        assert "INTERNAL" in codes
+        assert set(codes) <= {"OK", "INTERNAL", "UNAVAILABLE"}  # every request answered, none left hanging
+        deadline = time.time() + 10
+        while time.time() < deadline and s.exit_code is None:
+            time.sleep(0.05)
+        assert s.exit_code == 3
+        try:
+            status = health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+            assert status != health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            pass  # the server has already stopped: also not serving
+        channel.close()
+
+
+def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "baton",
+            "serve",
+            str(tiny_bundle),
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--grace-s",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "baton serving" in line, proc.stderr.read() if proc.stderr else ""
+        target = line.split(" on ")[1].split(",")[0].strip()
+        client = Client(target, timeout=30)
+        texts = ["a fairly long review text that takes some work " * 6] * 64
+
+        def call(i: int) -> str:
+            try:
+                client.classify(texts)
+                return "OK"
+            except Exception as exc:
+                return type(exc).__name__
+
+        with cf.ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(call, i) for i in range(48)]
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            outcomes = [f.result() for f in futures]
+        assert proc.wait(60) == 0
+        assert outcomes.count("OK") >= 1
+        # accepted requests finished; anything refused was refused as UNAVAILABLE, never dropped or INTERNAL
+        assert set(outcomes) <= {"OK", "Unavailable"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
