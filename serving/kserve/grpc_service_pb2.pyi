@@ -169,9 +169,7 @@ class ModelInferRequest(_message.Message):
             VALUE_FIELD_NUMBER: _ClassVar[int]
             key: str
             value: InferParameter
-            def __init__(
-                self, key: str | None = ..., value: InferParameter | _Mapping | None = ...
-            ) -> None: ...
+            def __init__(self, key: str | None = ..., value: InferParameter | _Mapping | None = ...) -> None: ...
 
         NAME_FIELD_NUMBER: _ClassVar[int]
         DATATYPE_FIELD_NUMBER: _ClassVar[int]
@@ -200,17 +198,13 @@ class ModelInferRequest(_message.Message):
             VALUE_FIELD_NUMBER: _ClassVar[int]
             key: str
             value: InferParameter
-            def __init__(
-                self, key: str | None = ..., value: InferParameter | _Mapping | None = ...
-            ) -> None: ...
+            def __init__(self, key: str | None = ..., value: InferParameter | _Mapping | None = ...) -> None: ...
 
         NAME_FIELD_NUMBER: _ClassVar[int]
         PARAMETERS_FIELD_NUMBER: _ClassVar[int]
         name: str
         parameters: _containers.MessageMap[str, InferParameter]
-        def __init__(
-            self, name: str | None = ..., parameters: _Mapping[str, InferParameter] | None = ...
-        ) -> None: ...
+        def __init__(self, name: str | None = ..., parameters: _Mapping[str, InferParameter] | None = ...) -> None: ...
 
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
@@ -218,9 +212,7 @@ class ModelInferRequest(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: InferParameter
-        def __init__(
-            self, key: str | None = ..., value: InferParameter | _Mapping | None = ...
-        ) -> None: ...
+        def __init__(self, key: str | None = ..., value: InferParameter | _Mapping | None = ...) -> None: ...
 
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -257,9 +249,7 @@ class ModelInferResponse(_message.Message):
             VALUE_FIELD_NUMBER: _ClassVar[int]
             key: str
             value: InferParameter
-            def __init__(
-                self, key: str | None = ..., value: InferParameter | _Mapping | None = ...
-            ) -> None: ...
+            def __init__(self, key: str | None = ..., value: InferParameter | _Mapping | None = ...) -> None: ...
 
         NAME_FIELD_NUMBER: _ClassVar[int]
         DATATYPE_FIELD_NUMBER: _ClassVar[int]
@@ -286,9 +276,7 @@ class ModelInferResponse(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: InferParameter
-        def __init__(
-            self, key: str | None = ..., value: InferParameter | _Mapping | None = ...
-        ) -> None: ...
+        def __init__(self, key: str | None = ..., value: InferParameter | _Mapping | None = ...) -> None: ...
 
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
