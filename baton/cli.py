@@ -52,7 +52,7 @@ def train(
     label_column: Annotated[str | None, Opt(help="Label column [label]; a column of lists means multi-label.")] = None,
     output_dir: Annotated[str | None, Opt(help="Run directory [runs/latest].")] = None,
     epochs: Annotated[float | None, Opt(help="Epochs [3].")] = None,
-    batch_size: Annotated[int | None, Opt(help="Per-device train batch size [32].")] = None,
+    batch_size: Annotated[int | None, Opt(help="Per-device train batch size [16].")] = None,
     learning_rate: Annotated[float | None, Opt(help="Peak learning rate [1e-4].")] = None,
     max_length: Annotated[int | None, Opt(help="Max tokens per example [128].")] = None,
     seed: Annotated[int | None, Opt(help="Random seed [42].")] = None,
@@ -241,6 +241,144 @@ def serve(
     code = serve_forever(cfg)
     if code:
         raise typer.Exit(code)
+
+
+bench_app = typer.Typer(
+    help="Latency benchmarks: in-process backends, a gRPC server, and their ratio.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+def _ints(value: str, flag: str) -> list[int]:
+    try:
+        out = [int(x) for x in value.split(",") if x.strip()]
+    except ValueError as exc:
+        raise BatonError(f"{flag}: expected comma-separated integers (got {value!r})") from exc
+    if not out or min(out) < 1:
+        raise BatonError(f"{flag}: expected positive integers (got {value!r})")
+    return out
+
+
+def _bench_options(duration: float, warmup: float, seed: int, samples: int, quick: bool) -> Any:
+    from baton.serving.bench import BenchOptions
+
+    try:
+        return BenchOptions(duration_s=duration, warmup_s=warmup, seed=seed, samples=samples, quick=quick)
+    except ValueError as exc:
+        raise BatonError(str(exc)) from exc
+
+
+def _bench_finish(report: dict[str, Any], output: Path | None) -> None:
+    from baton.serving.bench import check_counts, markdown, save
+
+    check_counts(report)
+    path = save(report, output)
+    typer.echo(markdown(report))
+    typer.echo(f"\nresults: {path}")
+
+
+_DATA = Opt(help="Texts: .jsonl (with --text-column), .txt (one per line), .csv/.parquet.")
+_DURATION = Opt(help="Seconds measured per level.")
+
+
+@bench_app.command("inprocess")
+def bench_inprocess_cmd(
+    target: Annotated[Path, typer.Argument(help="Bundle, or run directory (adds the torch backend).")],
+    data: Annotated[str, _DATA],
+    backend: Annotated[list[str] | None, Opt(help="torch, onnx-fp32, onnx-int8 (default: all available).")] = None,
+    batch_sizes: Annotated[str, Opt(help="Comma-separated batch sizes.")] = "1,8,32",
+    synthetic: Annotated[
+        str | None, Opt(help="Synthetic token lengths instead of data buckets, e.g. 16,64,128,256.")
+    ] = None,
+    text_column: Annotated[str, Opt()] = "text",
+    threads: Annotated[int | None, Opt(help="Intra-op threads.")] = None,
+    duration: Annotated[float, _DURATION] = 10.0,
+    samples: Annotated[int, Opt(help="Texts sampled from --data (seeded).")] = 512,
+    seed: Annotated[int, Opt()] = 0,
+    quick: Annotated[bool, Opt(help="Tiny durations (tests, smoke runs).")] = False,
+    output: Annotated[Path | None, Opt(help="JSON file [bench-results/inprocess-<time>.json].")] = None,
+) -> None:
+    """Throughput and latency of each backend through the Predictor's code path, per batch size and length."""
+    from baton.serving.bench import bench_inprocess, load_texts
+
+    options = _bench_options(duration, 0, seed, samples, quick)
+    texts = load_texts(data, text_column, samples, seed)
+    report = bench_inprocess(
+        target,
+        texts,
+        backend,
+        _ints(batch_sizes, "--batch-sizes"),
+        options,
+        _ints(synthetic, "--synthetic") if synthetic else None,
+        threads,
+    )
+    _bench_finish(report, output)
+
+
+@bench_app.command("grpc")
+def bench_grpc_cmd(
+    data: Annotated[str, _DATA],
+    target: Annotated[str, Opt(help="HOST:PORT of a running server.")] = "127.0.0.1:50051",
+    concurrency: Annotated[str, Opt(help="Closed-loop client counts.")] = "1,8,32,64",
+    rate: Annotated[str | None, Opt(help="Open-loop request rates (req/s), comma-separated.")] = None,
+    texts_per_request: Annotated[int, Opt()] = 1,
+    protocol: Annotated[str, Opt(help="baton (domain API) or kserve (Open Inference Protocol).")] = "baton",
+    model_name: Annotated[str | None, Opt(help="Model name (kserve).")] = None,
+    token: Annotated[str | None, Opt(help="Bearer token.")] = None,
+    metrics_url: Annotated[str | None, Opt(help="Server metrics, e.g. http://127.0.0.1:9464/metrics.")] = None,
+    text_column: Annotated[str, Opt()] = "text",
+    duration: Annotated[float, _DURATION] = 10.0,
+    warmup: Annotated[float, Opt(help="Warm-up seconds per level.")] = 2.0,
+    samples: Annotated[int, Opt()] = 512,
+    seed: Annotated[int, Opt()] = 0,
+    echo: Annotated[bool, Opt(help="Also measure the load generator's ceiling on an echo server.")] = True,
+    quick: Annotated[bool, Opt()] = False,
+    output: Annotated[Path | None, Opt()] = None,
+) -> None:
+    """Load a running server: closed loop per concurrency level, optional open loop per rate."""
+    from baton.serving.bench import bench_grpc, load_texts
+
+    options = _bench_options(duration, warmup, seed, samples, quick)
+    texts = load_texts(data, text_column, samples, seed)
+    rates = [float(x) for x in rate.split(",")] if rate else []
+    report = bench_grpc(
+        target,
+        texts,
+        _ints(concurrency, "--concurrency"),
+        rates,
+        texts_per_request,
+        protocol,
+        model_name,
+        token,
+        options,
+        metrics_url,
+        echo=echo,
+    )
+    _bench_finish(report, output)
+
+
+@bench_app.command("serve")
+def bench_serve_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    data: Annotated[str, _DATA],
+    concurrency: Annotated[str, Opt()] = "1,8,32,64",
+    texts_per_request: Annotated[int, Opt()] = 1,
+    protocol: Annotated[str, Opt()] = "baton",
+    text_column: Annotated[str, Opt()] = "text",
+    duration: Annotated[float, _DURATION] = 10.0,
+    warmup: Annotated[float, Opt()] = 2.0,
+    samples: Annotated[int, Opt()] = 512,
+    seed: Annotated[int, Opt()] = 0,
+    quick: Annotated[bool, Opt()] = False,
+    output: Annotated[Path | None, Opt()] = None,
+) -> None:
+    """Start `baton serve` on a free port, load it, measure the in-process ceiling, report server / ceiling."""
+    from baton.serving.bench import bench_serve, load_texts
+
+    options = _bench_options(duration, warmup, seed, samples, quick)
+    texts = load_texts(data, text_column, samples, seed)
+    report = bench_serve(bundle, texts, _ints(concurrency, "--concurrency"), texts_per_request, protocol, options)
+    _bench_finish(report, output)
 
 
 @app.command()

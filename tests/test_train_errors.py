@@ -115,7 +115,7 @@ def test_config_file_and_flags_merge(tmp_path: Path) -> None:
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text("train-file: a.jsonl\nepochs: 5\nlearning_rate: 0.001\n")
     cfg = load_train_config(cfg_file, {"epochs": 2, "batch_size": None})
-    assert (cfg.train_file, cfg.epochs, cfg.learning_rate, cfg.batch_size) == ("a.jsonl", 2, 0.001, 32)
+    assert (cfg.train_file, cfg.epochs, cfg.learning_rate, cfg.batch_size) == ("a.jsonl", 2, 0.001, 16)
     cfg_file.write_text("train_file: a.jsonl\nepochz: 5\n")
     with pytest.raises(ConfigError, match="unknown key 'epochz'"):
         load_train_config(cfg_file, {})

@@ -1,0 +1,772 @@
+"""`baton bench`: in-process backends, the gRPC server under closed/open-loop load, and their ratio.
+
+Every figure of one invocation is measured in that invocation (these machines drift, so compare side by side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baton._io import write_json_atomic
+from baton.errors import BatonError, DataError
+
+__all__ = ["BenchOptions", "bench_grpc", "bench_inprocess", "bench_serve", "load_texts"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchOptions:
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    seed: int = 0
+    samples: int = 512
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        if self.duration_s <= 0 or self.warmup_s < 0 or self.samples < 1:
+            raise ValueError("duration must be > 0, warm-up >= 0, samples >= 1")
+
+
+# ---- data and small helpers -----------------------------------------------------------------------------------
+def load_texts(path: str, text_column: str = "text", samples: int = 512, seed: int = 0) -> list[str]:
+    """A deterministic sample of texts from a CSV/JSON/JSONL/parquet/plain-text file."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"--data: file not found: {file}")
+    texts: list[str]
+    if file.suffix.lower() in (".txt", ""):
+        texts = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif file.suffix.lower() == ".jsonl":
+        texts = []
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if text_column not in row:
+                raise DataError(
+                    f"--data {file}: line {number} has no '{text_column}' column "
+                    f"(columns: {', '.join(row)}); set --text-column"
+                )
+            texts.append(str(row[text_column]))
+    else:
+        try:
+            from baton.training.data import load_labelled_file
+        except ImportError as exc:
+            raise DataError("--data: use .jsonl or .txt, or install baton[train] for csv/parquet") from exc
+        ds = load_labelled_file(path, "--data")
+        if text_column not in ds.column_names:
+            raise DataError(f"--data {file}: no column '{text_column}'; columns found: {', '.join(ds.column_names)}")
+        texts = [str(t) for t in ds[text_column]]
+    if not texts:
+        raise DataError(f"--data {file}: no texts")
+    rng = random.Random(seed)
+    return [texts[i] for i in sorted(rng.sample(range(len(texts)), min(samples, len(texts))))]
+
+
+def _percentiles(latencies_s: Sequence[float]) -> dict[str, float]:
+    if not latencies_s:
+        return {k: float("nan") for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")}
+    arr = np.asarray(latencies_s) * 1000
+    return {
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p90_ms": float(np.percentile(arr, 90)),
+        "p95_ms": float(np.percentile(arr, 95)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "max_ms": float(arr.max()),
+        "mean_ms": float(arr.mean()),
+    }
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("baton", "onnxruntime", "torch", "grpcio", "tokenizers"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[pkg] = metadata.version(pkg)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        **(extra or {}),
+    }
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty())
+
+
+# ---- in-process ----------------------------------------------------------------------------------------------
+def _buckets(texts: list[str]) -> dict[str, list[str]]:
+    ordered = sorted(texts, key=len)
+    third = max(1, len(ordered) // 3)
+    return {"short": ordered[:third], "medium": ordered[third : 2 * third], "long": ordered[2 * third :], "all": texts}
+
+
+def _synthetic(lengths: Sequence[int], count: int, seed: int) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    words = ["the", "film", "was", "good", "bad", "great", "awful", "plot", "acting", "slow", "quick", "story"]
+    return {
+        f"{n}tok": [" ".join(rng.choice(words) for _ in range(max(1, n - 2))) for _ in range(count)] for n in lengths
+    }
+
+
+def _time_batches(call: Callable[[list[str]], Any], texts: list[str], batch: int, duration: float) -> dict[str, Any]:
+    """Run sorted batches of `texts` repeatedly for `duration`; per-batch latency and texts/s."""
+    ordered = sorted(texts, key=len)
+    batches = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
+    call(batches[0])
+    latencies: list[float] = []
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < duration or not latencies:
+        for b in batches:
+            t0 = time.perf_counter()
+            call(b)
+            latencies.append(time.perf_counter() - t0)
+            done += len(b)
+            if time.perf_counter() - start >= duration:
+                break
+    elapsed = time.perf_counter() - start
+    return {"texts_per_s": done / elapsed, "batches": len(latencies), **_percentiles(latencies)}
+
+
+def _torch_backend(run_dir: Path, threads: int | None) -> Callable[[list[str]], Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
+    max_length = json.loads((run_dir / "train_args.json").read_text())["max_length"]
+
+    def call(texts: list[str]) -> Any:
+        with torch.inference_mode():
+            enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            return model(**enc).logits.softmax(-1).numpy()
+
+    return call
+
+
+def _resolve_bundle(path: Path) -> tuple[Path | None, Path]:
+    """(run_dir or None, bundle_dir) from a run directory with a bundle inside or beside it, or a bundle."""
+    if (path / "bundle.json").is_file():
+        return None, path
+    for candidate in (path / "bundle", path.parent.parent / "bundles" / path.name):
+        if (candidate / "bundle.json").is_file():
+            return path, candidate
+    raise BatonError(
+        f"{path} is neither a bundle nor a run directory with an exported bundle "
+        "(run `baton export RUN --output RUN/bundle`)"
+    )
+
+
+def bench_inprocess(
+    target: Path,
+    texts: list[str],
+    backends: Sequence[str] | None,
+    batch_sizes: Sequence[int],
+    options: BenchOptions,
+    synthetic: Sequence[int] | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    from baton.serving.bundle import load_bundle
+    from baton.serving.engine import Engine
+
+    run_dir, bundle_dir = _resolve_bundle(target)
+    bundle = load_bundle(bundle_dir)
+    available = [f"onnx-{v}" for v in sorted(bundle.models) if v != "fp16"] + (["torch"] if run_dir else [])
+    chosen = list(backends or available)
+    for name in chosen:
+        if name not in available:
+            raise BatonError(f"backend '{name}' is not available here (available: {', '.join(available)})")
+    groups = _synthetic(synthetic, 64, options.seed) if synthetic else _buckets(texts)
+    duration = 0.3 if options.quick else options.duration_s / max(1, len(groups))
+    rows: list[dict[str, Any]] = []
+    progress = _progress(len(chosen) * len(batch_sizes) * len(groups), "in-process")
+    for backend in chosen:
+        if backend == "torch":
+            assert run_dir is not None
+            call = _torch_backend(run_dir, threads)
+            tokenize = None
+        else:
+            engine = Engine(bundle, backend.removeprefix("onnx-"), "cpu", threads)
+
+            def call(batch: list[str], engine: Engine = engine) -> Any:
+                return engine(batch)
+
+            tokenize = engine.preprocess
+        for bs in batch_sizes:
+            for group, group_texts in groups.items():
+                row = {
+                    "backend": backend,
+                    "batch_size": bs,
+                    "bucket": group,
+                    **_time_batches(call, group_texts, bs, duration),
+                }
+                if tokenize is not None:
+                    tok = _time_batches(tokenize, group_texts, bs, min(duration, 0.5))
+                    row["tokenize_texts_per_s"] = tok["texts_per_s"]
+                rows.append(row)
+                progress.update(1)
+    progress.close()
+    return {"mode": "inprocess", "bundle": str(bundle_dir), "bundle_sha256": bundle.checksum, "results": rows}
+
+
+def inprocess_ceiling(
+    bundle_dir: Path,
+    texts: list[str],
+    variant: str | None,
+    duration: float,
+    batch_sizes: Sequence[int] = (1, 8, 16, 32, 64),
+) -> dict[str, Any]:
+    """The best in-process throughput: the same texts, pre-sorted by length, at the best batch size."""
+    from baton.serving.bundle import load_bundle
+    from baton.serving.engine import Engine
+    from baton.serving.predictor import choose_variant
+
+    bundle = load_bundle(bundle_dir)
+    chosen, _, _ = choose_variant(bundle, "cpu", variant)
+    engine = Engine(bundle, chosen, "cpu")
+    sweep = {bs: _time_batches(engine, texts, bs, duration) for bs in batch_sizes}
+    best = max(sweep, key=lambda bs: sweep[bs]["texts_per_s"])
+    return {
+        "variant": chosen,
+        "best_batch_size": best,
+        "texts_per_s": sweep[best]["texts_per_s"],
+        "batch1_p50_ms": sweep[1]["p50_ms"] if 1 in sweep else None,
+        "sweep": {str(k): v for k, v in sweep.items()},
+    }
+
+
+# ---- gRPC load ------------------------------------------------------------------------------------------------
+def _scrape(url: str | None) -> dict[str, float]:
+    if not url:
+        return {}
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("baton_batch_size_", "baton_queue_seconds_", "baton_batch_tokens_")) and " " in line:
+            name, value = line.rsplit(" ", 1)
+            if name.endswith(("_sum", "_count")):
+                out[name] = float(value)
+    return out
+
+
+def _server_view(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    batches = delta("baton_batch_size_count")
+    items = delta("baton_queue_seconds_count")
+    return {
+        "mean_batch_size": delta("baton_batch_size_sum") / batches if batches else None,
+        "mean_queue_ms": 1000 * delta("baton_queue_seconds_sum") / items if items else None,
+    }
+
+
+class _Caller:
+    """One RPC of the chosen protocol over a shared aio channel."""
+
+    def __init__(self, target: str, protocol: str, model_name: str | None, token: str | None) -> None:
+        import grpc
+
+        from baton.serving.kserve import grpc_service_pb2 as kpb
+        from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
+        from baton.serving.v1 import classifier_pb2 as pb
+        from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+
+        self.grpc, self.pb, self.kpb = grpc, pb, kpb
+        self.channel = grpc.aio.insecure_channel(target)
+        self.protocol = protocol
+        self.model_name = model_name or ""
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.stub: Any = (
+            pb_grpc.TextClassifierStub(self.channel)
+            if protocol == "baton"
+            else kpb_grpc.GRPCInferenceServiceStub(self.channel)
+        )
+
+    async def __call__(self, texts: list[str], timeout: float) -> None:
+        if self.protocol == "baton":
+            await self.stub.Classify(self.pb.ClassifyRequest(texts=texts), timeout=timeout, metadata=self.metadata)
+        else:
+            from baton.serving.kserve_codec import encode_bytes_raw
+
+            tensor = self.kpb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)])
+            request = self.kpb.ModelInferRequest(
+                model_name=self.model_name,
+                inputs=[tensor],
+                raw_input_contents=[encode_bytes_raw([t.encode() for t in texts])],
+            )
+            await self.stub.ModelInfer(request, timeout=timeout, metadata=self.metadata)
+
+
+async def _wait_ready(target: str, timeout: float) -> None:
+    import grpc
+
+    channel = grpc.aio.insecure_channel(target)
+    try:
+        await asyncio.wait_for(channel.channel_ready(), timeout)
+    except asyncio.TimeoutError as exc:
+        raise BatonError(f"--target {target}: no gRPC server answered within {timeout:.0f}s") from exc
+    finally:
+        await channel.close()
+
+
+async def _closed_loop(
+    caller: _Caller,
+    texts: list[str],
+    per_request: int,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    timeout: float,
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    sent = 0
+    state = {"recording": False, "stop": False}
+    cursor = [0]
+
+    def next_texts() -> list[str]:
+        i = cursor[0]
+        cursor[0] += per_request
+        return [texts[(i + k) % len(texts)] for k in range(per_request)]
+
+    in_window = 0
+
+    async def worker() -> None:
+        nonlocal sent, in_window
+        while not state["stop"]:
+            batch = next_texts()
+            counted = state["recording"]  # started inside the measured window: its outcome is counted
+            sent += counted
+            t0 = time.perf_counter()
+            try:
+                await caller(batch, timeout)
+                if counted:
+                    latencies.append(time.perf_counter() - t0)
+                    in_window += bool(state["recording"])
+            except caller.grpc.RpcError as exc:
+                if counted:
+                    errors[exc.code().name] += 1
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(warmup)
+    state["recording"] = True
+    cpu0, start = _cpu_self(), time.perf_counter()
+    await asyncio.sleep(duration)
+    elapsed, cpu = time.perf_counter() - start, _cpu_self() - cpu0
+    state["recording"] = False
+    state["stop"] = True
+    await asyncio.gather(*tasks)  # every request started is awaited: none is dropped from the counts
+    return {
+        "concurrency": concurrency,
+        "texts_per_request": per_request,
+        "requests_sent": sent,
+        "answered": len(latencies),
+        "errors": dict(errors),
+        "requests_per_s": in_window / elapsed,
+        "texts_per_s": in_window * per_request / elapsed,
+        "client_cpu_s": cpu,
+        "elapsed_s": elapsed,
+        **_percentiles(latencies),
+    }
+
+
+async def _open_loop(
+    caller: _Caller, texts: list[str], per_request: int, rate: float, duration: float, timeout: float
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    pending: list[asyncio.Future[None]] = []
+
+    async def one(batch: list[str]) -> None:
+        t0 = time.perf_counter()
+        try:
+            await caller(batch, timeout)
+            latencies.append(time.perf_counter() - t0)
+        except caller.grpc.RpcError as exc:
+            errors[exc.code().name] += 1
+
+    cpu0, start, i = _cpu_self(), time.perf_counter(), 0
+    while (now := time.perf_counter() - start) < duration:
+        due = i / rate
+        if due > now:
+            await asyncio.sleep(due - now)
+        pending.append(
+            asyncio.ensure_future(one([texts[(i * per_request + k) % len(texts)] for k in range(per_request)]))
+        )
+        i += 1
+    await asyncio.gather(*pending)
+    elapsed = time.perf_counter() - start
+    return {
+        "rate": rate,
+        "texts_per_request": per_request,
+        "requests_sent": i,
+        "answered": len(latencies),
+        "errors": dict(errors),
+        "requests_per_s": len(latencies) / elapsed,
+        "texts_per_s": len(latencies) * per_request / elapsed,
+        "client_cpu_s": _cpu_self() - cpu0,
+        "elapsed_s": elapsed,
+        **_percentiles(latencies),
+    }
+
+
+async def _sweep(
+    target: str,
+    texts: list[str],
+    concurrency: Sequence[int],
+    rates: Sequence[float],
+    per_request: int,
+    protocol: str,
+    model_name: str | None,
+    token: str | None,
+    options: BenchOptions,
+    metrics_url: str | None,
+    server_pid: int | None,
+) -> list[dict[str, Any]]:
+    await _wait_ready(target, 5 if options.quick else 15)
+    caller = _Caller(target, protocol, model_name, token)
+    duration = 0.5 if options.quick else options.duration_s
+    warmup = 0.2 if options.quick else options.warmup_s
+    rows = []
+    progress = _progress(len(concurrency) + len(rates), f"grpc {target}")
+    try:
+        for level in concurrency:
+            before, server_cpu = _scrape(metrics_url), _cpu_of(server_pid) if server_pid else None
+            row = await _closed_loop(caller, texts, per_request, level, duration, warmup, 30.0)
+            row.update(_server_view(before, _scrape(metrics_url)))
+            if server_pid:
+                row["server_cpu_s"] = _cpu_of(server_pid) - (server_cpu or 0.0)
+            rows.append({"mode": "closed", **row})
+            progress.update(1)
+        for rate in rates:
+            before = _scrape(metrics_url)
+            row = await _open_loop(caller, texts, per_request, rate, duration, 30.0)
+            row.update(_server_view(before, _scrape(metrics_url)))
+            rows.append({"mode": "open", **row})
+            progress.update(1)
+    finally:
+        progress.close()
+        await caller.channel.close()
+    return rows
+
+
+def _echo_ceiling(
+    texts: list[str], concurrency: int, per_request: int, protocol: str, options: BenchOptions
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        proc = subprocess.Popen([sys.executable, "-m", "baton.serving.bench_echo", str(port_file)])
+        try:
+            deadline = time.time() + 30
+            while not port_file.exists() or not port_file.read_text():
+                if time.time() > deadline or proc.poll() is not None:
+                    raise BatonError("the echo server did not start")
+                time.sleep(0.05)
+            target = f"127.0.0.1:{port_file.read_text()}"
+            rows = asyncio.run(
+                _sweep(target, texts, [concurrency], [], per_request, protocol, "echo", None, options, None, proc.pid)
+            )
+            return rows[0]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def bench_grpc(
+    target: str,
+    texts: list[str],
+    concurrency: Sequence[int],
+    rates: Sequence[float],
+    per_request: int,
+    protocol: str,
+    model_name: str | None,
+    token: str | None,
+    options: BenchOptions,
+    metrics_url: str | None,
+    server_pid: int | None = None,
+    echo: bool = True,
+) -> dict[str, Any]:
+    if protocol not in ("baton", "kserve"):
+        raise BatonError(f"--protocol must be baton or kserve (got {protocol!r})")
+    if protocol == "kserve" and not model_name:
+        raise BatonError("--protocol kserve needs --model-name")
+    rows = asyncio.run(
+        _sweep(
+            target,
+            texts,
+            concurrency,
+            rates,
+            per_request,
+            protocol,
+            model_name,
+            token,
+            options,
+            metrics_url,
+            server_pid,
+        )
+    )
+    result: dict[str, Any] = {"mode": "grpc", "target": target, "protocol": protocol, "results": rows}
+    if echo:
+        result["load_generator_ceiling"] = _echo_ceiling(texts, max(concurrency or [1]), per_request, protocol, options)
+    return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_serve(
+    bundle_dir: Path,
+    texts: list[str],
+    concurrency: Sequence[int],
+    per_request: int,
+    protocol: str,
+    options: BenchOptions,
+    serve_args: Sequence[str] = (),
+) -> dict[str, Any]:
+    from baton.serving.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    port, metrics_port = _free_port(), _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "baton",
+        "-q",
+        "serve",
+        str(bundle_dir),
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        *serve_args,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "baton serving" not in line:
+            raise BatonError(f"the server did not start: {proc.stderr.read() if proc.stderr else ''}")
+        grpc_result = bench_grpc(
+            f"127.0.0.1:{port}",
+            texts,
+            concurrency,
+            [],
+            per_request,
+            protocol,
+            bundle.name,
+            None,
+            options,
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            proc.pid,
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    ceiling = inprocess_ceiling(bundle_dir, texts, None, 0.5 if options.quick else max(2.0, options.duration_s / 3))
+    best = max((r["texts_per_s"] for r in grpc_result["results"]), default=0.0)
+    top = max(concurrency)
+    at_top = next((r["texts_per_s"] for r in grpc_result["results"] if r["concurrency"] == top), 0.0)
+    one = next((r for r in grpc_result["results"] if r["concurrency"] == 1), None)
+    return {
+        "mode": "serve",
+        "bundle": str(bundle_dir),
+        "bundle_sha256": bundle.checksum,
+        "server_cmd": cmd,
+        "grpc": grpc_result,
+        "ceiling": ceiling,
+        "ratio_best": best / ceiling["texts_per_s"] if ceiling["texts_per_s"] else None,
+        f"ratio_at_{top}": at_top / ceiling["texts_per_s"] if ceiling["texts_per_s"] else None,
+        "p50_1_client_minus_batch1_p50_ms": (one["p50_ms"] - ceiling["batch1_p50_ms"])
+        if one and ceiling.get("batch1_p50_ms")
+        else None,
+    }
+
+
+# ---- output ---------------------------------------------------------------------------------------------------
+def markdown(report: dict[str, Any]) -> str:
+    lines: list[str] = []
+    mode = report["mode"]
+    if mode == "inprocess":
+        lines += [
+            "| backend | batch | bucket | texts/s | p50 ms | p99 ms | tokenize texts/s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in report["results"]:
+            lines.append(
+                f"| {r['backend']} | {r['batch_size']} | {r['bucket']} | {r['texts_per_s']:.0f} | "
+                f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r.get('tokenize_texts_per_s', float('nan')):.0f} |"
+            )
+        return "\n".join(lines)
+    grpc_part = report["grpc"] if mode == "serve" else report
+    lines += [
+        "| load | texts/s | p50 ms | p99 ms | errors | mean batch | mean queue ms | client CPU s | server CPU s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in grpc_part["results"]:
+        load = f"{r['concurrency']} clients" if r["mode"] == "closed" else f"{r['rate']:.0f} req/s"
+        mb = f"{r['mean_batch_size']:.1f}" if r.get("mean_batch_size") else "-"
+        mq = f"{r['mean_queue_ms']:.2f}" if r.get("mean_queue_ms") is not None else "-"
+        lines.append(
+            f"| {load} | {r['texts_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{sum(r['errors'].values())} | {mb} | {mq} | {r['client_cpu_s']:.1f} | "
+            f"{r.get('server_cpu_s', float('nan')):.1f} |"
+        )
+    echo = grpc_part.get("load_generator_ceiling")
+    if echo:
+        lines.append(
+            f"\nload generator ceiling (echo server, {echo['concurrency']} clients): "
+            f"{echo['texts_per_s']:.0f} texts/s, p50 {echo['p50_ms']:.2f} ms"
+        )
+    if mode == "serve":
+        c = report["ceiling"]
+        lines.append(
+            f"in-process ceiling ({c['variant']}, sorted batches of {c['best_batch_size']}): "
+            f"{c['texts_per_s']:.0f} texts/s; batch-1 p50 {c['batch1_p50_ms']:.2f} ms"
+        )
+        top = next(k for k in report if k.startswith("ratio_at_"))
+        lines.append(
+            f"server / ceiling: {report[top]:.2f} at {top.removeprefix('ratio_at_')} clients, "
+            f"best {report['ratio_best']:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], out_prefix: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    written = []
+    if report["mode"] == "inprocess":
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for backend in sorted({r["backend"] for r in report["results"]}):
+            rows = [r for r in report["results"] if r["backend"] == backend and r["bucket"] in ("all", "64tok")]
+            rows = rows or [r for r in report["results"] if r["backend"] == backend]
+            ax.plot([r["batch_size"] for r in rows], [r["p50_ms"] / r["batch_size"] for r in rows], "o-", label=backend)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("p50 ms per text")
+        ax.set_title("in-process latency per text vs batch size")
+        ax.legend()
+        fig.tight_layout()
+        path = out_prefix.with_name(out_prefix.name + "_inprocess.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return [path]
+    grpc_part = report["grpc"] if report["mode"] == "serve" else report
+    rows = [r for r in grpc_part["results"] if r["mode"] == "closed"]
+    if not rows:
+        return []
+    levels = [r["concurrency"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("p50_ms", "p90_ms", "p99_ms"):
+        ax.plot(levels, [r[key] for r in rows], "o-", label=key.removesuffix("_ms"))
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("gRPC latency vs concurrency")
+    ax.legend()
+    fig.tight_layout()
+    path = out_prefix.with_name(out_prefix.name + "_latency.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(levels, [r["texts_per_s"] for r in rows], "o-", label="server")
+    if report["mode"] == "serve":
+        ax.axhline(report["ceiling"]["texts_per_s"], color="gray", linestyle="--", label="in-process ceiling")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("texts/s")
+    ax.set_title("gRPC throughput vs concurrency")
+    ax.legend()
+    fig.tight_layout()
+    path = out_prefix.with_name(out_prefix.name + "_throughput.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def save(report: dict[str, Any], output: Path | None, extra_env: dict[str, Any] | None = None) -> Path:
+    if output is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        output = Path("bench-results") / f"{report['mode']}-{stamp}.json"
+    report = {"environment": environment(extra_env), **report}
+    write_json_atomic(output, report)
+    report["plots"] = [str(p) for p in plot(report, output.with_suffix(""))]
+    write_json_atomic(output, report)
+    return output
+
+
+def check_counts(report: dict[str, Any]) -> None:
+    """Every request sent is answered or counted as an error."""
+    grpc_part = report.get("grpc", report)
+    for r in grpc_part.get("results", []):
+        if "requests_sent" in r and r["requests_sent"] != r["answered"] + sum(r["errors"].values()):
+            raise AssertionError(f"counts do not add up: {r}")

@@ -1,0 +1,145 @@
+"""`baton bench --quick` in each mode against the tiny bundle: JSON schema and counts that add up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REVIEWS
+from serving_helpers import ServerThread
+
+from baton.serving.config import ServeConfig
+
+
+def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "baton", "-q", "bench", *args, "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+def _closed_rows_add_up(rows: list[dict]) -> None:
+    assert rows
+    for r in rows:
+        assert r["requests_sent"] == r["answered"] + sum(r["errors"].values())
+        for key in ("texts_per_s", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "client_cpu_s"):
+            assert key in r
+
+
+def test_inprocess_with_torch_and_onnx(tiny_run: Path, tiny_bundle: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    shutil.copytree(tiny_bundle, run / "bundle")
+    proc = _bench(
+        "inprocess",
+        str(run),
+        "--data",
+        str(REVIEWS / "test.jsonl"),
+        "--batch-sizes",
+        "1,4",
+        "--output",
+        "out.json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert {"cpu", "cores", "versions"} <= set(report["environment"])
+    backends = {r["backend"] for r in report["results"]}
+    assert backends == {"torch", "onnx-fp32", "onnx-int8"}
+    assert {r["bucket"] for r in report["results"]} == {"short", "medium", "long", "all"}
+    assert all(r["texts_per_s"] > 0 for r in report["results"])
+    assert all("tokenize_texts_per_s" in r for r in report["results"] if r["backend"] != "torch")
+    assert (tmp_path / report["plots"][0]).is_file()
+    assert "| onnx-int8 | 4 |" in proc.stdout
+
+
+def test_grpc_closed_and_open_loop_against_a_running_server(tiny_bundle: Path, tmp_path: Path) -> None:
+    with ServerThread(ServeConfig(bundle=str(tiny_bundle))) as s:
+        assert s.server is not None
+        proc = _bench(
+            "grpc",
+            "--target",
+            s.target,
+            "--data",
+            str(REVIEWS / "test.jsonl"),
+            "--concurrency",
+            "1,4",
+            "--rate",
+            "50",
+            "--metrics-url",
+            f"http://127.0.0.1:{s.server.metrics_port}/metrics",
+            "--output",
+            "g.json",
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stderr
+        kserve = _bench(
+            "grpc",
+            "--target",
+            s.target,
+            "--data",
+            str(REVIEWS / "test.jsonl"),
+            "--concurrency",
+            "2",
+            "--protocol",
+            "kserve",
+            "--model-name",
+            tiny_bundle.name,
+            "--no-echo",
+            "--output",
+            "k.json",
+            cwd=tmp_path,
+        )
+        assert kserve.returncode == 0, kserve.stderr
+    report = json.loads((tmp_path / "g.json").read_text())
+    closed = [r for r in report["results"] if r["mode"] == "closed"]
+    _closed_rows_add_up(closed)
+    assert [r["concurrency"] for r in closed] == [1, 4]
+    assert all(r["mean_batch_size"] >= 1 for r in closed)
+    (open_row,) = [r for r in report["results"] if r["mode"] == "open"]
+    assert open_row["requests_sent"] == open_row["answered"] + sum(open_row["errors"].values())
+    assert report["load_generator_ceiling"]["texts_per_s"] > 0
+    _closed_rows_add_up(json.loads((tmp_path / "k.json").read_text())["results"])
+
+
+def test_serve_mode_reports_the_ratio(tiny_bundle: Path, tmp_path: Path) -> None:
+    proc = _bench(
+        "serve",
+        str(tiny_bundle),
+        "--data",
+        str(REVIEWS / "test.jsonl"),
+        "--concurrency",
+        "1,4",
+        "--output",
+        "s.json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "s.json").read_text())
+    _closed_rows_add_up(report["grpc"]["results"])
+    assert report["ceiling"]["texts_per_s"] > 0 and report["ratio_at_4"] > 0
+    assert "server / ceiling" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["grpc", "--target", "127.0.0.1:1", "--data", str(REVIEWS / "test.jsonl"), "--no-echo"], "no gRPC server"),
+        (["inprocess", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--text-column", "body"], "no 'body' column"),
+        (
+            ["inprocess", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--backend", "onnx-fp16"],
+            "backend 'onnx-fp16' is not available",
+        ),
+    ],
+)
+def test_bad_input(tiny_bundle: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    proc = _bench(*[str(tiny_bundle) if a == "BUNDLE" else a for a in args], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
