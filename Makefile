@@ -40,3 +40,6 @@ protos: $(STAMP)
 
 clean:
 	rm -rf build runs bundles bench-results .mypy_cache .ruff_cache
+
+bench-docs: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) scripts/bench_docs.py

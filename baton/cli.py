@@ -184,8 +184,10 @@ def _read_texts(texts: list[str] | None, file: Path | None) -> list[str]:
 
 @app.command()
 def predict(
-    target: Annotated[str, typer.Argument(help="Bundle directory (or, with --server, ignored if '-').")],
+    target: Annotated[str, typer.Argument(help="Bundle directory; with --server, the first text.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts; none or '-' reads lines from stdin.")] = None,
+    server: Annotated[str | None, Opt(help="Classify through a running `baton serve` at HOST:PORT.")] = None,
+    token: Annotated[str | None, Opt(help="Bearer token for --server.")] = None,
     file: Annotated[Path | None, Opt(help="Read one text per line from this UTF-8 file.")] = None,
     top_k: Annotated[int | None, Opt(help="Also return the k best labels.")] = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda.")] = "auto",
@@ -196,6 +198,9 @@ def predict(
 
     from baton.serving import Predictor
 
+    if server is not None:
+        _predict_remote(server, token, _read_texts([target, *(texts or [])], file), top_k)
+        return
     items = _read_texts(texts, file)
     predictor = Predictor.load(target, device=device, variant=variant)
     for text, p in zip(items, predictor.predict(items, top_k=top_k), strict=True):
@@ -389,6 +394,23 @@ def demo(
     from baton.demo import run_demo
 
     run_demo(workdir, typer.echo)
+
+
+def _predict_remote(server: str, token: str | None, items: list[str], top_k: int | None) -> None:
+    import json
+
+    from baton.serving.client import Client, ClientError
+
+    try:
+        with Client(server, token=token) as client:
+            results = client.classify(items, top_k=top_k)
+    except ClientError as exc:
+        raise BatonError(f"--server {server}: {exc}") from exc
+    for text, r in zip(items, results, strict=True):
+        row: dict[str, Any] = {"text": text, "label": r.label, "score": round(r.score, 6), "truncated": r.truncated}
+        if top_k:
+            row["top_k"] = [{"label": label, "score": round(s, 6)} for label, s in r.top_k]
+        typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 def _format_train_summary(out: Path, metrics: dict[str, Any]) -> str:

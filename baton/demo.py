@@ -47,10 +47,62 @@ def run_demo(workdir: Path, echo: Callable[[str], None], serve: bool = True) -> 
     )
     echo(_format_train_summary(result.output_dir, result.metrics))
     echo(f"report: {run_dir / 'report.md'}")
-    echo("== 2/3 export: ONNX (Optimum), O2, int8, parity gates")
+    echo("== 2/5 export: ONNX (Optimum), O2, int8, parity gates")
     export_bundle(ExportConfig(run_dir=str(run_dir), output=str(bundle_dir), overwrite=True))
     echo(_format_bundle(bundle_dir))
-    echo("== 3/3 predict: embedded Predictor (onnxruntime + tokenizers, no torch)")
+    echo("== 3/5 predict: embedded Predictor (onnxruntime + tokenizers, no torch)")
     predictor = Predictor.load(bundle_dir, device="cpu")
     for text, p in zip(DEMO_TEXTS, predictor.predict(DEMO_TEXTS), strict=True):
         echo(f"  {p.label:<9} {p.score:.3f}  {text}")
+    if serve:
+        _serve_and_classify(bundle_dir, echo)
+        _bench_summary(bundle_dir, data / "test.jsonl", echo)
+
+
+def _serve_and_classify(bundle_dir: Path, echo: Callable[[str], None]) -> None:
+    import subprocess
+    import sys
+
+    from baton.serving.bench import _free_port
+    from baton.serving.client import Client
+
+    port = _free_port()
+    echo(f"== 4/5 serve: `baton serve {bundle_dir} --port {port}` and classify through the gRPC client")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "baton", "-q", "serve", str(bundle_dir), "--port", str(port), "--metrics-port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if "baton serving" not in line:
+            raise BatonError("the demo server did not start")
+        echo(f"  {line}")
+        with Client(f"127.0.0.1:{port}") as client:
+            info = client.model_info()
+            echo(f"  model {info.name}: variant {info.variant} on {info.provider}, labels {', '.join(info.labels)}")
+            response = client.classify_response(DEMO_TEXTS)
+            for text, r in zip(DEMO_TEXTS, response.results, strict=True):
+                echo(f"  {r.label:<9} {r.score:.3f}  {text}")
+            t = response.timings
+            echo(
+                f"  timings: queue {t.queue_us} us, tokenize {t.tokenize_us} us, inference {t.inference_us} us, "
+                f"total {t.total_us} us"
+            )
+    finally:
+        proc.terminate()
+        code = proc.wait(30)
+    echo(f"  SIGTERM: server drained and exited with code {code}")
+
+
+def _bench_summary(bundle_dir: Path, data: Path, echo: Callable[[str], None]) -> None:
+    from baton.serving.bench import BenchOptions, bench_serve, load_texts, markdown
+
+    echo(
+        "== 5/5 bench: server under 1/8/32 concurrent clients vs the in-process ceiling (short run; see "
+        "docs/benchmarks.md for the full one)"
+    )
+    options = BenchOptions(duration_s=2.0, warmup_s=0.5, samples=150)
+    report = bench_serve(bundle_dir, load_texts(str(data), samples=150), [1, 8, 32], 1, "baton", options)
+    echo(markdown(report))
