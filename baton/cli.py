@@ -131,7 +131,7 @@ def _format_bundle(root: Path) -> str:
         lines.append(
             f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
             + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
-            + f" ({q['preset']})"
+            + f" ({q['preset']}, recipe {q['recipe']})"
         )
     if "fallback" in parity:
         lines.append(f"fallback: {parity['fallback']}")
@@ -221,10 +221,11 @@ def serve(
     device: Annotated[str | None, Opt(help="auto, cpu, cuda [auto].")] = None,
     variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
     threads: Annotated[int | None, Opt(help="onnxruntime intra-op threads [all cores].")] = None,
+    spin: Annotated[bool | None, Opt("--spin/--no-spin", help="onnxruntime spin-waiting [on].")] = None,
     model_name: Annotated[str | None, Opt(help="Model name for KServe v2 [the bundle's name].")] = None,
     metrics_port: Annotated[int | None, Opt(help="Prometheus port [9464]; 0 picks a free one.")] = None,
     max_batch_tokens: Annotated[int | None, Opt(help="Padded tokens per batch [8192].")] = None,
-    max_batch_size: Annotated[int | None, Opt(help="Texts per batch [64].")] = None,
+    max_batch_size: Annotated[int | None, Opt(help="Texts per batch [16].")] = None,
     max_queue_delay_ms: Annotated[float | None, Opt(help="Wait this long for a fuller batch when idle [0].")] = None,
     max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED [4096].")] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="[256]")] = None,

@@ -26,9 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", default="runs/sst2")
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--doc-only", action="store_true", help="rewrite the page from the last JSON results")
     args = parser.parse_args()
     run = Path(args.run)
     val = str(DATA / "validation.jsonl")
+    if args.doc_only:
+        write_doc(run, DOCS / "bench")
+        return
     if not (run / "metrics.json").is_file():
         baton("train", "--train-file", str(DATA / "train.jsonl"), "--validation-file", val, "--output-dir", str(run))
     if not (run / "bundle" / "bundle.json").is_file():
@@ -94,7 +98,7 @@ def write_doc(run: Path, out: Path) -> None:
         "",
     ]
     acc = parity.get("accuracy", {})
-    rows = [["variant", "file", "MiB", "validation accuracy"]]
+    rows = [["variant", "file", "MiB", f"accuracy on the {parity['samples']} parity samples"]]
     rows.append(
         [
             "torch",
@@ -119,7 +123,9 @@ def write_doc(run: Path, out: Path) -> None:
         "",
         f"Parity on {parity['samples']} samples: fp32 vs torch max |Δlogit| "
         f"{parity['fp32_vs_torch']['max_abs_logit_diff']:.2e}; int8 vs fp32 agreement "
-        f"{q.get('argmax_agreement', float('nan')):.4f} ({q.get('preset', '-')}).",
+        f"{q.get('argmax_agreement', float('nan')):.4f} ({q.get('preset', '-')}, recipe {q.get('recipe', '-')}; attempts: "
+        + ", ".join(f"{a['recipe']} {a['argmax_agreement']:.4f}" for a in q.get("attempts", []))
+        + ").",
         "",
     ]
     lines += [

@@ -78,7 +78,7 @@ class BatchObserver(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class BatcherConfig:
     max_batch_tokens: int = 8192  # padded tokens (longest × count) per batch
-    max_batch_size: int = 64
+    max_batch_size: int = 16
     max_queue_delay_ms: float = 0.0  # 0: run as soon as the engine is free; >0: wait up to this for a fuller batch
     max_queue_items: int = 4096
 

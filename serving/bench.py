@@ -583,6 +583,7 @@ def bench_serve(
     protocol: str,
     options: BenchOptions,
     serve_args: Sequence[str] = (),
+    echo: bool = True,
 ) -> dict[str, Any]:
     from baton.serving.bundle import load_bundle
 
@@ -619,6 +620,7 @@ def bench_serve(
             options,
             f"http://127.0.0.1:{metrics_port}/metrics",
             proc.pid,
+            echo=echo,
         )
     finally:
         proc.terminate()

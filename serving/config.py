@@ -19,11 +19,12 @@ class ServeConfig:
     device: str = "auto"
     variant: str | None = None
     threads: int | None = None
+    spin: bool = True  # onnxruntime intra-op spin-waiting: measured faster at 1 and 64 clients (docs/benchmarks.md)
     model_name: str | None = None
     metrics_port: int | None = 9464  # None: no metrics endpoint; 0: any free port
     metrics_host: str = "127.0.0.1"
     max_batch_tokens: int = 8192
-    max_batch_size: int = 64
+    max_batch_size: int = 16  # measured: with <=64 texts waiting, bigger batches mix lengths and pad more
     max_queue_delay_ms: float = 0.0
     max_queue_items: int = 4096
     max_texts_per_request: int = 256

@@ -84,7 +84,9 @@ def available_providers() -> list[str]:
 class Engine:
     """One onnxruntime session over one bundle variant, with its tokenizer."""
 
-    def __init__(self, bundle: Bundle, variant: str, provider: str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, variant: str, provider: str = "cpu", threads: int | None = None, spin: bool = True
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -117,6 +119,9 @@ class Engine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        # Spinning intra-op threads cut latency but burn CPU between runs; measured on 2 cores it still won in
+        # the server (docs/benchmarks.md), so both default to on; `baton serve --no-spin` turns it off.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         providers: list[Any] = ["CPUExecutionProvider"]
         if provider == "cuda":
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -107,7 +107,7 @@ class BatonServer:
         self.bundle = bundle or load_bundle(config.bundle)
         if engine is None:
             variant, provider, why = choose_variant(self.bundle, config.device, config.variant)
-            engine = Engine(self.bundle, variant, provider, config.threads)
+            engine = Engine(self.bundle, variant, provider, config.threads, spin=config.spin)
             logger.info(
                 "loaded bundle %s: variant %s on %s (%s), %d intra-op threads",
                 self.bundle.root,

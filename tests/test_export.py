@@ -32,7 +32,8 @@ def test_bundle_manifest_and_gates(tiny_bundle: Path) -> None:
     parity = manifest["parity"]
     assert parity["samples"] == 150
     assert parity["fp32_vs_torch"]["passed"] and parity["fp32_vs_torch"]["max_abs_logit_diff"] <= 1e-3
-    assert parity["int8_vs_fp32"]["argmax_agreement"] >= 0.99
+    assert parity["int8_vs_fp32"]["argmax_agreement"] >= 0.99 and parity["int8_vs_fp32"]["passed"]
+    assert parity["int8_vs_fp32"]["recipe"] in ("full", "keep-ffn-down-fp32", "keep-ffn-fp32")
     assert manifest["training_metrics"]["validation"]["accuracy"] >= 0.8
     tok = json.loads((tiny_bundle / "tokenizer.json").read_text())
     assert tok["padding"] is None and tok["truncation"]["max_length"] == 64
@@ -187,3 +188,43 @@ def test_cli_export_evaluate_predict(tiny_run: Path, tiny_bundle: Path, tmp_path
     assert b"int8" in proc.stdout and b"parity (64 samples)" in proc.stdout
     missing = cli("export", str(tmp_path / "nope"), "--output", "b2")
     assert missing.returncode == 2 and b"holds no trained model" in missing.stderr
+
+
+def test_int8_recipes_keep_the_ffn_matmuls_in_fp32(tiny_run: Path, tmp_path: Path) -> None:
+    from baton.export import onnx as steps
+
+    onnx_dir = steps.export_fp32(tiny_run / "model", tmp_path, "text-classification", None)
+    model = onnx_dir / "model.onnx"
+    assert steps.int8_exclusions(model, "full") == []
+    down = steps.int8_exclusions(model, "keep-ffn-down-fp32")
+    both = steps.int8_exclusions(model, "keep-ffn-fp32")
+    assert len(down) == 2 and len(both) == 4  # two layers: one down- and one up-projection each
+    assert all("/output/dense" in n for n in down)
+
+
+def test_int8_gate_failure_refuses_or_falls_back(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import baton.export.exporter as exporter
+
+    real = exporter.parity.agreement
+    calls: list[int] = []
+
+    def poor_int8_agreement(a: np.ndarray, b: np.ndarray, multi: bool) -> float:
+        calls.append(1)
+        return 0.5 if len(calls) > 1 else real(a, b, multi)  # first call is the fp32 gate: keep it real
+
+    monkeypatch.setattr(exporter.parity, "agreement", poor_int8_agreement)
+    with pytest.raises(GateError, match="no int8 recipe passed"):
+        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32))
+    assert not (tmp_path / "a").exists()
+    calls.clear()
+    result = export_bundle(
+        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, allow_fallback=True)
+    )
+    assert set(result.bundle.models) == {"fp32"}
+    manifest = json.loads((tmp_path / "b/bundle.json").read_text())
+    attempts = manifest["parity"]["int8_vs_fp32"]["attempts"]
+    assert [a["recipe"] for a in attempts] == ["full", "keep-ffn-down-fp32", "keep-ffn-fp32"]
+    assert "int8 dropped" in manifest["parity"]["fallback"]
+    assert result.fallback_reason is not None

@@ -1,0 +1,42 @@
+"""The shipped YAML examples load into the typed configs; serve flags are validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from baton._config import load_config
+from baton.errors import ConfigError
+from baton.serving.config import ServeConfig
+from baton.training import TrainConfig, load_train_config
+
+
+def test_example_configs_load() -> None:
+    serve = load_config(ServeConfig, REPO / "examples/serve.yaml", {"port": 6000})
+    assert (serve.bundle, serve.port, serve.max_batch_tokens, serve.grace_s) == ("bundles/demo", 6000, 8192, 10)
+    train = load_train_config(REPO / "examples/train.yaml", {})
+    assert isinstance(train, TrainConfig) and train.batch_size == 16 and train.learning_rate == 1e-4
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"port": 70000}, "--port"),
+        ({"device": "tpu"}, "--device"),
+        ({"tls_cert": "x.pem"}, "--tls-cert and --tls-key go together"),
+        ({"auth_token_file": "/nonexistent/token"}, "--auth-token-file: file not found"),
+        ({"max_batch_size": 0}, "must be >= 1"),
+    ],
+)
+def test_serve_config_validation(kw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ServeConfig(bundle="b", **kw)
+
+
+def test_unknown_serve_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("bundle: b\nmax-batch: 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'max-batch'"):
+        load_config(ServeConfig, cfg, {})

@@ -1,0 +1,67 @@
+"""A non-editable install holds baton.training/export/serving (and stubs), and no generic top-level modules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_wheel_layout_and_imports(tmp_path: Path) -> None:
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("baton-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"baton"}
+    for expected in (
+        "baton/training/trainer.py",
+        "baton/export/exporter.py",
+        "baton/serving/server.py",
+        "baton/serving/v1/classifier_pb2.py",
+        "baton/serving/kserve/grpc_service_pb2_grpc.py",
+    ):
+        assert expected in names
+    target = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stderr
+    code = (
+        "import baton.training, baton.export, baton.serving, baton.cli, baton.serving.server\n"
+        "print(baton.training.__file__); print(baton.serving.__file__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert all(line.startswith(str(target)) for line in proc.stdout.splitlines())
