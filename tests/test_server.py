@@ -318,3 +318,24 @@ def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_cli_predict_through_the_server(server: ServerThread) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "baton", "-q", "predict", "--server", server.target, "--top-k", "1", "great", "awful"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["great", "awful"] and all(len(r["top_k"]) == 1 for r in rows)
+    down = subprocess.run(
+        [sys.executable, "-m", "baton", "-q", "predict", "--server", "127.0.0.1:1", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert down.returncode == 2 and "--server 127.0.0.1:1: UNAVAILABLE" in down.stderr

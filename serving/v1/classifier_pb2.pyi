@@ -1,24 +1,20 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClassifyRequest(_message.Message):
-    __slots__ = ("raw_scores", "texts", "top_k")
+    __slots__ = ("texts", "top_k", "raw_scores")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     RAW_SCORES_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     top_k: int
     raw_scores: bool
-    def __init__(
-        self, texts: _Iterable[str] | None = ..., top_k: int | None = ..., raw_scores: bool | None = ...
-    ) -> None: ...
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., raw_scores: _Optional[bool] = ...) -> None: ...
 
 class LabelScore(_message.Message):
     __slots__ = ("label", "score")
@@ -26,10 +22,10 @@ class LabelScore(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     label: str
     score: float
-    def __init__(self, label: str | None = ..., score: float | None = ...) -> None: ...
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Classification(_message.Message):
-    __slots__ = ("label", "labels", "logits", "score", "top_k", "truncated")
+    __slots__ = ("label", "score", "top_k", "truncated", "logits", "labels")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -42,18 +38,10 @@ class Classification(_message.Message):
     truncated: bool
     logits: _containers.RepeatedScalarFieldContainer[float]
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(
-        self,
-        label: str | None = ...,
-        score: float | None = ...,
-        top_k: _Iterable[LabelScore | _Mapping] | None = ...,
-        truncated: bool | None = ...,
-        logits: _Iterable[float] | None = ...,
-        labels: _Iterable[str] | None = ...,
-    ) -> None: ...
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ..., top_k: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., truncated: _Optional[bool] = ..., logits: _Optional[_Iterable[float]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ("inference_us", "queue_us", "tokenize_us", "total_us")
+    __slots__ = ("queue_us", "tokenize_us", "inference_us", "total_us")
     QUEUE_US_FIELD_NUMBER: _ClassVar[int]
     TOKENIZE_US_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_US_FIELD_NUMBER: _ClassVar[int]
@@ -62,13 +50,7 @@ class Timings(_message.Message):
     tokenize_us: int
     inference_us: int
     total_us: int
-    def __init__(
-        self,
-        queue_us: int | None = ...,
-        tokenize_us: int | None = ...,
-        inference_us: int | None = ...,
-        total_us: int | None = ...,
-    ) -> None: ...
+    def __init__(self, queue_us: _Optional[int] = ..., tokenize_us: _Optional[int] = ..., inference_us: _Optional[int] = ..., total_us: _Optional[int] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("results", "timings")
@@ -76,28 +58,14 @@ class ClassifyResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[Classification]
     timings: Timings
-    def __init__(
-        self,
-        results: _Iterable[Classification | _Mapping] | None = ...,
-        timings: Timings | _Mapping | None = ...,
-    ) -> None: ...
+    def __init__(self, results: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = (
-        "base_model",
-        "bundle_sha256",
-        "labels",
-        "max_length",
-        "name",
-        "problem_type",
-        "provider",
-        "task",
-        "variant",
-    )
+    __slots__ = ("name", "task", "problem_type", "labels", "variant", "provider", "max_length", "bundle_sha256", "base_model")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -116,15 +84,4 @@ class ModelInfo(_message.Message):
     max_length: int
     bundle_sha256: str
     base_model: str
-    def __init__(
-        self,
-        name: str | None = ...,
-        task: str | None = ...,
-        problem_type: str | None = ...,
-        labels: _Iterable[str] | None = ...,
-        variant: str | None = ...,
-        provider: str | None = ...,
-        max_length: int | None = ...,
-        bundle_sha256: str | None = ...,
-        base_model: str | None = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., problem_type: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ..., provider: _Optional[str] = ..., max_length: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., base_model: _Optional[str] = ...) -> None: ...
