@@ -256,8 +256,16 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             fp16_file = onnx_steps.to_fp16(onnx_dir)
             files["model.fp16.onnx"] = (fp16_file, "fp16", "cuda")
             try:
-                logits["fp16"] = parity.onnx_logits(fp16_file, inputs, "CUDAExecutionProvider")
-                report["fp16_vs_fp32"] = {"argmax_agreement": parity.agreement(logits["fp32"], logits["fp16"], multi)}
+                import onnxruntime as ort
+
+                cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+                logits["fp16"] = parity.onnx_logits(
+                    fp16_file, inputs, "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
+                )
+                report["fp16_vs_fp32"] = {
+                    "argmax_agreement": parity.agreement(logits["fp32"], logits["fp16"], multi),
+                    "measured_on": "cuda" if cuda else "cpu (no CUDA provider here)",
+                }
             except Exception as exc:  # no CUDA provider here: the gate runs when the bundle is loaded on a GPU
                 report["fp16_vs_fp32"] = {"measured": False, "why": str(exc).splitlines()[0][:200]}
         elif cfg.quantize is Quantize.INT8:

@@ -228,3 +228,17 @@ def test_int8_gate_failure_refuses_or_falls_back(
     assert [a["recipe"] for a in attempts] == ["full", "keep-ffn-down-fp32", "keep-ffn-fp32"]
     assert "int8 dropped" in manifest["parity"]["fallback"]
     assert result.fallback_reason is not None
+
+
+def test_cuda_bundle_has_fp16_and_no_int8(tiny_run: Path, tmp_path: Path) -> None:
+    """Built here without a GPU: structure and gates only; the CUDA provider itself is checked on a GPU machine."""
+    result = export_bundle(
+        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), device="cuda", parity_samples=32)
+    )
+    assert set(result.bundle.models) == {"fp32", "fp16"}
+    assert result.bundle.models["fp16"].provider == "cuda"
+    fp16 = result.parity["fp16_vs_fp32"]
+    assert fp16["argmax_agreement"] >= 0.97 and fp16["measured_on"].startswith(("cuda", "cpu"))
+    predictor = Predictor.load(tmp_path / "b", device="cpu")
+    assert predictor.engine.variant == "fp32"  # on CPU the fp32 model is preferred over fp16
+    assert len(predictor.predict(["fine"])) == 1
