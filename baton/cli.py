@@ -31,7 +31,7 @@ def _root(
 ) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("httpx", "urllib3", "filelock", "fsspec"):
+    for noisy in ("httpx", "urllib3", "filelock", "fsspec", "fusion_base", "onnx_model", "onnx_model_bert"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -342,24 +342,26 @@ def bench_grpc_cmd(
     output: Annotated[Path | None, Opt()] = None,
 ) -> None:
     """Load a running server: closed loop per concurrency level, optional open loop per rate."""
-    from baton.serving.bench import bench_grpc, load_texts
+    from baton.serving.bench import Load, bench_grpc, load_texts
 
     options = _bench_options(duration, warmup, seed, samples, quick)
     texts = load_texts(data, text_column, samples, seed)
-    rates = [float(x) for x in rate.split(",")] if rate else []
-    report = bench_grpc(
-        target,
-        texts,
-        _ints(concurrency, "--concurrency"),
-        rates,
-        texts_per_request,
-        protocol,
-        model_name,
-        token,
-        options,
-        metrics_url,
-        echo=echo,
+    try:
+        rates = [float(x) for x in rate.split(",")] if rate else []
+    except ValueError as exc:
+        raise BatonError(f"--rate: expected comma-separated numbers (got {rate!r})") from exc
+    load = Load(
+        target=target,
+        texts=texts,
+        concurrency=_ints(concurrency, "--concurrency"),
+        rates=rates,
+        per_request=texts_per_request,
+        protocol=protocol,
+        model_name=model_name,
+        token=token,
+        metrics_url=metrics_url,
     )
+    report = bench_grpc(load, options, echo=echo)
     _bench_finish(report, output)
 
 

@@ -20,7 +20,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -31,7 +31,7 @@ import numpy as np
 from baton._io import write_json_atomic
 from baton.errors import BatonError, DataError
 
-__all__ = ["BenchOptions", "bench_grpc", "bench_inprocess", "bench_serve", "load_texts"]
+__all__ = ["BenchOptions", "Load", "bench_grpc", "bench_inprocess", "bench_serve", "load_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -466,38 +466,51 @@ async def _open_loop(
     }
 
 
-async def _sweep(
-    target: str,
-    texts: list[str],
-    concurrency: Sequence[int],
-    rates: Sequence[float],
-    per_request: int,
-    protocol: str,
-    model_name: str | None,
-    token: str | None,
-    options: BenchOptions,
-    metrics_url: str | None,
-    server_pid: int | None,
-) -> list[dict[str, Any]]:
-    await _wait_ready(target, 5 if options.quick else 15)
-    caller = _Caller(target, protocol, model_name, token)
+@dataclass(frozen=True, kw_only=True)
+class Load:
+    """What load to put on which server: closed-loop levels, open-loop rates, request shape and protocol."""
+
+    target: str
+    texts: list[str]
+    concurrency: Sequence[int] = (1, 8, 32, 64)
+    rates: Sequence[float] = ()
+    per_request: int = 1
+    protocol: str = "baton"
+    model_name: str | None = None
+    token: str | None = None
+    metrics_url: str | None = None
+    server_pid: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("baton", "kserve"):
+            raise BatonError(f"--protocol must be baton or kserve (got {self.protocol!r})")
+        if self.protocol == "kserve" and not self.model_name:
+            raise BatonError("--protocol kserve needs --model-name")
+        if self.per_request < 1:
+            raise BatonError("--texts-per-request must be >= 1")
+
+
+async def _sweep(load: Load, options: BenchOptions) -> list[dict[str, Any]]:
+    await _wait_ready(load.target, 5 if options.quick else 15)
+    caller = _Caller(load.target, load.protocol, load.model_name, load.token)
     duration = 0.5 if options.quick else options.duration_s
     warmup = 0.2 if options.quick else options.warmup_s
     rows = []
-    progress = _progress(len(concurrency) + len(rates), f"grpc {target}")
+    progress = _progress(len(load.concurrency) + len(load.rates), f"grpc {load.target}")
     try:
-        for level in concurrency:
-            before, server_cpu = _scrape(metrics_url), _cpu_of(server_pid) if server_pid else None
-            row = await _closed_loop(caller, texts, per_request, level, duration, warmup, 30.0)
-            row.update(_server_view(before, _scrape(metrics_url)))
-            if server_pid:
-                row["server_cpu_s"] = _cpu_of(server_pid) - (server_cpu or 0.0)
+        for level in load.concurrency:
+            before = _scrape(load.metrics_url)
+            server_cpu = _cpu_of(load.server_pid) if load.server_pid else None
+            row = await _closed_loop(caller, load.texts, load.per_request, level, duration, warmup, 30.0)
+            row.update(_server_view(before, _scrape(load.metrics_url)))
+            if load.server_pid:
+                row["server_cpu_s"] = _cpu_of(load.server_pid) - (server_cpu or 0.0)
             rows.append({"mode": "closed", **row})
             progress.update(1)
-        for rate in rates:
-            before = _scrape(metrics_url)
-            row = await _open_loop(caller, texts, per_request, rate, duration, 30.0)
-            row.update(_server_view(before, _scrape(metrics_url)))
+        for rate in load.rates:
+            before = _scrape(load.metrics_url)
+            row = await _open_loop(caller, load.texts, load.per_request, rate, duration, 30.0)
+            row.update(_server_view(before, _scrape(load.metrics_url)))
             rows.append({"mode": "open", **row})
             progress.update(1)
     finally:
@@ -506,9 +519,8 @@ async def _sweep(
     return rows
 
 
-def _echo_ceiling(
-    texts: list[str], concurrency: int, per_request: int, protocol: str, options: BenchOptions
-) -> dict[str, Any]:
+def _echo_ceiling(load: Load, options: BenchOptions) -> dict[str, Any]:
+    """The same load, at its highest concurrency, against an echo server: the load generator's own ceiling."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         proc = subprocess.Popen([sys.executable, "-m", "baton.serving.bench_echo", str(port_file)])
@@ -518,52 +530,27 @@ def _echo_ceiling(
                 if time.time() > deadline or proc.poll() is not None:
                     raise BatonError("the echo server did not start")
                 time.sleep(0.05)
-            target = f"127.0.0.1:{port_file.read_text()}"
-            rows = asyncio.run(
-                _sweep(target, texts, [concurrency], [], per_request, protocol, "echo", None, options, None, proc.pid)
+            echo = replace(
+                load,
+                target=f"127.0.0.1:{port_file.read_text()}",
+                concurrency=[max(load.concurrency or [1])],
+                rates=(),
+                model_name="echo",
+                token=None,
+                metrics_url=None,
+                server_pid=proc.pid,
             )
-            return rows[0]
+            return asyncio.run(_sweep(echo, options))[0]
         finally:
             proc.terminate()
             proc.wait(10)
 
 
-def bench_grpc(
-    target: str,
-    texts: list[str],
-    concurrency: Sequence[int],
-    rates: Sequence[float],
-    per_request: int,
-    protocol: str,
-    model_name: str | None,
-    token: str | None,
-    options: BenchOptions,
-    metrics_url: str | None,
-    server_pid: int | None = None,
-    echo: bool = True,
-) -> dict[str, Any]:
-    if protocol not in ("baton", "kserve"):
-        raise BatonError(f"--protocol must be baton or kserve (got {protocol!r})")
-    if protocol == "kserve" and not model_name:
-        raise BatonError("--protocol kserve needs --model-name")
-    rows = asyncio.run(
-        _sweep(
-            target,
-            texts,
-            concurrency,
-            rates,
-            per_request,
-            protocol,
-            model_name,
-            token,
-            options,
-            metrics_url,
-            server_pid,
-        )
-    )
-    result: dict[str, Any] = {"mode": "grpc", "target": target, "protocol": protocol, "results": rows}
+def bench_grpc(load: Load, options: BenchOptions, echo: bool = True) -> dict[str, Any]:
+    rows = asyncio.run(_sweep(load, options))
+    result: dict[str, Any] = {"mode": "grpc", "target": load.target, "protocol": load.protocol, "results": rows}
     if echo:
-        result["load_generator_ceiling"] = _echo_ceiling(texts, max(concurrency or [1]), per_request, protocol, options)
+        result["load_generator_ceiling"] = _echo_ceiling(load, options)
     return result
 
 
@@ -608,20 +595,17 @@ def bench_serve(
         line = proc.stdout.readline()
         if "baton serving" not in line:
             raise BatonError(f"the server did not start: {proc.stderr.read() if proc.stderr else ''}")
-        grpc_result = bench_grpc(
-            f"127.0.0.1:{port}",
-            texts,
-            concurrency,
-            [],
-            per_request,
-            protocol,
-            bundle.name,
-            None,
-            options,
-            f"http://127.0.0.1:{metrics_port}/metrics",
-            proc.pid,
-            echo=echo,
+        load = Load(
+            target=f"127.0.0.1:{port}",
+            texts=texts,
+            concurrency=concurrency,
+            per_request=per_request,
+            protocol=protocol,
+            model_name=bundle.name,
+            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            server_pid=proc.pid,
         )
+        grpc_result = bench_grpc(load, options, echo=echo)
     finally:
         proc.terminate()
         try:

@@ -120,8 +120,10 @@ def _channel_args(target: str, tls: TLSConfig | None, max_message_bytes: int) ->
     return options, tls.credentials() if tls is not None else None
 
 
-class Client:
-    """Blocking client: `Client("127.0.0.1:50051").classify(["text"])`."""
+class _ClientBase:
+    """Channel, stub, metadata and request building shared by the sync and asyncio clients."""
+
+    _aio = False
 
     def __init__(
         self,
@@ -132,17 +134,28 @@ class Client:
         max_message_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         options, credentials = _channel_args(target, tls, max_message_bytes)
+        factory: Any = grpc.aio if self._aio else grpc
         self._channel = (
-            grpc.secure_channel(target, credentials, options) if credentials else grpc.insecure_channel(target, options)
+            factory.secure_channel(target, credentials, options)
+            if credentials
+            else factory.insecure_channel(target, options)
         )
         self._stub = pb_grpc.TextClassifierStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
 
+    @staticmethod
+    def _request(texts: Sequence[str], top_k: int | None) -> pb.ClassifyRequest:
+        return pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
+
+
+class Client(_ClientBase):
+    """Blocking client: `Client("127.0.0.1:50051").classify(["text"])`."""
+
     def classify_response(
         self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
     ) -> pb.ClassifyResponse:
-        request = pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
+        request = self._request(texts, top_k)
         try:
             return self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
@@ -167,31 +180,15 @@ class Client:
         self.close()
 
 
-class AsyncClient:
+class AsyncClient(_ClientBase):
     """asyncio client with the same calls: `await AsyncClient(target).classify([...])`."""
 
-    def __init__(
-        self,
-        target: str,
-        token: str | None = None,
-        tls: TLSConfig | None = None,
-        timeout: float | None = 30.0,
-        max_message_bytes: int = 4 * 1024 * 1024,
-    ) -> None:
-        options, credentials = _channel_args(target, tls, max_message_bytes)
-        self._channel = (
-            grpc.aio.secure_channel(target, credentials, options)
-            if credentials
-            else grpc.aio.insecure_channel(target, options)
-        )
-        self._stub = pb_grpc.TextClassifierStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.timeout = timeout
+    _aio = True
 
     async def classify_response(
         self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
     ) -> pb.ClassifyResponse:
-        request = pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
+        request = self._request(texts, top_k)
         try:
             return await self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:

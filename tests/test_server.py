@@ -339,3 +339,24 @@ def test_cli_predict_through_the_server(server: ServerThread) -> None:
         timeout=120,
     )
     assert down.returncode == 2 and "--server 127.0.0.1:1: UNAVAILABLE" in down.stderr
+
+
+def test_async_client(server: ServerThread, tiny_bundle: Path) -> None:
+    import asyncio
+
+    from baton.serving.client import AsyncClient
+
+    async def main() -> tuple[list, Exception | None]:
+        async with AsyncClient(server.target) as client:
+            results = await client.classify(TEXTS, top_k=1)
+            try:
+                await client.classify(["x"] * 1000)
+                error = None
+            except InvalidInput as exc:
+                error = exc
+        return results, error
+
+    results, error = asyncio.run(main())
+    expected = Predictor.load(tiny_bundle, device="cpu", variant="fp32").predict(TEXTS)
+    assert [r.label for r in results] == [p.label for p in expected]
+    assert error is not None and "limit is 256" in str(error)
