@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from baton._format import format_bundle, format_train_summary
 from baton.errors import BatonError
 from baton.export.config import Optimize, Quantize, QuantPreset
 
@@ -71,7 +72,7 @@ def train(
 
     cfg = load_train_config(config, overrides)
     result = run_training(cfg)
-    typer.echo(_format_train_summary(result.output_dir, result.metrics))
+    typer.echo(format_train_summary(result.output_dir, result.metrics))
 
 
 @app.command()
@@ -103,39 +104,7 @@ def export(
         overwrite=overwrite,
     )
     result = export_bundle(cfg)
-    typer.echo(_format_bundle(result.bundle.root))
-
-
-def _format_bundle(root: Path) -> str:
-    import json
-
-    manifest = json.loads((root / "bundle.json").read_text())
-    lines = [f"bundle written to {root}", "variant  file               size      accuracy"]
-    acc = manifest["parity"].get("accuracy", {})
-    for name, entry in manifest["files"].items():
-        if "variant" in entry:
-            a = acc.get(entry["variant"])
-            lines.append(
-                f"{entry['variant']:<8} {name:<18} {entry['bytes'] / 2**20:6.1f} MiB  "
-                + (f"{a:.4f}" if a is not None else "-")
-            )
-    parity = manifest["parity"]
-    g = parity["fp32_vs_torch"]
-    lines.append(
-        f"parity ({parity['samples']} samples): fp32 vs torch max |Δlogit| {g['max_abs_logit_diff']:.2e}, "
-        f"agreement {g['argmax_agreement']:.4f}"
-    )
-    if "int8_vs_fp32" in parity:
-        q = parity["int8_vs_fp32"]
-        drop = q["accuracy_drop"]
-        lines.append(
-            f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
-            + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
-            + f" ({q['preset']}, recipe {q['recipe']})"
-        )
-    if "fallback" in parity:
-        lines.append(f"fallback: {parity['fallback']}")
-    return "\n".join(lines)
+    typer.echo(format_bundle(result.bundle.root))
 
 
 @app.command()
@@ -414,19 +383,6 @@ def _predict_remote(server: str, token: str | None, items: list[str], top_k: int
         if top_k:
             row["top_k"] = [{"label": label, "score": round(s, 6)} for label, s in r.top_k]
         typer.echo(json.dumps(row, ensure_ascii=False))
-
-
-def _format_train_summary(out: Path, metrics: dict[str, Any]) -> str:
-    lines = [f"run written to {out}"]
-    for split in ("validation", "test"):
-        if split in metrics:
-            m = metrics[split]
-            base = metrics.get("baseline", {}).get(split)
-            before = f" (untrained head: accuracy {base['accuracy']:.4f})" if base else ""
-            f1 = m.get("micro_f1", m["macro_f1"])
-            f1_name = "micro_f1" if "micro_f1" in m else "macro_f1"
-            lines.append(f"{split}: accuracy {m['accuracy']:.4f}, {f1_name} {f1:.4f}{before}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

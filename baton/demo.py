@@ -28,7 +28,7 @@ def _examples_dir() -> Path:
 
 
 def run_demo(workdir: Path, echo: Callable[[str], None], serve: bool = True) -> None:
-    from baton.cli import _format_bundle, _format_train_summary
+    from baton._format import format_bundle, format_train_summary
     from baton.export import ExportConfig, export_bundle
     from baton.serving import Predictor
     from baton.training import TrainConfig, run_training
@@ -45,11 +45,11 @@ def run_demo(workdir: Path, echo: Callable[[str], None], serve: bool = True) -> 
             overwrite=True,
         )
     )
-    echo(_format_train_summary(result.output_dir, result.metrics))
+    echo(format_train_summary(result.output_dir, result.metrics))
     echo(f"report: {run_dir / 'report.md'}")
     echo("== 2/5 export: ONNX (Optimum), O2, int8, parity gates")
     export_bundle(ExportConfig(run_dir=str(run_dir), output=str(bundle_dir), overwrite=True))
-    echo(_format_bundle(bundle_dir))
+    echo(format_bundle(bundle_dir))
     echo("== 3/5 predict: embedded Predictor (onnxruntime + tokenizers, no torch)")
     predictor = Predictor.load(bundle_dir, device="cpu")
     for text, p in zip(DEMO_TEXTS, predictor.predict(DEMO_TEXTS), strict=True):

@@ -64,6 +64,7 @@ def _parity_inputs(
 ) -> parity.ParityInputs:
     from baton.training.config import TrainConfig
     from baton.training.data import load_labelled_file, prepare_data
+    from baton.training.metrics import encode_label_ids
 
     text_col, pair_col, label_col = (
         train_args["text_column"],
@@ -81,15 +82,10 @@ def _parity_inputs(
         ds = ds.filter(lambda r: isinstance(r[text_col], str) and r[text_col].strip() != "")
         label_ids = None
         if label_col in ds.column_names:
-            index = {name: i for i, name in enumerate(labels)}
-            raw = ds[label_col][: cfg.parity_samples]
-            if multi:
-                label_ids = np.zeros((len(raw), len(labels)))
-                for r, row in enumerate(raw):
-                    for v in row:
-                        label_ids[r, index[str(v)]] = 1
-            elif all(str(v) in index for v in raw):
-                label_ids = np.asarray([index[str(v)] for v in raw])
+            try:
+                label_ids = encode_label_ids(ds[label_col][: cfg.parity_samples], labels, multi)
+            except KeyError:
+                logger.warning("--calibration-file has labels the model does not know: accuracy is not gated")
     else:
         try:
             data = prepare_data(TrainConfig(**train_args["config"]))

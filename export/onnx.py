@@ -17,7 +17,7 @@ __all__ = ["INT8_RECIPES", "export_fp32", "int8_exclusions", "optimize_graph", "
 # Dynamic int8 recipes, tried in order until one passes the parity gate. Dynamic quantization scales activations
 # per tensor, and the FFN MatMuls (GELU outputs above all) carry outliers: later recipes keep them in fp32.
 # Measured on MiniLM fine-tuned on SST-2 (512 validation samples): full 98.0 % argmax agreement,
-# keep-ffn-down-fp32 99.0 %, keep-ffn-fp32 99.2 % (docs/benchmarks.md).
+# keep-ffn-down-fp32 99.0 %, keep-ffn-fp32 99.2 % (scripts/int8_recipes.py, docs/benchmarks.md).
 INT8_RECIPES = ("full", "keep-ffn-down-fp32", "keep-ffn-fp32")
 
 logger = logging.getLogger(__name__)

@@ -681,29 +681,37 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _save_plot(plt: Any, fig: Any, ax: Any, labels: tuple[str, str, str], path: Path) -> Path:
+    """Log-2 x axis, axis labels and title, legend; write the PNG and close the figure."""
+    xlabel, ylabel, title = labels
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot(report: dict[str, Any], out_prefix: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    written = []
+    def named(suffix: str) -> Path:
+        return out_prefix.with_name(f"{out_prefix.name}_{suffix}.png")
+
     if report["mode"] == "inprocess":
         fig, ax = plt.subplots(figsize=(6, 4))
         for backend in sorted({r["backend"] for r in report["results"]}):
             rows = [r for r in report["results"] if r["backend"] == backend and r["bucket"] in ("all", "64tok")]
             rows = rows or [r for r in report["results"] if r["backend"] == backend]
             ax.plot([r["batch_size"] for r in rows], [r["p50_ms"] / r["batch_size"] for r in rows], "o-", label=backend)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("p50 ms per text")
-        ax.set_title("in-process latency per text vs batch size")
-        ax.legend()
-        fig.tight_layout()
-        path = out_prefix.with_name(out_prefix.name + "_inprocess.png")
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return [path]
+        labels = ("batch size", "p50 ms per text", "in-process latency per text vs batch size")
+        return [_save_plot(plt, fig, ax, labels, named("inprocess"))]
     grpc_part = report["grpc"] if report["mode"] == "serve" else report
     rows = [r for r in grpc_part["results"] if r["mode"] == "closed"]
     if not rows:
@@ -712,31 +720,17 @@ def plot(report: dict[str, Any], out_prefix: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in ("p50_ms", "p90_ms", "p99_ms"):
         ax.plot(levels, [r[key] for r in rows], "o-", label=key.removesuffix("_ms"))
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("concurrent clients")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("gRPC latency vs concurrency")
-    ax.legend()
-    fig.tight_layout()
-    path = out_prefix.with_name(out_prefix.name + "_latency.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    latency = _save_plot(
+        plt, fig, ax, ("concurrent clients", "latency (ms)", "gRPC latency vs concurrency"), named("latency")
+    )
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(levels, [r["texts_per_s"] for r in rows], "o-", label="server")
     if report["mode"] == "serve":
         ax.axhline(report["ceiling"]["texts_per_s"], color="gray", linestyle="--", label="in-process ceiling")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("concurrent clients")
-    ax.set_ylabel("texts/s")
-    ax.set_title("gRPC throughput vs concurrency")
-    ax.legend()
-    fig.tight_layout()
-    path = out_prefix.with_name(out_prefix.name + "_throughput.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
-    return written
+    throughput = _save_plot(
+        plt, fig, ax, ("concurrent clients", "texts/s", "gRPC throughput vs concurrency"), named("throughput")
+    )
+    return [latency, throughput]
 
 
 def save(report: dict[str, Any], output: Path | None, extra_env: dict[str, Any] | None = None) -> Path:

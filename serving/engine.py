@@ -101,18 +101,14 @@ class Engine:
         self.threshold = float(bundle.manifest.get("threshold", 0.5))
         self.max_length = bundle.max_length
         tok_meta = bundle.manifest["tokenizer"]
-        self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
+        self._pad_id = int(tok_meta["pad_id"])
         # Set both explicitly: tokenizer.json files often carry fixed padding (e.g. to 128) that costs ~4x.
+        # Padding happens in `collate`, per batch, after the batcher has grouped texts by length.
+        self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
         self._tokenizer.enable_truncation(
             self.max_length, direction=tok_meta.get("truncation_side", "right"), strategy="longest_first"
         )
-        self._pad_id, self._pad_token = int(tok_meta["pad_id"]), str(tok_meta["pad_token"])
-        self._tokenizer.enable_padding(pad_id=self._pad_id, pad_token=self._pad_token)
-        self._unpadded = Tokenizer.from_file(str(bundle.tokenizer_path))
-        self._unpadded.enable_truncation(
-            self.max_length, direction=tok_meta.get("truncation_side", "right"), strategy="longest_first"
-        )
-        self._unpadded.no_padding()
+        self._tokenizer.no_padding()
         self._input_names = list(bundle.manifest["input_names"])
 
         options = ort.SessionOptions()
@@ -134,7 +130,7 @@ class Engine:
     def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
         """Tokenize without padding (the batcher pads per batch, after sorting by length)."""
         cut = [t if len(t) <= self._char_cap else t[: self._char_cap] for t in texts]
-        encodings = self._unpadded.encode_batch(cut)
+        encodings = self._tokenizer.encode_batch(cut)
         return [
             Tokens(e.ids, e.type_ids, bool(e.overflowing) or len(c) < len(t))
             for e, c, t in zip(encodings, cut, texts, strict=True)
@@ -158,16 +154,8 @@ class Engine:
         return Encoded(inputs, [t.truncated for t in items])
 
     def preprocess(self, texts: Sequence[str]) -> Encoded:
-        """Tokenize and pad to the longest in the batch, in one call of the tokenizer."""
-        cut = [t if len(t) <= self._char_cap else t[: self._char_cap] for t in texts]
-        encodings = self._tokenizer.encode_batch(cut)
-        truncated = [bool(e.overflowing) or len(c) < len(t) for e, c, t in zip(encodings, cut, texts, strict=True)]
-        inputs = {"input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64)}
-        if "attention_mask" in self._input_names:
-            inputs["attention_mask"] = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-        if "token_type_ids" in self._input_names:
-            inputs["token_type_ids"] = np.asarray([e.type_ids for e in encodings], dtype=np.int64)
-        return Encoded(inputs, truncated)
+        """Tokenize and pad to the longest in the batch."""
+        return self.collate(self.tokenize(texts))
 
     def run(self, encoded: Encoded) -> np.ndarray:
         if encoded.size == 0:

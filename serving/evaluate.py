@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from baton._io import write_json_atomic
 from baton.errors import DataError
 from baton.serving.bundle import load_bundle
 from baton.serving.engine import Engine
+from baton.serving.predictor import Predictor
 
 __all__ = ["evaluate_bundle"]
 
@@ -25,7 +24,7 @@ def evaluate_bundle(
     batch_size: int = 32,
 ) -> dict[str, Any]:
     from baton.training.data import load_labelled_file
-    from baton.training.metrics import classification_metrics
+    from baton.training.metrics import classification_metrics, encode_label_ids
     from baton.training.report import plot_confusion_matrix, write_report
 
     bundle = load_bundle(bundle_dir)
@@ -36,28 +35,15 @@ def evaluate_bundle(
                 f"--data {data_file}: no column '{column}' ({flag}); columns found: {', '.join(ds.column_names)}"
             )
     texts = ["" if t is None else str(t) for t in ds[text_column]]
-    index = {name: i for i, name in enumerate(bundle.labels)}
-    raw = ds[label_column]
-    unknown = sorted({str(v) for row in raw for v in (row if bundle.multi_label else [row])} - set(index))
-    if unknown:
-        raise DataError(f"--data {data_file}: label(s) the model does not know: {', '.join(unknown[:10])}")
-    if bundle.multi_label:
-        label_ids = np.zeros((len(raw), len(index)))
-        for r, row in enumerate(raw):
-            for v in row:
-                label_ids[r, index[str(v)]] = 1
-    else:
-        label_ids = np.asarray([index[str(v)] for v in raw])
+    try:
+        label_ids = encode_label_ids(ds[label_column], bundle.labels, bundle.multi_label)
+    except KeyError as exc:
+        raise DataError(f"--data {data_file}: label(s) the model does not know: {exc.args[0]}") from exc
     results: dict[str, Any] = {}
     for variant in variants or sorted(bundle.models):
-        engine = Engine(bundle, variant, "cpu")
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        logits = np.zeros((len(texts), len(bundle.labels)), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            logits[idx] = engine.run(engine.preprocess([texts[i] for i in idx]))
+        predictor = Predictor(Engine(bundle, variant, "cpu"), batch_size)
         results[variant] = classification_metrics(
-            logits, label_ids, bundle.labels, bundle.multi_label, engine.threshold
+            predictor.logits(texts), label_ids, bundle.labels, bundle.multi_label, predictor.engine.threshold
         )
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)

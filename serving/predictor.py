@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from baton.errors import BundleError
 from baton.serving.bundle import Bundle, load_bundle
-from baton.serving.engine import Engine, Prediction, available_providers
+from baton.serving.engine import Encoded, Engine, Prediction, available_providers
 
 __all__ = ["Predictor", "choose_variant"]
 
@@ -96,17 +98,28 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.engine.labels
 
-    def predict(self, texts: Sequence[str], top_k: int | None = None) -> list[Prediction]:
-        """One prediction per text, in input order. Texts are length-sorted into batches to cut padding."""
+    def _batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], Encoded, np.ndarray]]:
+        """(indices, encoded batch, logits) over length-sorted batches of `texts`."""
         if isinstance(texts, str):
-            raise TypeError("predict() takes a sequence of texts, not a single string")
-        if not texts:
-            return []
+            raise TypeError("takes a sequence of texts, not a single string")
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[Prediction | None] = [None] * len(texts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            for i, prediction in zip(idx, self.engine([texts[i] for i in idx], top_k), strict=True):
+            encoded = self.engine.preprocess([texts[i] for i in idx])
+            yield idx, encoded, self.engine.run(encoded)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits, one row per text in input order."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for idx, _, logits in self._batches(texts):
+            out[idx] = logits
+        return out
+
+    def predict(self, texts: Sequence[str], top_k: int | None = None) -> list[Prediction]:
+        """One prediction per text, in input order. Texts are length-sorted into batches to cut padding."""
+        results: list[Prediction | None] = [None] * len(texts)
+        for idx, encoded, logits in self._batches(texts):
+            for i, prediction in zip(idx, self.engine.postprocess(logits, encoded, top_k), strict=True):
                 results[i] = prediction
         truncated = sum(p.truncated for p in results if p is not None)
         if truncated:

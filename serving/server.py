@@ -238,9 +238,13 @@ class BatonServer:
             remaining = context.time_remaining()
             state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
             try:
-                return await self.batcher.submit(texts, state)
+                results = await self.batcher.submit(texts, state)
             except BatcherError as exc:
                 raise _RpcFailure(_ERROR_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc)) from exc
+            for r in results:
+                self.metrics.queue_s.observe(r.queue_s)
+                self.metrics.tokenize_s.observe(r.tokenize_s)
+            return results
         except _RpcFailure as failure:
             code = failure.code
             raise
@@ -280,9 +284,6 @@ class _Classifier(pb_grpc.TextClassifierServicer):
         out = []
         for r in results:
             p = r.prediction
-            s = self.s.metrics
-            s.queue_s.observe(r.queue_s)
-            s.tokenize_s.observe(r.tokenize_s)
             top = p.top_k[:k] if k else p.top_k
             out.append(
                 pb.Classification(

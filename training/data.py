@@ -61,7 +61,8 @@ class PreparedData:
     dropped: dict[str, int] = field(default_factory=dict)
 
 
-def _read(path_str: str, flag: str) -> Dataset:
+def load_labelled_file(path_str: str, flag: str = "--data") -> Dataset:
+    """Read one labelled CSV/TSV/JSON/JSONL/parquet file (used by training, export and evaluation)."""
     import datasets
 
     path = Path(path_str)
@@ -80,11 +81,6 @@ def _read(path_str: str, flag: str) -> Dataset:
     if len(ds) == 0:
         raise DataError(f"{flag}: {path} holds no rows")
     return ds
-
-
-def load_labelled_file(path: str, flag: str = "--data") -> Dataset:
-    """Read one labelled CSV/TSV/JSON/JSONL/parquet file (used by training and evaluation)."""
-    return _read(path, flag)
 
 
 def _hub_splits(cfg: TrainConfig) -> dict[str, Dataset]:
@@ -218,7 +214,7 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
             ("test", cfg.test_file, "--test-file"),
         ):
             if path is not None:
-                raw[split] = _read(path, flag)
+                raw[split] = load_labelled_file(path, flag)
                 where[split] = f"{flag} {path}"
     else:
         raw = _hub_splits(cfg)

@@ -7,16 +7,33 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "probabilities"]
+from baton.serving.engine import sigmoid, softmax
+
+__all__ = ["classification_metrics", "encode_label_ids", "probabilities"]
 
 
 def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
     logits = np.asarray(logits, dtype=np.float64)
-    if multi_label:
-        return 1.0 / (1.0 + np.exp(-logits))
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    return sigmoid(logits) if multi_label else softmax(logits)
+
+
+def encode_label_ids(raw: Sequence[Any], labels: Sequence[str], multi_label: bool) -> np.ndarray:
+    """Class ids (single-label) or multi-hot rows (multi-label) of raw label values, by name.
+
+    Raises KeyError naming the first labels the model does not know.
+    """
+    index = {name: i for i, name in enumerate(labels)}
+    seen = {str(v) for row in raw for v in (row if multi_label else [row])}
+    unknown = sorted(seen - set(index))
+    if unknown:
+        raise KeyError(", ".join(unknown[:10]))
+    if not multi_label:
+        return np.asarray([index[str(v)] for v in raw])
+    hot = np.zeros((len(raw), len(labels)))
+    for r, row in enumerate(raw):
+        for v in row:
+            hot[r, index[str(v)]] = 1
+    return hot
 
 
 def _per_class(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, dict[str, float]]:

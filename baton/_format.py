@@ -1,0 +1,52 @@
+"""Human-readable summaries printed by the CLI and the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["format_bundle", "format_train_summary"]
+
+
+def format_bundle(root: Path) -> str:
+    manifest = json.loads((root / "bundle.json").read_text())
+    lines = [f"bundle written to {root}", "variant  file               size      accuracy"]
+    acc = manifest["parity"].get("accuracy", {})
+    for name, entry in manifest["files"].items():
+        if "variant" in entry:
+            a = acc.get(entry["variant"])
+            lines.append(
+                f"{entry['variant']:<8} {name:<18} {entry['bytes'] / 2**20:6.1f} MiB  "
+                + (f"{a:.4f}" if a is not None else "-")
+            )
+    parity = manifest["parity"]
+    g = parity["fp32_vs_torch"]
+    lines.append(
+        f"parity ({parity['samples']} samples): fp32 vs torch max |Δlogit| {g['max_abs_logit_diff']:.2e}, "
+        f"agreement {g['argmax_agreement']:.4f}"
+    )
+    if "int8_vs_fp32" in parity:
+        q = parity["int8_vs_fp32"]
+        drop = q["accuracy_drop"]
+        lines.append(
+            f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
+            + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
+            + f" ({q['preset']}, recipe {q['recipe']})"
+        )
+    if "fallback" in parity:
+        lines.append(f"fallback: {parity['fallback']}")
+    return "\n".join(lines)
+
+
+def format_train_summary(out: Path, metrics: dict[str, Any]) -> str:
+    lines = [f"run written to {out}"]
+    for split in ("validation", "test"):
+        if split in metrics:
+            m = metrics[split]
+            base = metrics.get("baseline", {}).get(split)
+            before = f" (untrained head: accuracy {base['accuracy']:.4f})" if base else ""
+            f1 = m.get("micro_f1", m["macro_f1"])
+            f1_name = "micro_f1" if "micro_f1" in m else "macro_f1"
+            lines.append(f"{split}: accuracy {m['accuracy']:.4f}, {f1_name} {f1:.4f}{before}")
+    return "\n".join(lines)
