@@ -35,7 +35,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None], serve: bool = True) -> 
 
     data = _examples_dir()
     run_dir, bundle_dir = workdir / "runs" / "demo", workdir / "bundles" / "demo"
-    echo(f"== 1/3 train: fine-tune MiniLM on {data} (600 train / 150 validation / 150 test)")
+    echo(f"== 1/5 train: fine-tune MiniLM on {data} (600 train / 150 validation / 150 test)")
     result = run_training(
         TrainConfig(
             train_file=str(data / "train.jsonl"),
