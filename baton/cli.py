@@ -191,10 +191,13 @@ def serve(
     variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
     threads: Annotated[int | None, Opt(help="onnxruntime intra-op threads [all cores].")] = None,
     spin: Annotated[bool | None, Opt("--spin/--no-spin", help="onnxruntime spin-waiting [on].")] = None,
+    workers: Annotated[
+        int | None, Opt(help="Batches run at once, each on its share of the threads [2 on CPU with 2+ threads].")
+    ] = None,
     model_name: Annotated[str | None, Opt(help="Model name for KServe v2 [the bundle's name].")] = None,
     metrics_port: Annotated[int | None, Opt(help="Prometheus port [9464]; 0 picks a free one.")] = None,
     max_batch_tokens: Annotated[int | None, Opt(help="Padded tokens per batch [8192].")] = None,
-    max_batch_size: Annotated[int | None, Opt(help="Texts per batch [16].")] = None,
+    max_batch_size: Annotated[int | None, Opt(help="Texts per batch [8].")] = None,
     max_queue_delay_ms: Annotated[float | None, Opt(help="Wait this long for a fuller batch when idle [0].")] = None,
     max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED [4096].")] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="[256]")] = None,

@@ -1,10 +1,15 @@
 """The dynamic batcher: bounded intake, tokenization on arrival, token-budgeted length-sorted batches.
 
-Two supervised worker threads form a pipeline:
-  tokenizer thread   intake → engine.tokenize → ready set   (overlaps the current inference)
-  inference thread   ready set → select_window → collate → engine.run → postprocess → futures
-Futures are completed on the event loop (`call_soon_threadsafe`). Every item gets exactly one outcome: a result,
-or one of the errors below. If a worker dies, every pending item fails with WorkerCrashed and `on_crash` runs.
+  submit (event loop)   engine.tokenize → ready set     (in the loop for a few texts: `encode_batch` releases
+                                                          the GIL; in a helper thread for large requests)
+  workers (threads)     ready set → select_window → collate → engine.run → postprocess → futures
+`engine.workers` supervised worker threads (2 on a multi-core CPU, else 1) take batches, so one worker collates
+and post-processes while the other is inside `engine.run` (which releases the GIL), and the texts of the next
+batch are tokenized while the current one runs. A batch that runs alone, with nothing else waiting, runs *wide*
+(every intra-op thread); when two run at once each runs *narrow* (its share of the cores); a second batch never
+starts beside a wide one. Futures are completed on the event loop (`call_soon_threadsafe`, once per batch).
+Every item gets exactly one outcome: a result, or one of the errors below. If a worker dies, every pending item
+fails with WorkerCrashed and `on_crash` runs.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,10 +38,15 @@ __all__ = [
     "Overloaded",
     "RequestState",
     "ShuttingDown",
+    "TokenizationFailed",
     "WorkerCrashed",
 ]
 
 logger = logging.getLogger(__name__)
+
+# Up to this many texts are tokenized in the event loop (about 0.1 ms each here, GIL released); larger requests
+# go to a helper thread so one big request cannot stall every other RPC.
+_INLINE_TOKENIZE_TEXTS = 16
 
 
 class BatcherError(Exception):
@@ -63,10 +73,16 @@ class WorkerCrashed(BatcherError):
     """A worker thread died (maps to INTERNAL)."""
 
 
+class TokenizationFailed(BatcherError):
+    """The tokenizer raised on this request's texts (maps to INTERNAL); other requests are unaffected."""
+
+
 class EngineLike(Protocol):
+    workers: int  # how many batches may run at once
+
     def tokenize(self, texts: Sequence[str]) -> list[Tokens]: ...
     def collate(self, items: Sequence[Tokens]) -> Encoded: ...
-    def run(self, encoded: Encoded) -> np.ndarray: ...
+    def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray: ...
     def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]: ...
 
 
@@ -78,7 +94,7 @@ class BatchObserver(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class BatcherConfig:
     max_batch_tokens: int = 8192  # padded tokens (longest × count) per batch
-    max_batch_size: int = 16
+    max_batch_size: int = 8
     max_queue_delay_ms: float = 0.0  # 0: run as soon as the engine is free; >0: wait up to this for a fuller batch
     max_queue_items: int = 4096
 
@@ -119,13 +135,17 @@ class _Item:
     finished: bool = False
 
 
-def _settle(future: asyncio.Future[ItemResult], result: ItemResult | None, error: BaseException | None) -> None:
-    if future.done():  # cancelled by its RPC meanwhile: the outcome has nowhere to go
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)  # type: ignore[arg-type]
+_Outcome = tuple["asyncio.Future[ItemResult]", "ItemResult | None", "BaseException | None"]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, result, error in outcomes:
+        if future.done():  # cancelled by its RPC meanwhile: the outcome has nowhere to go
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
 
 
 class Batcher:
@@ -141,12 +161,14 @@ class Batcher:
         self._observer = observer
         self._on_crash = on_crash
         self._lock = threading.Lock()
-        self._intake_cv = threading.Condition(self._lock)
-        self._ready_cv = threading.Condition(self._lock)
-        self._intake: deque[_Item] = deque()
+        self._cv = threading.Condition(self._lock)
         self._ready: list[_Item] = []
-        self._running: list[_Item] = []
-        self._tokenizing: list[_Item] = []
+        self._running: set[_Item] = set()
+        self._tokenizing = 0  # accepted items still in the tokenizer: workers wait for them before exiting
+        self._tokenizer_thread: ThreadPoolExecutor | None = None
+        self._runs = 0  # batches inside engine.run (or about to be)
+        self._wide_running = False
+        self._workers = max(1, int(getattr(engine, "workers", 1)))
         self._pending = 0
         self._closing = False
         self._crashed: BaseException | None = None
@@ -154,8 +176,9 @@ class Batcher:
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
-        for name, target in (("baton-tokenize", self._tokenize_loop), ("baton-infer", self._infer_loop)):
-            thread = threading.Thread(target=self._supervised, args=(target,), name=name, daemon=True)
+        self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="baton-tokenize")
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._supervised, name=f"baton-worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -171,10 +194,11 @@ class Batcher:
         """Stop accepting work, let the workers drain what was accepted, and join them."""
         with self._lock:
             self._closing = True
-            self._intake_cv.notify_all()
-            self._ready_cv.notify_all()
+            self._cv.notify_all()
         for thread in self._threads:
             thread.join(timeout)
+        if self._tokenizer_thread is not None:
+            self._tokenizer_thread.shutdown(wait=False)
 
     # ---- submission (event-loop side) ------------------------------------------------------------------------
     async def submit(self, texts: Sequence[str], state: RequestState | None = None) -> list[ItemResult]:
@@ -193,18 +217,51 @@ class Batcher:
                     f"queue full: {self._pending} items waiting, limit {self.config.max_queue_items}; retry later"
                 )
             self._pending += len(items)
-            self._intake.extend(items)
-            self._intake_cv.notify()
+            self._tokenizing += len(items)
         try:
+            await self._tokenize(items)
+        finally:
+            with self._lock:
+                self._tokenizing -= len(items)
+                queued = self._crashed is None and all(item.tokens is not None for item in items)
+                if queued:
+                    self._ready.extend(items)
+                else:
+                    self._pending -= len(items)
+                    for item in items:
+                        item.finished = True
+                self._cv.notify_all()
+        if not queued:
+            raise WorkerCrashed(f"the inference worker crashed: {self._crashed!r}")
+        try:
+            if len(items) == 1:  # the common case under many small clients: no gather future
+                return [await items[0].future]
             return list(await asyncio.gather(*(item.future for item in items)))
         except asyncio.CancelledError:
             state.cancelled = True
             raise
 
-    # ---- workers ---------------------------------------------------------------------------------------------
-    def _supervised(self, target: Callable[[], None]) -> None:
+    async def _tokenize(self, items: list[_Item]) -> None:
+        """Tokenize on arrival: in the event loop for a few texts, in the helper thread for more."""
+        texts = [item.text for item in items]
+        started = time.perf_counter()
         try:
-            target()
+            if len(texts) <= _INLINE_TOKENIZE_TEXTS or self._tokenizer_thread is None:
+                tokens = self.engine.tokenize(texts)
+            else:
+                loop = asyncio.get_running_loop()
+                tokens = await loop.run_in_executor(self._tokenizer_thread, self.engine.tokenize, texts)
+        except Exception as exc:
+            logger.exception("tokenization failed")
+            raise TokenizationFailed(f"tokenization failed: {exc!r}") from exc
+        spent = time.perf_counter() - started
+        for item, tok in zip(items, tokens, strict=True):
+            item.tokens, item.tokenize_s = tok, spent
+
+    # ---- workers ---------------------------------------------------------------------------------------------
+    def _supervised(self) -> None:
+        try:
+            self._work()
         except BaseException as exc:
             logger.exception("batcher worker %s crashed", threading.current_thread().name)
             self._crash(exc)
@@ -214,106 +271,107 @@ class Batcher:
             if self._crashed is None:
                 self._crashed = exc
             self._closing = True
-            victims = [*self._intake, *self._tokenizing, *self._ready, *self._running]
-            self._intake.clear()
-            self._tokenizing = []
+            victims = [*self._ready, *self._running]  # items still in the tokenizer are failed by submit
             self._ready.clear()
-            self._running = []
-            self._intake_cv.notify_all()
-            self._ready_cv.notify_all()
+            self._running.clear()
+            self._cv.notify_all()
         error = WorkerCrashed(f"the inference worker crashed: {exc!r}")
-        for item in victims:
-            self._finish(item, None, error)
+        self._finish([(item, None, error) for item in victims])
         if self._on_crash is not None:
             self._on_crash(exc)
 
-    def _finish(self, item: _Item, result: ItemResult | None, error: BaseException | None) -> None:
+    def _finish(self, outcomes: Sequence[tuple[_Item, ItemResult | None, BaseException | None]]) -> None:
+        """Give each item its one outcome: one hop to each event loop for the whole group."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         with self._lock:
-            if item.finished:
-                return
-            item.finished = True
-            self._pending -= 1
-        item.loop.call_soon_threadsafe(_settle, item.future, result, error)
+            for item, result, error in outcomes:
+                if item.finished:
+                    continue
+                item.finished = True
+                self._pending -= 1
+                by_loop.setdefault(item.loop, []).append((item.future, result, error))
+        for loop, group in by_loop.items():
+            loop.call_soon_threadsafe(_settle, group)
 
-    def _tokenize_loop(self) -> None:
+    def _work(self) -> None:
         while True:
-            with self._lock:
-                while not self._intake and not self._closing:
-                    self._intake_cv.wait()
-                if not self._intake and self._closing:
-                    self._ready_cv.notify_all()
-                    return
-                group = [self._intake.popleft() for _ in range(min(len(self._intake), 512))]
-                self._tokenizing = group
-            started = time.perf_counter()
-            tokens = self.engine.tokenize([item.text for item in group])
-            spent = time.perf_counter() - started
-            for item, tok in zip(group, tokens, strict=True):
-                item.tokens, item.tokenize_s = tok, spent
-            with self._lock:
-                self._tokenizing = []
-                if self._crashed is None:
-                    self._ready.extend(group)
-                self._ready_cv.notify()
+            job = self._next_batch()
+            if job is None:
+                return
+            batch, wide = job
+            done = False
+            try:
+                self._run(batch, wide)
+                done = True
+            finally:
+                # If `_run` raised, the batch stays in `_running`, so `_crash` (in `_supervised`) fails its items.
+                with self._lock:
+                    if done:
+                        self._running.difference_update(batch)
+                    self._runs -= 1
+                    self._wide_running = self._wide_running and not wide
+                    self._cv.notify_all()
 
-    def _next_batch(self) -> list[_Item] | None:
-        """Block until a batch is due; return it (None: closing and drained)."""
+    def _next_batch(self) -> tuple[list[_Item], bool] | None:
+        """Block until a batch is due and a worker slot is free; return it (None: closed and drained)."""
         delay = self.config.max_queue_delay_ms / 1000.0
         with self._lock:
             while True:
-                if self._ready:
+                if self._ready and self._runs < self._workers and not self._wide_running:
                     oldest = min(self._ready, key=lambda i: i.enqueued)
                     waited = time.perf_counter() - oldest.enqueued
                     full = len(self._ready) >= self.config.max_batch_size
                     if delay <= 0 or full or waited >= delay or self._closing:
                         break
-                    self._ready_cv.wait(delay - waited)
+                    self._cv.wait(delay - waited)
                     continue
-                tokenizer_done = not self._threads[0].is_alive() if self._threads else True
-                if self._closing and not self._intake and tokenizer_done:
+                if self._closing and not self._ready and not self._tokenizing:
                     return None
-                self._ready_cv.wait(0.05 if self._closing else None)
+                self._cv.wait()
             self._ready.sort(key=lambda i: len(i.tokens or ()))
-            anchor = self._ready.index(oldest)
             lo, hi = select_window(
                 [len(i.tokens or ()) for i in self._ready],
-                anchor,
+                self._ready.index(oldest),
                 self.config.max_batch_tokens,
                 self.config.max_batch_size,
             )
             batch = self._ready[lo:hi]
             del self._ready[lo:hi]
-            self._running = batch
-            depth = len(self._ready) + len(self._intake)
+            # Alone and nothing left waiting: use every core. Otherwise leave room for a second batch.
+            wide = self._runs == 0 and (not self._ready or self._workers == 1)
+            self._runs += 1
+            self._wide_running = wide
+            self._running.update(batch)
+            depth = len(self._ready) + self._tokenizing
         if self._observer is not None:
             self._observer.queue_depth(depth)
-        return batch
+        return batch, wide
 
-    def _infer_loop(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            now, started = time.monotonic(), time.perf_counter()
-            live = []
-            for item in batch:
-                if item.state.cancelled or item.future.cancelled():
-                    self._finish(item, None, Cancelled("request cancelled before inference"))
-                elif item.state.deadline is not None and now >= item.state.deadline:
-                    self._finish(item, None, DeadlineExceeded("deadline passed while queued"))
-                else:
-                    live.append(item)
-            if live:
-                encoded = self.engine.collate([item.tokens for item in live])  # type: ignore[misc]
-                logits = self.engine.run(encoded)
-                predictions = self.engine.postprocess(logits, encoded)
-                spent = time.perf_counter() - started
-                if self._observer is not None:
-                    self._observer.batch_done(len(live), encoded.padded_tokens, spent)
-                for row, (item, prediction) in enumerate(zip(live, predictions, strict=True)):
-                    result = ItemResult(
-                        prediction, logits[row], started - item.enqueued, item.tokenize_s, spent, len(live)
-                    )
-                    self._finish(item, result, None)
-            with self._lock:
-                self._running = []
+    def _run(self, batch: list[_Item], wide: bool) -> None:
+        now, started = time.monotonic(), time.perf_counter()
+        live: list[_Item] = []
+        dropped: list[tuple[_Item, ItemResult | None, BaseException | None]] = []
+        for item in batch:
+            if item.state.cancelled or item.future.cancelled():
+                dropped.append((item, None, Cancelled("request cancelled before inference")))
+            elif item.state.deadline is not None and now >= item.state.deadline:
+                dropped.append((item, None, DeadlineExceeded("deadline passed while queued")))
+            else:
+                live.append(item)
+        if dropped:
+            self._finish(dropped)
+        if not live:
+            return
+        encoded = self.engine.collate([item.tokens for item in live])  # type: ignore[misc]
+        logits = self.engine.run(encoded, wide=wide)
+        predictions = self.engine.postprocess(logits, encoded)
+        spent = time.perf_counter() - started
+        if self._observer is not None:
+            self._observer.batch_done(len(live), encoded.padded_tokens, spent)
+        size = len(live)
+        self._finish(
+            [
+                (item, ItemResult(prediction, logits[row], started - item.enqueued, item.tokenize_s, spent, size), None)
+                for row, (item, prediction) in enumerate(zip(live, predictions, strict=True))
+            ]
+        )

@@ -20,11 +20,12 @@ class ServeConfig:
     variant: str | None = None
     threads: int | None = None
     spin: bool = True  # onnxruntime intra-op spin-waiting: measured faster at 1 and 64 clients (docs/benchmarks.md)
+    workers: int | None = None  # None: 2 on CPU with 2+ intra-op threads, else 1 (measured, docs/benchmarks.md)
     model_name: str | None = None
     metrics_port: int | None = 9464  # None: no metrics endpoint; 0: any free port
     metrics_host: str = "127.0.0.1"
     max_batch_tokens: int = 8192
-    max_batch_size: int = 16  # measured: with <=64 texts waiting, bigger batches mix lengths and pad more
+    max_batch_size: int = 8  # measured with 2 workers: 16 pads more and runs longer on one core (docs/benchmarks.md)
     max_queue_delay_ms: float = 0.0
     max_queue_items: int = 4096
     max_texts_per_request: int = 256
@@ -56,6 +57,10 @@ class ServeConfig:
                 raise ConfigError(f"{flag}: file not found: {path}")
         if self.max_texts_per_request < 1 or self.max_text_chars < 1 or self.max_message_bytes < 1024:
             raise ConfigError("request limits must be positive (max message size at least 1024 bytes)")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1 (got {self.workers})")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1 (got {self.threads})")
         if self.grace_s < 0:
             raise ConfigError("--grace-s must be >= 0")
         try:

@@ -82,10 +82,22 @@ def available_providers() -> list[str]:
 
 
 class Engine:
-    """One onnxruntime session over one bundle variant, with its tokenizer."""
+    """One bundle variant, its tokenizer, and the onnxruntime session(s) that run it.
+
+    With `workers=1` there is one session using `threads` intra-op threads. With `workers=2` (the server on CPU)
+    there is also a *narrow* session of `threads // workers` threads: two workers can then run two batches at
+    once, one core each, which measured faster on 2 cores than one batch at a time on both (docs/benchmarks.md);
+    `run(..., wide=True)` still uses every thread when a batch runs alone.
+    """
 
     def __init__(
-        self, bundle: Bundle, variant: str, provider: str = "cpu", threads: int | None = None, spin: bool = True
+        self,
+        bundle: Bundle,
+        variant: str,
+        provider: str = "cpu",
+        threads: int | None = None,
+        spin: bool = True,
+        workers: int = 1,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -94,6 +106,8 @@ class Engine:
             raise BundleError(
                 f"bundle {bundle.root} has no '{variant}' variant (it has: {', '.join(sorted(bundle.models))})"
             )
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
         self.bundle = bundle
         self.variant = variant
         self.labels = bundle.labels
@@ -111,20 +125,30 @@ class Engine:
         self._tokenizer.no_padding()
         self._input_names = list(bundle.manifest["input_names"])
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        # Spinning intra-op threads cut latency but burn CPU between runs; measured on 2 cores it still won in
-        # the server (docs/benchmarks.md), so both default to on; `baton serve --no-spin` turns it off.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         providers: list[Any] = ["CPUExecutionProvider"]
         if provider == "cuda":
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        model = bundle.models[variant]
-        self._session = ort.InferenceSession(str(model.path), sess_options=options, providers=providers)
+        model_path = str(bundle.models[variant].path)
+
+        def session(intra: int, spin: bool, stop_spinning: bool) -> Any:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = intra
+            options.inter_op_num_threads = 1
+            # Spinning intra-op threads cut latency. With two workers the spin stops when a run ends, so an idle
+            # wide session does not take a core from the narrow run beside it.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+            if stop_spinning:
+                options.add_session_config_entry("session.force_spinning_stop", "1")
+            return ort.InferenceSession(model_path, sess_options=options, providers=providers)
+
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        # Concurrent runs only pay on CPU, where each worker gets its own cores; one GPU session serves one worker.
+        self.workers = workers if provider == "cpu" else 1
+        self._session = session(self.threads, spin, stop_spinning=self.workers > 1)
         self.provider = "cuda" if "CUDAExecutionProvider" in self._session.get_providers() else "cpu"
-        self.threads = options.intra_op_num_threads
+        self.narrow_threads = max(1, self.threads // self.workers)
+        self._narrow = session(self.narrow_threads, False, False) if self.workers > 1 else self._session
         self._char_cap = self.max_length * _CHARS_PER_TOKEN_CAP
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
@@ -157,10 +181,12 @@ class Engine:
         """Tokenize and pad to the longest in the batch."""
         return self.collate(self.tokenize(texts))
 
-    def run(self, encoded: Encoded) -> np.ndarray:
+    def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray:
+        """Logits for a batch; `wide=False` runs it on the narrow session (another batch runs beside it)."""
         if encoded.size == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        (logits,) = self._session.run(["logits"], encoded.inputs)
+        session = self._session if wide else self._narrow
+        (logits,) = session.run(["logits"], encoded.inputs)
         return np.asarray(logits, dtype=np.float32)
 
     def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -107,14 +108,18 @@ class BatonServer:
         self.bundle = bundle or load_bundle(config.bundle)
         if engine is None:
             variant, provider, why = choose_variant(self.bundle, config.device, config.variant)
-            engine = Engine(self.bundle, variant, provider, config.threads, spin=config.spin)
+            threads = config.threads or max(1, os.cpu_count() or 1)
+            workers = config.workers or (2 if threads >= 2 else 1)
+            engine = Engine(self.bundle, variant, provider, threads, spin=config.spin, workers=workers)
             logger.info(
-                "loaded bundle %s: variant %s on %s (%s), %d intra-op threads",
+                "loaded bundle %s: variant %s on %s (%s), %d intra-op threads, %d worker(s)%s",
                 self.bundle.root,
                 variant,
                 engine.provider,
                 why,
                 engine.threads,
+                engine.workers,
+                f" ({engine.narrow_threads} thread(s) each when two batches run at once)" if engine.workers > 1 else "",
             )
         self.engine = engine
         self.variant = getattr(engine, "variant", "?")

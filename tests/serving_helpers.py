@@ -24,7 +24,10 @@ class SlowEngine:
 
     def __init__(self, engine: Engine, delay: float = 0.0, crash_on: int | None = None) -> None:
         self.inner, self.delay, self.crash_on, self.runs = engine, delay, crash_on, 0
-        self.variant, self.provider = engine.variant, engine.provider
+        self.variant, self.provider, self.workers = engine.variant, engine.provider, engine.workers
+        self.calls: list[tuple[bool, int]] = []  # per run: (wide, runs in flight when it started, itself included)
+        self._in_flight = 0
+        self._lock = threading.Lock()
 
     def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
         return self.inner.tokenize(texts)
@@ -32,12 +35,20 @@ class SlowEngine:
     def collate(self, items: Sequence[Tokens]) -> Encoded:
         return self.inner.collate(items)
 
-    def run(self, encoded: Encoded) -> np.ndarray:
-        self.runs += 1
-        if self.crash_on is not None and self.runs >= self.crash_on:
-            raise RuntimeError("injected engine failure")
-        time.sleep(self.delay)
-        return self.inner.run(encoded)
+    def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray:
+        with self._lock:
+            self.runs += 1
+            self._in_flight += 1
+            self.calls.append((wide, self._in_flight))
+            crash = self.crash_on is not None and self.runs >= self.crash_on
+        try:
+            if crash:
+                raise RuntimeError("injected engine failure")
+            time.sleep(self.delay)
+            return self.inner.run(encoded, wide)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]:
         return self.inner.postprocess(logits, encoded, top_k)
@@ -98,8 +109,9 @@ class ServerThread:
         self.stop()
 
 
-def real_engine(bundle_dir: Path, variant: str = "fp32") -> Engine:
-    return Engine(load_bundle(bundle_dir), variant, "cpu", threads=1)
+def real_engine(bundle_dir: Path, variant: str = "fp32", workers: int = 1) -> Engine:
+    """One thread per worker: with workers=2 the wide session has 2 threads and each narrow one 1."""
+    return Engine(load_bundle(bundle_dir), variant, "cpu", threads=workers, workers=workers)
 
 
 def metric_value(text: str, name: str, labels: str = "") -> float:

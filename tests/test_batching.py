@@ -36,28 +36,72 @@ def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.new_event_loop().run_until_complete(coro)
 
 
-def test_batched_results_equal_single_results(tiny_bundle: Path) -> None:
-    engine = real_engine(tiny_bundle)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batched_results_equal_single_results(tiny_bundle: Path, workers: int) -> None:
+    engine = SlowEngine(real_engine(tiny_bundle, workers=workers), delay=0.02)
     texts = [f"the product {'is great ' * (i % 7)} number {i}" for i in range(40)]
 
-    async def main() -> tuple[list, list]:
-        batcher = Batcher(SlowEngine(engine, delay=0.02), BatcherConfig(max_batch_size=16))
+    async def main() -> tuple[list, list, list]:
+        batcher = Batcher(engine, BatcherConfig(max_batch_size=8))
         batcher.start()
         together = await asyncio.gather(*(batcher.submit([t]) for t in texts))
+        under_load = list(engine.calls)
         alone = [await batcher.submit([t]) for t in texts]
         batcher.stop(5)
-        return [r[0] for r in together], [r[0] for r in alone]
+        return [r[0] for r in together], [r[0] for r in alone], under_load
 
-    together, alone = _run(main())
+    together, alone, under_load = _run(main())
     assert max(r.batch_size for r in together) > 1
     assert all(r.batch_size == 1 for r in alone)
     for a, b in zip(together, alone, strict=True):
         assert a.prediction.label == b.prediction.label
         assert abs(a.prediction.score - b.prediction.score) <= 1e-5
+        assert abs(a.logits - b.logits).max() <= 1e-5
+    # Two workers: batches ran two at a time, narrow, never beside a wide one; a lone request runs wide.
+    assert max(in_flight for _, in_flight in under_load) == workers
+    assert all(not wide for wide, in_flight in under_load if in_flight > 1)
+    assert all(wide for wide, _ in engine.calls[len(under_load) :])
 
 
-def test_every_item_gets_one_outcome_under_overload_and_crash(tiny_bundle: Path) -> None:
-    engine = SlowEngine(real_engine(tiny_bundle), delay=0.05, crash_on=4)
+def test_large_requests_and_tokenizer_failures(tiny_bundle: Path) -> None:
+    """A request over the inline limit is tokenized in the helper thread; a tokenizer error fails only its request."""
+    inner = real_engine(tiny_bundle)
+    engine = SlowEngine(inner)
+    tokenize = engine.tokenize
+
+    def fragile(texts):  # type: ignore[no-untyped-def]
+        if any("boom" in t for t in texts):
+            raise ValueError("tokenizer exploded")
+        return tokenize(texts)
+
+    engine.tokenize = fragile  # type: ignore[method-assign]
+    texts = [f"review number {i} {'very ' * (i % 5)}good" for i in range(40)]
+
+    async def main() -> tuple[list, list, list]:
+        batcher = Batcher(engine, BatcherConfig(max_batch_size=8))
+        batcher.start()
+        big = await batcher.submit(texts)
+        failed = await asyncio.gather(
+            batcher.submit(["fine", "boom"]), batcher.submit(["boom"] * 20), return_exceptions=True
+        )
+        after = await batcher.submit(["still serving"])
+        batcher.stop(5)
+        assert batcher.pending == 0
+        return big, failed, after
+
+    big, failed, after = _run(main())
+    direct = inner(texts)
+    assert [r.prediction.label for r in big] == [p.label for p in direct]
+    assert max(abs(r.prediction.score - p.score) for r, p in zip(big, direct, strict=True)) <= 1e-5
+    assert [type(f).__name__ for f in failed] == ["TokenizationFailed", "TokenizationFailed"]
+    assert "tokenizer exploded" in str(failed[0])
+    assert len(after) == 1
+
+
+@pytest.mark.timeout(120)  # a lost outcome shows up as a hang
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_item_gets_one_outcome_under_overload_and_crash(tiny_bundle: Path, workers: int) -> None:
+    engine = SlowEngine(real_engine(tiny_bundle, workers=workers), delay=0.05, crash_on=4)
     crashes: list[BaseException] = []
 
     async def main() -> list:
