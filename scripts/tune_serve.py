@@ -1,31 +1,84 @@
-"""Compare `baton serve` flag sets side by side: 1 and 64 single-text clients each, plus the in-process ceiling.
+"""Compare `baton serve` flag sets side by side, interleaved, against the in-process ceiling.
 
-Usage: python scripts/tune_serve.py BUNDLE DATA.jsonl ["--spin" "--spin --max-batch-size 16" ...]
-Produced the tuning table in docs/benchmarks.md (3 s per level).
+Usage: python scripts/tune_serve.py BUNDLE DATA.jsonl [--rounds N] -- ["--workers 1" "--max-batch-size 8" ...]
+
+Every flag set gets its own server, all started at once. Each round measures the in-process ceiling (sorted
+batches, best size), then every server at 1 and at 64 single-text clients, so each ratio compares figures taken
+seconds apart: these machines drift by +-25 % over minutes. Prints the median over rounds of each figure and of
+its ratio to the same round's ceiling. Produced the tuning tables in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import shlex
+import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 import baton.serving.bench as bench
 
 
+def _level(target: str, texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        caller = bench._Caller(target, "baton", None, None)
+        try:
+            return await bench._closed_loop(caller, texts, 1, clients, seconds, 1.0, 30.0)
+        finally:
+            await caller.channel.close()
+
+    return asyncio.run(go())
+
+
 def main() -> None:
-    bundle, data, *flag_sets = sys.argv[1:]
-    texts = bench.load_texts(data, samples=872)
-    options = bench.BenchOptions(duration_s=3, warmup_s=1, samples=872)
-    print("| server flags | 1 client texts/s | 1 client p50 ms | 64 clients texts/s | mean batch at 64 |")
-    print("|---|---|---|---|---|")
-    for flags in flag_sets or [""]:
-        report = bench.bench_serve(Path(bundle), texts, [1, 64], 1, "baton", options, shlex.split(flags), echo=False)
-        one, many = report["grpc"]["results"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("data")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.flag_sets = argv[split + 1 :] or [""]
+    texts = bench.load_texts(args.data, samples=872)
+    rows: dict[str, list[dict[str, float]]] = {flags: [] for flags in args.flag_sets}
+    with contextlib.ExitStack() as stack:
+        servers = {f: stack.enter_context(bench.started_server(args.bundle, shlex.split(f))) for f in args.flag_sets}
+        for target in {s.target for s in servers.values()}:
+            asyncio.run(bench._wait_ready(target, 30))
+        for round_no in range(args.rounds):
+            ceiling = bench.inprocess_ceiling(args.bundle, texts, None, 1.5, batch_sizes=(1, 8, 16, 32))
+            for flags, server in servers.items():
+                one = _level(server.target, texts, 1, args.seconds)
+                many = _level(server.target, texts, 64, args.seconds)
+                rows[flags].append(
+                    {
+                        "ceiling": ceiling["texts_per_s"],
+                        "one": one["texts_per_s"],
+                        "one_p50": one["p50_ms"],
+                        "one_over_b1": one["p50_ms"] - ceiling["batch1_p50_ms"],
+                        "many": many["texts_per_s"],
+                        "ratio": many["texts_per_s"] / ceiling["texts_per_s"],
+                    }
+                )
+            print(f"round {round_no + 1}/{args.rounds}: ceiling {ceiling['texts_per_s']:.0f} texts/s", flush=True)
+    print(
+        f"\nmedians over {args.rounds} interleaved rounds ({args.seconds:.0f} s per level; ratio = 64-client "
+        "throughput / the same round's in-process ceiling)\n"
+    )
+    print(
+        "| server flags | ceiling texts/s | 1 client texts/s | 1 client p50 ms | minus batch-1 p50 ms "
+        "| 64 clients texts/s | 64 clients / ceiling |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for flags, measured in rows.items():
+        med = {k: statistics.median(r[k] for r in measured) for k in measured[0]}
         print(
-            f"| `{flags or '(defaults)'}` | {one['texts_per_s']:.0f} | {one['p50_ms']:.2f} | "
-            f"{many['texts_per_s']:.0f} | {many.get('mean_batch_size') or 0:.1f} |",
-            flush=True,
+            f"| `{flags or '(defaults)'}` | {med['ceiling']:.0f} | {med['one']:.0f} | {med['one_p50']:.2f} | "
+            f"{med['one_over_b1']:+.2f} | {med['many']:.0f} | **{med['ratio']:.2f}** |"
         )
 
 
