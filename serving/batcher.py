@@ -299,18 +299,16 @@ class Batcher:
             if job is None:
                 return
             batch, wide = job
-            done = False
-            try:
-                self._run(batch, wide)
-                done = True
-            finally:
-                # If `_run` raised, the batch stays in `_running`, so `_crash` (in `_supervised`) fails its items.
-                with self._lock:
-                    if done:
-                        self._running.difference_update(batch)
-                    self._runs -= 1
-                    self._wide_running = self._wide_running and not wide
-                    self._cv.notify_all()
+            self._run(batch, wide)  # if it raises, the batch stays in `_running`: `_crash` fails its items
+            with self._lock:
+                self._running.difference_update(batch)
+
+    def _release(self, wide: bool) -> None:
+        """The engine is free again: the next batch may start (wide, if nothing else runs)."""
+        with self._lock:
+            self._runs -= 1
+            self._wide_running = self._wide_running and not wide
+            self._cv.notify_all()
 
     def _next_batch(self) -> tuple[list[_Item], bool] | None:
         """Block until a batch is due and a worker slot is free; return it (None: closed and drained)."""
@@ -348,30 +346,42 @@ class Batcher:
         return batch, wide
 
     def _run(self, batch: list[_Item], wide: bool) -> None:
-        now, started = time.monotonic(), time.perf_counter()
-        live: list[_Item] = []
-        dropped: list[tuple[_Item, ItemResult | None, BaseException | None]] = []
-        for item in batch:
-            if item.state.cancelled or item.future.cancelled():
-                dropped.append((item, None, Cancelled("request cancelled before inference")))
-            elif item.state.deadline is not None and now >= item.state.deadline:
-                dropped.append((item, None, DeadlineExceeded("deadline passed while queued")))
-            else:
-                live.append(item)
-        if dropped:
-            self._finish(dropped)
-        if not live:
-            return
-        encoded = self.engine.collate([item.tokens for item in live])  # type: ignore[misc]
-        logits = self.engine.run(encoded, wide=wide)
-        predictions = self.engine.postprocess(logits, encoded)
-        spent = time.perf_counter() - started
-        if self._observer is not None:
-            self._observer.batch_done(len(live), encoded.padded_tokens, spent)
-        size = len(live)
-        self._finish(
-            [
-                (item, ItemResult(prediction, logits[row], started - item.enqueued, item.tokenize_s, spent, size), None)
-                for row, (item, prediction) in enumerate(zip(live, predictions, strict=True))
-            ]
-        )
+        released = False
+        try:
+            now, started = time.monotonic(), time.perf_counter()
+            live: list[_Item] = []
+            dropped: list[tuple[_Item, ItemResult | None, BaseException | None]] = []
+            for item in batch:
+                if item.state.cancelled or item.future.cancelled():
+                    dropped.append((item, None, Cancelled("request cancelled before inference")))
+                elif item.state.deadline is not None and now >= item.state.deadline:
+                    dropped.append((item, None, DeadlineExceeded("deadline passed while queued")))
+                else:
+                    live.append(item)
+            if dropped:
+                self._finish(dropped)
+            if not live:
+                return
+            encoded = self.engine.collate([item.tokens for item in live])  # type: ignore[misc]
+            logits = self.engine.run(encoded, wide=wide)
+            # Free the slot before answering, so a client's next request never sees this run as still in flight.
+            self._release(wide)
+            released = True
+            predictions = self.engine.postprocess(logits, encoded)
+            spent = time.perf_counter() - started
+            if self._observer is not None:
+                self._observer.batch_done(len(live), encoded.padded_tokens, spent)
+            size = len(live)
+            self._finish(
+                [
+                    (
+                        item,
+                        ItemResult(prediction, logits[row], started - item.enqueued, item.tokenize_s, spent, size),
+                        None,
+                    )
+                    for row, (item, prediction) in enumerate(zip(live, predictions, strict=True))
+                ]
+            )
+        finally:
+            if not released:
+                self._release(wide)
