@@ -2,17 +2,17 @@
 
 Usage: python scripts/tune_serve.py BUNDLE DATA.jsonl [--rounds N] -- ["--workers 1" "--max-batch-size 8" ...]
 
-Every flag set gets its own server, all started at once. Each round measures the in-process ceiling (sorted
-batches, best size), then every server at 1 and at 64 single-text clients, so each ratio compares figures taken
-seconds apart: these machines drift by +-25 % over minutes. Prints the median over rounds of each figure and of
-its ratio to the same round's ceiling. Produced the tuning tables in docs/benchmarks.md.
+Each round measures the in-process ceiling (sorted batches, best size), then starts one server per flag set in turn
+and measures it at 1 and at 64 single-text clients, so each ratio compares figures taken seconds apart: these
+machines drift by +-25 % over minutes. Prints the median over rounds of each figure and of its ratio to the same
+round's ceiling.
+Produced the tuning tables in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shlex
 import statistics
 import sys
@@ -45,26 +45,25 @@ def main() -> None:
     args.flag_sets = argv[split + 1 :] or [""]
     texts = bench.load_texts(args.data, samples=872)
     rows: dict[str, list[dict[str, float]]] = {flags: [] for flags in args.flag_sets}
-    with contextlib.ExitStack() as stack:
-        servers = {f: stack.enter_context(bench.started_server(args.bundle, shlex.split(f))) for f in args.flag_sets}
-        for target in {s.target for s in servers.values()}:
-            asyncio.run(bench._wait_ready(target, 30))
-        for round_no in range(args.rounds):
-            ceiling = bench.inprocess_ceiling(args.bundle, texts, None, 1.5, batch_sizes=(1, 8, 16, 32))
-            for flags, server in servers.items():
+    for round_no in range(args.rounds):
+        ceiling = bench.inprocess_ceiling(args.bundle, texts, None, 1.5, batch_sizes=(1, 8, 16, 32))
+        for flags in args.flag_sets:
+            # One server at a time: a second live server measurably slowed the one under test.
+            with bench.started_server(args.bundle, shlex.split(flags)) as server:
+                asyncio.run(bench._wait_ready(server.target, 30))
                 one = _level(server.target, texts, 1, args.seconds)
                 many = _level(server.target, texts, 64, args.seconds)
-                rows[flags].append(
-                    {
-                        "ceiling": ceiling["texts_per_s"],
-                        "one": one["texts_per_s"],
-                        "one_p50": one["p50_ms"],
-                        "one_over_b1": one["p50_ms"] - ceiling["batch1_p50_ms"],
-                        "many": many["texts_per_s"],
-                        "ratio": many["texts_per_s"] / ceiling["texts_per_s"],
-                    }
-                )
-            print(f"round {round_no + 1}/{args.rounds}: ceiling {ceiling['texts_per_s']:.0f} texts/s", flush=True)
+            rows[flags].append(
+                {
+                    "ceiling": ceiling["texts_per_s"],
+                    "one": one["texts_per_s"],
+                    "one_p50": one["p50_ms"],
+                    "one_over_b1": one["p50_ms"] - ceiling["batch1_p50_ms"],
+                    "many": many["texts_per_s"],
+                    "ratio": many["texts_per_s"] / ceiling["texts_per_s"],
+                }
+            )
+        print(f"round {round_no + 1}/{args.rounds}: ceiling {ceiling['texts_per_s']:.0f} texts/s", flush=True)
     print(
         f"\nmedians over {args.rounds} interleaved rounds ({args.seconds:.0f} s per level; ratio = 64-client "
         "throughput / the same round's in-process ceiling)\n"
