@@ -16,6 +16,7 @@ from baton.training import TrainConfig, load_train_config
 def test_example_configs_load() -> None:
     serve = load_config(ServeConfig, REPO / "examples/serve.yaml", {"port": 6000})
     assert (serve.bundle, serve.port, serve.max_batch_tokens, serve.grace_s) == ("bundles/demo", 6000, 8192, 10)
+    assert (serve.max_batch_size, serve.workers) == (8, 2)
     train = load_train_config(REPO / "examples/train.yaml", {})
     assert isinstance(train, TrainConfig) and train.batch_size == 16 and train.learning_rate == 1e-4
 
@@ -28,6 +29,8 @@ def test_example_configs_load() -> None:
         ({"tls_cert": "x.pem"}, "--tls-cert and --tls-key go together"),
         ({"auth_token_file": "/nonexistent/token"}, "--auth-token-file: file not found"),
         ({"max_batch_size": 0}, "must be >= 1"),
+        ({"workers": 0}, "--workers must be >= 1"),
+        ({"threads": 0}, "--threads must be >= 1"),
     ],
 )
 def test_serve_config_validation(kw: dict, message: str) -> None:
