@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from baton.serving import bench
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "sst2_sentence"
 DOCS = REPO / "docs"
@@ -203,7 +205,7 @@ def write_doc(run: Path, out: Path) -> None:
     top = next(k for k in serve if k.startswith("ratio_at_"))
     lines += [
         "",
-        f"- In-process ceiling (same texts, sorted by length, best batch size {c['best_batch_size']}, "
+        f"- In-process ceiling (same texts, sorted by length, best batch size {bench.ceiling_batch_sizes(c)}, "
         f"{c['variant']}; the mean of {c['before']['texts_per_s']:.0f} measured before and "
         f"{c['after']['texts_per_s']:.0f} after the load): **{c['texts_per_s']:.0f} texts/s**; "
         f"batch-1 p50 {c['batch1_p50_ms']:.2f} ms.",

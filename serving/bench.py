@@ -614,7 +614,6 @@ def bench_serve(
     options: BenchOptions,
     serve_args: Sequence[str] = (),
     echo: bool = True,
-    ceiling: bool = True,
 ) -> dict[str, Any]:
     """Start `baton serve`, sweep the load, and measure the in-process ceiling before and after the sweep.
 
@@ -624,7 +623,7 @@ def bench_serve(
 
     bundle = load_bundle(bundle_dir)
     seconds = 0.5 if options.quick else max(2.0, options.duration_s / 3)
-    before = inprocess_ceiling(bundle_dir, texts, None, seconds) if ceiling else None
+    before = inprocess_ceiling(bundle_dir, texts, None, seconds)
     with started_server(bundle_dir, serve_args) as server:
         load = Load(
             target=server.target,
@@ -638,15 +637,6 @@ def bench_serve(
         )
         grpc_result = bench_grpc(load, options, echo=echo)
         cmd = server.cmd
-    report: dict[str, Any] = {
-        "mode": "serve",
-        "bundle": str(bundle_dir),
-        "bundle_sha256": bundle.checksum,
-        "server_cmd": cmd,
-        "grpc": grpc_result,
-    }
-    if before is None:
-        return report
     after = inprocess_ceiling(bundle_dir, texts, None, seconds)
     mean = _mean_ceiling(before, after)
     best = max((r["texts_per_s"] for r in grpc_result["results"]), default=0.0)
@@ -654,7 +644,11 @@ def bench_serve(
     at_top = next((r["texts_per_s"] for r in grpc_result["results"] if r["concurrency"] == top), 0.0)
     one = next((r for r in grpc_result["results"] if r["concurrency"] == 1), None)
     return {
-        **report,
+        "mode": "serve",
+        "bundle": str(bundle_dir),
+        "bundle_sha256": bundle.checksum,
+        "server_cmd": cmd,
+        "grpc": grpc_result,
         "ceiling": mean,
         "ratio_best": best / mean["texts_per_s"] if mean["texts_per_s"] else None,
         f"ratio_at_{top}": at_top / mean["texts_per_s"] if mean["texts_per_s"] else None,
@@ -662,6 +656,12 @@ def bench_serve(
         if one and mean.get("batch1_p50_ms")
         else None,
     }
+
+
+def ceiling_batch_sizes(ceiling: dict[str, Any]) -> str:
+    """The best batch size of the ceiling, as "16" or, when the two measurements disagree, "16 / 32"."""
+    sizes = [ceiling[k]["best_batch_size"] for k in ("before", "after") if k in ceiling] or [ceiling["best_batch_size"]]
+    return " / ".join(str(size) for size in dict.fromkeys(sizes))
 
 
 def _mean_ceiling(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -720,7 +720,7 @@ def markdown(report: dict[str, Any]) -> str:
     if mode == "serve":
         c = report["ceiling"]
         lines.append(
-            f"in-process ceiling ({c['variant']}, sorted batches of {c['best_batch_size']}; mean of "
+            f"in-process ceiling ({c['variant']}, sorted batches of {ceiling_batch_sizes(c)}; mean of "
             f"{c['before']['texts_per_s']:.0f} before and {c['after']['texts_per_s']:.0f} after the load): "
             f"{c['texts_per_s']:.0f} texts/s; batch-1 p50 {c['batch1_p50_ms']:.2f} ms"
         )

@@ -106,6 +106,7 @@ def test_grpc_closed_and_open_loop_against_a_running_server(tiny_bundle: Path, t
     (open_row,) = [r for r in report["results"] if r["mode"] == "open"]
     assert open_row["requests_sent"] == open_row["answered"] + sum(open_row["errors"].values())
     assert report["load_generator_ceiling"]["texts_per_s"] > 0
+    assert report["load_generator_ceiling"]["one_client_p50_ms"] > 0
     _closed_rows_add_up(json.loads((tmp_path / "k.json").read_text())["results"])
 
 
@@ -124,7 +125,15 @@ def test_serve_mode_reports_the_ratio(tiny_bundle: Path, tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "s.json").read_text())
     _closed_rows_add_up(report["grpc"]["results"])
-    assert report["ceiling"]["texts_per_s"] > 0 and report["ratio_at_4"] > 0
+    ceiling = report["ceiling"]
+    assert ceiling["texts_per_s"] > 0 and report["ratio_at_4"] > 0
+    # the ceiling is the mean of the measurements taken before and after the load, and both are kept
+    assert ceiling["texts_per_s"] == pytest.approx(
+        (ceiling["before"]["texts_per_s"] + ceiling["after"]["texts_per_s"]) / 2
+    )
+    assert report["ratio_at_4"] == pytest.approx(
+        next(r["texts_per_s"] for r in report["grpc"]["results"] if r["concurrency"] == 4) / ceiling["texts_per_s"]
+    )
     assert "server / ceiling" in proc.stdout
 
 
