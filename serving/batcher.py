@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -129,7 +129,7 @@ class _Item:
     future: asyncio.Future[ItemResult]
     loop: asyncio.AbstractEventLoop
     state: RequestState
-    enqueued: float = field(default_factory=time.perf_counter)
+    enqueued: float = 0.0  # when it joined the ready set (time.perf_counter)
     tokens: Tokens | None = None
     tokenize_s: float = 0.0
     finished: bool = False
@@ -225,6 +225,9 @@ class Batcher:
                 self._tokenizing -= len(items)
                 queued = self._crashed is None and all(item.tokens is not None for item in items)
                 if queued:
+                    now = time.perf_counter()  # queue time starts after tokenization (reported on its own)
+                    for item in items:
+                        item.enqueued = now
                     self._ready.extend(items)
                 else:
                     self._pending -= len(items)

@@ -142,3 +142,35 @@ def test_expired_items_are_dropped_before_inference(tiny_bundle: Path) -> None:
     (late,) = _run(main())
     assert type(late).__name__ == "DeadlineExceeded"
     assert engine.runs == 1  # the expired item never reached the engine
+
+
+def test_timings_split_queue_tokenize_and_inference(tiny_bundle: Path) -> None:
+    """Queue time starts after tokenization, so the three parts of a result never add up to more than its wall time."""
+    import time
+
+    engine = SlowEngine(real_engine(tiny_bundle), delay=0.05)
+    tokenize = engine.tokenize
+
+    def slow_tokenize(texts):  # type: ignore[no-untyped-def]
+        time.sleep(0.03)
+        return tokenize(texts)
+
+    engine.tokenize = slow_tokenize  # type: ignore[method-assign]
+
+    async def timed(batcher: Batcher, text: str) -> tuple[float, object]:
+        started = time.perf_counter()
+        (result,) = await batcher.submit([text])
+        return time.perf_counter() - started, result
+
+    async def main() -> list:
+        batcher = Batcher(engine, BatcherConfig(max_batch_size=1))
+        batcher.start()
+        out = await asyncio.gather(timed(batcher, "first"), timed(batcher, "second"))
+        batcher.stop(5)
+        return out
+
+    (wall_a, a), (wall_b, b) = _run(main())
+    for wall, r in ((wall_a, a), (wall_b, b)):
+        assert r.tokenize_s >= 0.03 and r.inference_s >= 0.05
+        assert r.queue_s + r.tokenize_s + r.inference_s <= wall
+    assert max(a.queue_s, b.queue_s) >= 0.02  # one of the two waited for the other's run
