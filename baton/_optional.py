@@ -7,7 +7,7 @@ from types import ModuleType
 
 from baton.errors import BatonError
 
-__all__ = ["require"]
+__all__ = ["missing_extra_message", "require"]
 
 _EXTRA_OF = {
     "torch": "train",
@@ -16,6 +16,7 @@ _EXTRA_OF = {
     "sklearn": "train",
     "matplotlib": "train",
     "accelerate": "train",
+    "pyarrow": "train",
     "optimum": "export",
     "optimum.onnxruntime": "export",
     "grpc": "serve",
@@ -31,7 +32,22 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra = _EXTRA_OF.get(module.split(".")[0] if module not in _EXTRA_OF else module, "dev")
         raise BatonError(
-            f"this needs the Python package '{module}', which is not installed: pip install 'baton[{extra}]'"
+            f"this needs the Python package '{module}', which is not installed: pip install 'baton[{_extra(module)}]'"
         ) from exc
+
+
+def _extra(module: str) -> str:
+    return _EXTRA_OF.get(module, _EXTRA_OF.get(module.split(".")[0], "dev"))
+
+
+def missing_extra_message(exc: ModuleNotFoundError, command: str | None = None) -> str | None:
+    """The one-line fix for an optional package missing at run time, or None if `exc` is not about one.
+
+    `baton export` needs the `export` extra (which includes `train`) whatever module was missing first.
+    """
+    module = exc.name or ""
+    if not module or module.split(".")[0] not in {m.split(".")[0] for m in _EXTRA_OF}:
+        return None
+    extra = "export" if command == "export" and _extra(module) == "train" else _extra(module)
+    return f"this needs the Python package '{module}', which is not installed: pip install 'baton[{extra}]'"

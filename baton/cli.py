@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from baton._format import format_bundle, format_train_summary
+from baton._optional import missing_extra_message
 from baton.errors import BatonError
 from baton.export.config import Optimize, Quantize, QuantPreset
 
@@ -398,6 +399,15 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:  # an optional extra that is not installed (e.g. torch for `baton train`)
+        command = next((a for a in args if not a.startswith("-")), None)
+        message = missing_extra_message(exc, command)
+        if message is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {message}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

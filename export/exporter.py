@@ -89,6 +89,8 @@ def _parity_inputs(
     else:
         try:
             data = prepare_data(TrainConfig(**train_args["config"]))
+        except ModuleNotFoundError:
+            raise  # a missing package: the CLI names the extra to install
         except Exception as exc:
             raise ExportError(
                 f"cannot reload the run's validation split ({exc}); pass --calibration-file with labelled texts"

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, REVIEWS
 
 
 def test_wheel_layout_and_imports(tmp_path: Path) -> None:
@@ -65,3 +65,29 @@ def test_wheel_layout_and_imports(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert all(line.startswith(str(target)) for line in proc.stdout.splitlines())
+
+
+def _cli_without(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`baton ARGS` in a fresh interpreter where `import MODULE` fails, as in an install without its extra."""
+    code = f"import sys; sys.modules[{module!r}] = None; from baton.cli import main; main(sys.argv[1:])"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+def test_missing_extra_is_one_line_naming_the_extra(tiny_model_dir: Path, tiny_run: Path, tmp_path: Path) -> None:
+    train = _cli_without(
+        "torch", "train", "--model", str(tiny_model_dir), "--train-file", str(REVIEWS / "train.jsonl"), cwd=tmp_path
+    )
+    assert train.returncode == 2, train.stderr
+    assert train.stderr.strip() == (
+        "error: this needs the Python package 'torch', which is not installed: pip install 'baton[train]'"
+    )
+    export = _cli_without("torch", "export", str(tiny_run), "--output", str(tmp_path / "b"), cwd=tmp_path)
+    assert (
+        export.returncode == 2 and "pip install 'baton[export]'" in export.stderr and "Traceback" not in export.stderr
+    )
+    assert not (tmp_path / "b").exists()
+    serve = _cli_without("grpc", "predict", "--server", "127.0.0.1:1", "hello", cwd=tmp_path)
+    assert serve.returncode == 2 and "pip install 'baton[serve]'" in serve.stderr and "Traceback" not in serve.stderr

@@ -76,6 +76,8 @@ def load_labelled_file(path_str: str, flag: str = "--data") -> Dataset:
     builder, kwargs = _BUILDERS[suffix]
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    except ModuleNotFoundError:
+        raise  # a missing package, not a bad file: the CLI names the extra to install
     except Exception as exc:  # datasets raises many types for malformed input; translate them all here.
         raise DataError(f"{flag}: cannot read {path} as {builder}: {str(exc).splitlines()[0]}") from exc
     if len(ds) == 0:
