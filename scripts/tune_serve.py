@@ -12,25 +12,12 @@ Produced the tuning tables in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
 
 import baton.serving.bench as bench
-
-
-def _level(target: str, texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
-        caller = bench._Caller(target, "baton", None, None)
-        try:
-            return await bench._closed_loop(caller, texts, 1, clients, seconds, 1.0, 30.0)
-        finally:
-            await caller.channel.close()
-
-    return asyncio.run(go())
 
 
 def main() -> None:
@@ -45,14 +32,14 @@ def main() -> None:
     args.flag_sets = argv[split + 1 :] or [""]
     texts = bench.load_texts(args.data, samples=872)
     rows: dict[str, list[dict[str, float]]] = {flags: [] for flags in args.flag_sets}
+    options = bench.BenchOptions(duration_s=args.seconds, warmup_s=1.0)
     for round_no in range(args.rounds):
         ceiling = bench.inprocess_ceiling(args.bundle, texts, None, 1.5, batch_sizes=(1, 8, 16, 32))
         for flags in args.flag_sets:
             # One server at a time: a second live server measurably slowed the one under test.
             with bench.started_server(args.bundle, shlex.split(flags)) as server:
-                asyncio.run(bench._wait_ready(server.target, 30))
-                one = _level(server.target, texts, 1, args.seconds)
-                many = _level(server.target, texts, 64, args.seconds)
+                load = bench.Load(target=server.target, texts=texts, concurrency=(1, 64))
+                one, many = bench.bench_grpc(load, options, echo=False)["results"]
             rows[flags].append(
                 {
                     "ceiling": ceiling["texts_per_s"],

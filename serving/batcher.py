@@ -165,10 +165,11 @@ class Batcher:
         self._ready: list[_Item] = []
         self._running: set[_Item] = set()
         self._tokenizing = 0  # accepted items still in the tokenizer: workers wait for them before exiting
-        self._tokenizer_thread: ThreadPoolExecutor | None = None
+        # Large requests are tokenized here (the executor starts its one thread on first use).
+        self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="baton-tokenize")
         self._runs = 0  # batches inside engine.run (or about to be)
         self._wide_running = False
-        self._workers = max(1, int(getattr(engine, "workers", 1)))
+        self._workers = max(1, engine.workers)
         self._pending = 0
         self._closing = False
         self._crashed: BaseException | None = None
@@ -176,7 +177,6 @@ class Batcher:
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="baton-tokenize")
         for n in range(self._workers):
             thread = threading.Thread(target=self._supervised, name=f"baton-worker-{n}", daemon=True)
             thread.start()
@@ -197,8 +197,7 @@ class Batcher:
             self._cv.notify_all()
         for thread in self._threads:
             thread.join(timeout)
-        if self._tokenizer_thread is not None:
-            self._tokenizer_thread.shutdown(wait=False)
+        self._tokenizer_thread.shutdown(wait=False)
 
     # ---- submission (event-loop side) ------------------------------------------------------------------------
     async def submit(self, texts: Sequence[str], state: RequestState | None = None) -> list[ItemResult]:
@@ -249,7 +248,7 @@ class Batcher:
         texts = [item.text for item in items]
         started = time.perf_counter()
         try:
-            if len(texts) <= _INLINE_TOKENIZE_TEXTS or self._tokenizer_thread is None:
+            if len(texts) <= _INLINE_TOKENIZE_TEXTS:
                 tokens = self.engine.tokenize(texts)
             else:
                 loop = asyncio.get_running_loop()
@@ -310,7 +309,8 @@ class Batcher:
         """The engine is free again: the next batch may start (wide, if nothing else runs)."""
         with self._lock:
             self._runs -= 1
-            self._wide_running = self._wide_running and not wide
+            if wide:  # a wide batch always runs alone
+                self._wide_running = False
             self._cv.notify_all()
 
     def _next_batch(self) -> tuple[list[_Item], bool] | None:

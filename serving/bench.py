@@ -575,7 +575,9 @@ class StartedServer:
 
 @contextlib.contextmanager
 def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator[StartedServer]:
-    """`baton serve BUNDLE` on free ports in a subprocess, until the block ends (then SIGTERM)."""
+    """`baton serve BUNDLE` on free ports in a subprocess, until the block ends (then SIGTERM).
+
+    Yields once the server has printed its banner, which it does after warm-up, when health is SERVING."""
     port, metrics_port = _free_port(), _free_port()
     cmd = [
         sys.executable,

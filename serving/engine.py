@@ -17,7 +17,7 @@ import numpy as np
 from baton.errors import BundleError
 from baton.serving.bundle import Bundle
 
-__all__ = ["Encoded", "Engine", "Prediction", "Tokens", "available_providers", "sigmoid", "softmax"]
+__all__ = ["Encoded", "Engine", "Prediction", "Tokens", "available_providers", "default_threads", "sigmoid", "softmax"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def default_threads(threads: int | None = None) -> int:
+    """`threads` if given, else one intra-op thread per core."""
+    return threads or max(1, os.cpu_count() or 1)
+
+
 class Engine:
     """One bundle variant, its tokenizer, and the onnxruntime session(s) that run it.
 
@@ -142,7 +147,7 @@ class Engine:
                 options.add_session_config_entry("session.force_spinning_stop", "1")
             return ort.InferenceSession(model_path, sess_options=options, providers=providers)
 
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.threads = default_threads(threads)
         # Concurrent runs only pay on CPU, where each worker gets its own cores; one GPU session serves one worker.
         self.workers = workers if provider == "cpu" else 1
         self._session = session(self.threads, spin, stop_spinning=self.workers > 1)

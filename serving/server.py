@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from baton.serving.batcher import (
 )
 from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.config import ServeConfig
-from baton.serving.engine import Engine
+from baton.serving.engine import Engine, default_threads
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
 from baton.serving.kserve_codec import decode_bytes_raw, encode_bytes_raw, encode_fp32_raw
@@ -108,7 +107,7 @@ class BatonServer:
         self.bundle = bundle or load_bundle(config.bundle)
         if engine is None:
             variant, provider, why = choose_variant(self.bundle, config.device, config.variant)
-            threads = config.threads or max(1, os.cpu_count() or 1)
+            threads = default_threads(config.threads)
             workers = config.workers or (2 if threads >= 2 else 1)
             engine = Engine(self.bundle, variant, provider, threads, spin=config.spin, workers=workers)
             logger.info(
