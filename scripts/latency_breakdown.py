@@ -5,13 +5,13 @@ Usage: python scripts/latency_breakdown.py BUNDLE DATA.jsonl [REQUESTS]
 1. Starts `baton serve BUNDLE` (defaults), sends REQUESTS single-text requests one after another with the sync
    client and prints medians of the round trip and of the timings the server returns (queue, tokenize, inference =
    collate + run + post-process, total). Round trip minus total is transport plus handler work.
-2. In-process, `Engine.run` alone at batch 1, back to back and with a pause between runs (as a server sees one
-   client: the next request comes a few ms after the last answer), with spinning on and off.
+2. In-process, `Engine.tokenize` of one text in a tight loop, and `Engine.run` alone at batch 1, back to back and
+   with a pause between runs (as a server sees one client: the next request comes a few ms after the last answer),
+   with spinning on and off.
 """
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import sys
 import time
@@ -24,7 +24,6 @@ from baton.serving.engine import Engine
 
 def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
     with bench.started_server(bundle_dir, []) as server:
-        asyncio.run(bench._wait_ready(server.target, 30))
         client = Client(server.target)
         rows = []
         for i in range(requests + 100):
@@ -53,6 +52,13 @@ def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:
     variant = "int8" if "int8" in bundle.models else "fp32"
     for spin in (True, False):
         engine = Engine(bundle, variant, "cpu", 2, spin=spin)
+        if spin:
+            spent = []
+            for text in texts * 2:
+                started = time.perf_counter()
+                engine.tokenize([text])
+                spent.append(time.perf_counter() - started)
+            print(f"Engine.tokenize one text, tight loop: p50 {statistics.median(spent) * 1e6:.0f} us")
         for gap in (0.0, 0.0005, 0.002, 0.005):
             spent = []
             for text in texts[:300] * 2:
