@@ -156,7 +156,8 @@ def _gate_fp32(torch_out: np.ndarray, fp32: np.ndarray, multi: bool, cfg: Export
 
 def _int8_ladder(
     cfg: ExportConfig,
-    model_file: Path,
+    fused_file: Path,
+    plain_file: Path,
     inputs: parity.ParityInputs,
     logits: dict[str, np.ndarray],
     multi: bool,
@@ -166,8 +167,8 @@ def _int8_ladder(
     preset = cfg.resolved_preset
     attempts: list[dict[str, Any]] = []
     seen: set[tuple[str, ...]] = set()
+    model_file, graph = onnx_steps.quantizable_graph(fused_file, plain_file)
     for recipe in onnx_steps.INT8_RECIPES:
-        # the fused (O2) graph holds contrib ops that ORT's quantizer cannot type: quantize the plain export
         exclude = onnx_steps.int8_exclusions(model_file, recipe)
         if tuple(exclude) in seen:
             continue  # this architecture's names did not match: same model as an earlier recipe
@@ -181,7 +182,7 @@ def _int8_ladder(
         attempts.append(
             {
                 "recipe": recipe,
-                "fp32_matmuls": len(exclude),
+                "fp32_nodes": len(exclude),
                 "argmax_agreement": agree,
                 "accuracy_drop": drop,
                 "passed": ok,
@@ -194,6 +195,7 @@ def _int8_ladder(
             logits["int8"] = out
             report["int8_vs_fp32"] = {
                 "preset": preset.value,
+                "graph": graph,
                 **attempts[-1],
                 "attempts": attempts,
                 "min_agreement": cfg.gates.min_int8_agreement,
@@ -209,6 +211,7 @@ def _int8_ladder(
     )
     report["int8_vs_fp32"] = {
         "preset": preset.value,
+        "graph": graph,
         "passed": False,
         "attempts": attempts,
         **{k: best[k] for k in ("recipe", "argmax_agreement", "accuracy_drop")},
@@ -267,7 +270,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             except Exception as exc:  # no CUDA provider here: the gate runs when the bundle is loaded on a GPU
                 report["fp16_vs_fp32"] = {"measured": False, "why": str(exc).splitlines()[0][:200]}
         elif cfg.quantize is Quantize.INT8:
-            int8_file, fallback = _int8_ladder(cfg, onnx_dir / "model.onnx", inputs, logits, multi, report)
+            int8_file, fallback = _int8_ladder(cfg, fp32_file, onnx_dir / "model.onnx", inputs, logits, multi, report)
             if int8_file is not None:
                 files["model.int8.onnx"] = (int8_file, "int8", "cpu")
         report["accuracy"] = parity.summary(logits, inputs, multi)

@@ -1,7 +1,8 @@
 """Score every int8 recipe of `baton export` on a finished run, without stopping at the first that passes.
 
 Usage: python scripts/int8_recipes.py RUN_DIR [PARITY_SAMPLES]
-Prints, per recipe, the argmax agreement with the fp32 export, the accuracy and the file size: the figures behind
+Prints, per graph (the plain export; the O2-fused one baton quantizes) and recipe, the argmax agreement with the fp32
+(O2) export, the accuracy and the file size: the figures behind
 `baton.export.onnx.INT8_RECIPES` and the int8 notes in docs/benchmarks.md.
 """
 
@@ -29,18 +30,23 @@ def main() -> None:
     inputs = _parity_inputs(cfg, run, train_args, labels, multi)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir = steps.export_fp32(run / "model", Path(tmp), "text-classification", None)
-        fp32 = parity.onnx_logits(onnx_dir / "model.onnx", inputs)
+        plain = onnx_dir / "model.onnx"
+        fused = steps.optimize_graph(onnx_dir, cfg.optimize)
+        fp32 = parity.onnx_logits(fused, inputs)
         print(f"fp32: accuracy {parity.summary({'fp32': fp32}, inputs, multi).get('fp32', float('nan')):.4f}")
-        for recipe in steps.INT8_RECIPES:
-            exclude = steps.int8_exclusions(onnx_dir / "model.onnx", recipe)
-            model = steps.quantize_int8(onnx_dir / "model.onnx", cfg.resolved_preset, exclude, tag=f"int8-{recipe}")
-            logits = parity.onnx_logits(model, inputs)
-            accuracy = parity.summary({"int8": logits}, inputs, multi).get("int8", float("nan"))
-            print(
-                f"{recipe}: {len(exclude)} MatMuls in fp32, agreement {parity.agreement(fp32, logits, multi):.4f}, "
-                f"accuracy {accuracy:.4f}, {model.stat().st_size / 2**20:.1f} MiB",
-                flush=True,
-            )
+        typed, kind = steps.quantizable_graph(fused, plain)
+        for graph, source in (("plain", plain), (kind, typed)) if kind != "plain" else (("plain", plain),):
+            for recipe in steps.INT8_RECIPES:
+                exclude = steps.int8_exclusions(source, recipe)
+                model = steps.quantize_int8(source, cfg.resolved_preset, exclude, tag=f"int8-{graph}-{recipe}")
+                logits = parity.onnx_logits(model, inputs)
+                accuracy = parity.summary({"int8": logits}, inputs, multi).get("int8", float("nan"))
+                print(
+                    f"{graph} graph, {recipe}: {len(exclude)} MatMuls in fp32, "
+                    f"agreement {parity.agreement(fp32, logits, multi):.4f}, accuracy {accuracy:.4f}, "
+                    f"{model.stat().st_size / 2**20:.1f} MiB",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from conftest import REVIEWS
 
 from baton.errors import BundleError, ExportError, GateError
 from baton.export import ExportConfig, GateThresholds, export_bundle
+from baton.export import onnx as steps
+from baton.export.config import Optimize
 from baton.serving import Predictor, load_bundle
 from baton.serving.bundle import SCHEMA_VERSION, sha256_of
 
@@ -33,7 +35,7 @@ def test_bundle_manifest_and_gates(tiny_bundle: Path) -> None:
     assert parity["samples"] == 150
     assert parity["fp32_vs_torch"]["passed"] and parity["fp32_vs_torch"]["max_abs_logit_diff"] <= 1e-3
     assert parity["int8_vs_fp32"]["argmax_agreement"] >= 0.99 and parity["int8_vs_fp32"]["passed"]
-    assert parity["int8_vs_fp32"]["recipe"] in ("full", "keep-ffn-down-fp32", "keep-ffn-fp32")
+    assert parity["int8_vs_fp32"]["recipe"] in steps.INT8_RECIPES
     assert manifest["training_metrics"]["validation"]["accuracy"] >= 0.8
     tok = json.loads((tiny_bundle / "tokenizer.json").read_text())
     assert tok["padding"] is None and tok["truncation"]["max_length"] == 64
@@ -190,16 +192,29 @@ def test_cli_export_evaluate_predict(tiny_run: Path, tiny_bundle: Path, tmp_path
     assert missing.returncode == 2 and b"holds no trained model" in missing.stderr
 
 
-def test_int8_recipes_keep_the_ffn_matmuls_in_fp32(tiny_run: Path, tmp_path: Path) -> None:
-    from baton.export import onnx as steps
-
+@pytest.mark.parametrize("graph", ["plain", "fused"])
+def test_int8_recipes_keep_the_ffn_matmuls_in_fp32(tiny_run: Path, tmp_path: Path, graph: str) -> None:
     onnx_dir = steps.export_fp32(tiny_run / "model", tmp_path, "text-classification", None)
     model = onnx_dir / "model.onnx"
+    if graph == "fused":  # the O2 fusions keep the MatMul names the recipes select by
+        model, kind = steps.quantizable_graph(steps.optimize_graph(onnx_dir, Optimize.O2), model)
+        assert kind == "fused"
     assert steps.int8_exclusions(model, "full") == []
     down = steps.int8_exclusions(model, "keep-ffn-down-fp32")
     both = steps.int8_exclusions(model, "keep-ffn-fp32")
     assert len(down) == 2 and len(both) == 4  # two layers: one down- and one up-projection each
     assert all("/output/dense" in n for n in down)
+
+
+def test_int8_quantizes_the_fused_graph(tiny_run: Path, tmp_path: Path) -> None:
+    """The O2 graph (fused Attention) is what gets quantized, not the plain export: QAttention in the int8 file."""
+    import onnx
+
+    result = export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32))
+    q = result.parity["int8_vs_fp32"]
+    assert q["graph"] == "fused" and q["passed"]
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "b/model.int8.onnx")).graph.node}
+    assert "QAttention" in ops and "MatMulInteger" in ops
 
 
 def test_int8_gate_failure_refuses_or_falls_back(
@@ -225,7 +240,7 @@ def test_int8_gate_failure_refuses_or_falls_back(
     assert set(result.bundle.models) == {"fp32"}
     manifest = json.loads((tmp_path / "b/bundle.json").read_text())
     attempts = manifest["parity"]["int8_vs_fp32"]["attempts"]
-    assert [a["recipe"] for a in attempts] == ["full", "keep-ffn-down-fp32", "keep-ffn-fp32"]
+    assert [a["recipe"] for a in attempts] == list(steps.INT8_RECIPES)
     assert "int8 dropped" in manifest["parity"]["fallback"]
     assert result.fallback_reason is not None
 
