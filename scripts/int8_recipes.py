@@ -2,7 +2,8 @@
 
 Usage: python scripts/int8_recipes.py RUN_DIR [PARITY_SAMPLES]
 Prints, per graph (the plain export; the O2-fused one baton quantizes) and recipe, the argmax agreement with the fp32
-(O2) export, the accuracy and the file size: the figures behind
+(O2) export, the accuracy and the file size, then the speed of every model side by side (interleaved rounds, 2
+intra-op threads, the parity texts one at a time and in length-sorted batches of 8): the figures behind
 `baton.export.onnx.INT8_RECIPES` and the int8 notes in docs/benchmarks.md.
 """
 
@@ -11,12 +12,67 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from baton.export import onnx as steps
 from baton.export import parity
 from baton.export.config import ExportConfig
 from baton.export.exporter import _parity_inputs
+
+
+def _rows(inputs: parity.ParityInputs) -> list[dict[str, np.ndarray]]:
+    """The parity texts one by one, padding stripped, shortest first."""
+    rows = []
+    for batch in inputs.batches:
+        for i in range(len(batch["input_ids"])):
+            n = int(batch["attention_mask"][i].sum())
+            rows.append({k: v[i : i + 1, :n] for k, v in batch.items()})
+    return sorted(rows, key=lambda r: r["input_ids"].shape[1])
+
+
+def _batched(rows: list[dict[str, np.ndarray]], size: int) -> list[dict[str, np.ndarray]]:
+    out = []
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        width = max(r["input_ids"].shape[1] for r in chunk)
+        out.append(
+            {k: np.concatenate([np.pad(r[k], ((0, 0), (0, width - r[k].shape[1]))) for r in chunk]) for k in chunk[0]}
+        )
+    return out
+
+
+def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 2) -> None:
+    import onnxruntime as ort
+
+    def session(path: Path) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    sessions = {name: session(path) for name, path in models.items()}
+    rows = _rows(inputs)
+    loads = {1: rows, 8: _batched(rows, 8)}
+    best: dict[tuple[str, int], float] = {}
+    for _ in range(rounds):
+        for name, sess in sessions.items():
+            for size, batches in loads.items():
+                sess.run(None, batches[-1])
+                start = time.perf_counter()
+                for batch in batches:
+                    sess.run(None, batch)
+                rate = len(rows) / (time.perf_counter() - start)
+                best[name, size] = max(best.get((name, size), 0.0), rate)
+    base = next(iter(sessions))
+    for name in sessions:
+        print(
+            f"{name}: batch 1 {best[name, 1]:.0f} texts/s ({best[name, 1] / best[base, 1]:.2f}x), "
+            f"batch 8 {best[name, 8]:.0f} texts/s ({best[name, 8] / best[base, 8]:.2f}x)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -35,6 +91,7 @@ def main() -> None:
         fp32 = parity.onnx_logits(fused, inputs)
         print(f"fp32: accuracy {parity.summary({'fp32': fp32}, inputs, multi).get('fp32', float('nan')):.4f}")
         typed, kind = steps.quantizable_graph(fused, plain)
+        models = {"fp32 (O2)": fused}
         for graph, source in (("plain", plain), (kind, typed)) if kind != "plain" else (("plain", plain),):
             for recipe in steps.INT8_RECIPES:
                 exclude = steps.int8_exclusions(source, recipe)
@@ -47,6 +104,8 @@ def main() -> None:
                     f"{model.stat().st_size / 2**20:.1f} MiB",
                     flush=True,
                 )
+                models[f"{graph} {recipe}"] = model
+        _speed(models, inputs)
 
 
 if __name__ == "__main__":
