@@ -108,9 +108,15 @@ def int8_exclusions(model_file: Path, recipe: str) -> list[str]:
     if recipe == "full":
         return []
     names = [n.name for n in onnx.load(str(model_file), load_external_data=False).graph.node if n.op_type == "MatMul"]
-    down = [n for n in names if "/output/dense" in n and "attention" not in n]
-    up = [n for n in names if "/intermediate/dense" in n]
+    down, up = _ffn_matmuls(names)
     return down if recipe == "keep-ffn-down-fp32" else down + up
+
+
+def _ffn_matmuls(names: list[str]) -> tuple[list[str], list[str]]:
+    """(down-projection, up-projection) FFN MatMul names: BERT/RoBERTa/ELECTRA/DeBERTa style, then DistilBERT's."""
+    down = [n for n in names if ("/output/dense" in n and "attention" not in n) or "/ffn/lin2/" in n]
+    up = [n for n in names if "/intermediate/dense" in n or "/ffn/lin1/" in n]
+    return down, up
 
 
 def quantize_int8(model_file: Path, preset: QuantPreset, exclude: list[str] | None = None, tag: str = "int8") -> Path:

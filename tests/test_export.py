@@ -15,7 +15,7 @@ from conftest import REVIEWS
 from baton.errors import BundleError, ExportError, GateError
 from baton.export import ExportConfig, GateThresholds, export_bundle
 from baton.export import onnx as steps
-from baton.export.config import Optimize
+from baton.export.config import Optimize, QuantPreset
 from baton.serving import Predictor, load_bundle
 from baton.serving.bundle import SCHEMA_VERSION, sha256_of
 
@@ -204,6 +204,46 @@ def test_int8_recipes_keep_the_ffn_matmuls_in_fp32(tiny_run: Path, tmp_path: Pat
     both = steps.int8_exclusions(model, "keep-ffn-fp32")
     assert len(down) == 2 and len(both) == 4  # two layers: one down- and one up-projection each
     assert all("/output/dense" in n for n in down)
+
+
+def test_ffn_matmul_names_of_other_architectures() -> None:
+    distil = [f"/distilbert/transformer/layer.{i}/{part}/MatMul" for i in (0, 1) for part in ("ffn/lin1", "ffn/lin2")]
+    roberta = [
+        "/roberta/encoder/layer.0/attention/output/dense/MatMul",
+        "/roberta/encoder/layer.0/intermediate/dense/MatMul",
+        "/roberta/encoder/layer.0/output/dense/MatMul",
+    ]
+    assert steps._ffn_matmuls(distil) == (distil[1::2], distil[0::2])
+    assert steps._ffn_matmuls(roberta) == ([roberta[2]], [roberta[1]])
+
+
+@pytest.mark.parametrize("model_type", ["distilbert", "roberta"])
+def test_fused_int8_for_other_encoders(tmp_path: Path, model_type: str) -> None:
+    """Tiny random DistilBERT / RoBERTa: the fused graph types, quantizes to QAttention and runs like fp32."""
+    import onnx
+    import onnxruntime as ort
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    sizes = (
+        {"dim": 64, "hidden_dim": 128, "n_layers": 2, "n_heads": 4}
+        if model_type == "distilbert"
+        else {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
+    )
+    config = AutoConfig.for_model(model_type, vocab_size=1000, max_position_embeddings=130, num_labels=3, **sizes)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "m")
+    onnx_dir = steps.export_fp32(tmp_path / "m", tmp_path, "text-classification", None)
+    fused = steps.optimize_graph(onnx_dir, Optimize.O2)
+    source, kind = steps.quantizable_graph(fused, onnx_dir / "model.onnx")
+    assert kind == "fused"
+    int8 = steps.quantize_int8(source, QuantPreset.AVX512_VNNI, steps.int8_exclusions(source, "keep-ffn-down-fp32"))
+    graph = onnx.load(str(int8)).graph
+    assert any(n.op_type == "QAttention" for n in graph.node)
+    assert sum(n.op_type == "MatMul" for n in graph.node) == 2  # the two FFN down-projections kept in fp32
+    ids = np.random.default_rng(0).integers(5, 900, (2, 9))
+    sessions = [ort.InferenceSession(str(f)) for f in (fused, int8)]
+    feeds = {i.name: ids if i.name == "input_ids" else np.ones_like(ids) for i in sessions[0].get_inputs()}
+    fp32_out, int8_out = (s.run(None, feeds)[0] for s in sessions)
+    assert int8_out.shape == (2, 3) and np.abs(int8_out - fp32_out).max() < 0.05
 
 
 def test_int8_quantizes_the_fused_graph(tiny_run: Path, tmp_path: Path) -> None:
