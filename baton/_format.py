@@ -32,7 +32,7 @@ def format_bundle(root: Path) -> str:
         lines.append(
             f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
             + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
-            + f" ({q['preset']}, recipe {q['recipe']})"
+            + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']})"
         )
     if "fallback" in parity:
         lines.append(f"fallback: {parity['fallback']}")

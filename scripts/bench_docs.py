@@ -128,7 +128,7 @@ def write_doc(run: Path, out: Path) -> None:
         f"Parity on {parity['samples']} samples: fp32 vs torch max |Δlogit| "
         f"{parity['fp32_vs_torch']['max_abs_logit_diff']:.2e}; int8 vs fp32 agreement "
         f"{q.get('argmax_agreement', float('nan')):.4f} ({q.get('preset', '-')}, "
-        f"recipe {q.get('recipe', '-')}; attempts: "
+        f"{q.get('graph', 'plain')} graph, recipe {q.get('recipe', '-')}; attempts: "
         + ", ".join(f"{a['recipe']} {a['argmax_agreement']:.4f}" for a in q.get("attempts", []))
         + ").",
         "",
