@@ -88,14 +88,14 @@ def quantizable_graph(optimized: Path, plain: Path) -> tuple[Path, str]:
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
+    out = optimized.parent / "typed" / "model.onnx"
     try:
         typed = SymbolicShapeInference.infer_shapes(onnx.load(str(optimized)), auto_merge=True)
-    except Exception as exc:  # an op the inference does not know: the plain export always quantizes
+        out.parent.mkdir(exist_ok=True)
+        onnx.save(typed, str(out))
+    except Exception as exc:  # an op the inference does not know, a graph past protobuf's 2 GB: quantize the plain one
         logger.warning("cannot infer shapes of the fused graph (%s); quantizing the plain export", exc)
         return plain, "plain"
-    out = optimized.parent / "typed" / "model.onnx"
-    out.parent.mkdir(exist_ok=True)
-    onnx.save(typed, str(out))
     return out, "fused"
 
 

@@ -206,6 +206,21 @@ def test_int8_recipes_keep_the_ffn_matmuls_in_fp32(tiny_run: Path, tmp_path: Pat
     assert all("/output/dense" in n for n in down)
 
 
+def test_int8_falls_back_to_the_plain_graph_when_shapes_cannot_be_inferred(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    def unknown_op(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no shape inference for op Foo")
+
+    monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", unknown_op)
+    result = export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32))
+    assert result.parity["int8_vs_fp32"]["graph"] == "plain" and result.parity["int8_vs_fp32"]["passed"]
+    assert not any(n.op_type == "QAttention" for n in onnx.load(str(tmp_path / "b/model.int8.onnx")).graph.node)
+
+
 def test_ffn_matmul_names_of_other_architectures() -> None:
     distil = [f"/distilbert/transformer/layer.{i}/{part}/MatMul" for i in (0, 1) for part in ("ffn/lin1", "ffn/lin2")]
     roberta = [
