@@ -182,7 +182,7 @@ def _int8_ladder(
         attempts.append(
             {
                 "recipe": recipe,
-                "fp32_nodes": len(exclude),
+                "fp32_matmuls": len(exclude),
                 "argmax_agreement": agree,
                 "accuracy_drop": drop,
                 "passed": ok,

@@ -3,7 +3,8 @@
 Usage: python scripts/int8_recipes.py RUN_DIR [PARITY_SAMPLES]
 Prints, per graph (the plain export; the O2-fused one baton quantizes) and recipe, the argmax agreement with the fp32
 (O2) export, the accuracy and the file size, then the speed of every model side by side (interleaved rounds, 2
-intra-op threads, the parity texts one at a time and in length-sorted batches of 8): the figures behind
+intra-op threads, the parity texts one at a time and in length-sorted batches of 8; medians over rounds of the
+speed ratio to fp32 taken within each round): the figures behind
 `baton.export.onnx.INT8_RECIPES` and the int8 notes in docs/benchmarks.md.
 """
 
@@ -45,7 +46,10 @@ def _batched(rows: list[dict[str, np.ndarray]], size: int) -> list[dict[str, np.
     return out
 
 
-def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 2) -> None:
+def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5) -> None:
+    """Each round times every model once; ratios to the first model are taken within a round, then the median."""
+    import statistics
+
     import onnxruntime as ort
 
     def session(path: Path) -> Any:
@@ -56,7 +60,7 @@ def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 2
     sessions = {name: session(path) for name, path in models.items()}
     rows = _rows(inputs)
     loads = {1: rows, 8: _batched(rows, 8)}
-    best: dict[tuple[str, int], float] = {}
+    rates: dict[tuple[str, int], list[float]] = {}
     for _ in range(rounds):
         for name, sess in sessions.items():
             for size, batches in loads.items():
@@ -64,15 +68,14 @@ def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 2
                 start = time.perf_counter()
                 for batch in batches:
                     sess.run(None, batch)
-                rate = len(rows) / (time.perf_counter() - start)
-                best[name, size] = max(best.get((name, size), 0.0), rate)
+                rates.setdefault((name, size), []).append(len(rows) / (time.perf_counter() - start))
     base = next(iter(sessions))
     for name in sessions:
-        print(
-            f"{name}: batch 1 {best[name, 1]:.0f} texts/s ({best[name, 1] / best[base, 1]:.2f}x), "
-            f"batch 8 {best[name, 8]:.0f} texts/s ({best[name, 8] / best[base, 8]:.2f}x)",
-            flush=True,
-        )
+        figures = []
+        for size in loads:
+            ratio = statistics.median(a / b for a, b in zip(rates[name, size], rates[base, size], strict=True))
+            figures.append(f"batch {size} {statistics.median(rates[name, size]):.0f} texts/s ({ratio:.2f}x)")
+        print(f"{name}: " + ", ".join(figures), flush=True)
 
 
 def main() -> None:
@@ -91,8 +94,9 @@ def main() -> None:
         fp32 = parity.onnx_logits(fused, inputs)
         print(f"fp32: accuracy {parity.summary({'fp32': fp32}, inputs, multi).get('fp32', float('nan')):.4f}")
         typed, kind = steps.quantizable_graph(fused, plain)
+        graphs = {"plain": plain, kind: typed}  # one entry when the fused graph could not be typed
         models = {"fp32 (O2)": fused}
-        for graph, source in (("plain", plain), (kind, typed)) if kind != "plain" else (("plain", plain),):
+        for graph, source in graphs.items():
             for recipe in steps.INT8_RECIPES:
                 exclude = steps.int8_exclusions(source, recipe)
                 model = steps.quantize_int8(source, cfg.resolved_preset, exclude, tag=f"int8-{graph}-{recipe}")
