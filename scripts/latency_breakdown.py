@@ -20,6 +20,7 @@ import baton.serving.bench as bench
 from baton.serving.bundle import load_bundle
 from baton.serving.client import Client
 from baton.serving.engine import Engine
+from baton.serving.predictor import choose_variant
 
 
 def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
@@ -49,7 +50,7 @@ def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
 
 def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:
     bundle = load_bundle(bundle_dir)
-    variant = "int8" if "int8" in bundle.models else "fp32"
+    variant, _, _ = choose_variant(bundle, "cpu", None)
     for spin in (True, False):
         engine = Engine(bundle, variant, "cpu", 2, spin=spin)
         if spin:

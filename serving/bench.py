@@ -662,8 +662,7 @@ def bench_serve(
 
 def ceiling_batch_sizes(ceiling: dict[str, Any]) -> str:
     """The best batch size of the ceiling, as "16" or, when the two measurements disagree, "16 / 32"."""
-    sizes = [ceiling[k]["best_batch_size"] for k in ("before", "after") if k in ceiling] or [ceiling["best_batch_size"]]
-    return " / ".join(str(size) for size in dict.fromkeys(sizes))
+    return " / ".join(str(size) for size in dict.fromkeys(ceiling[k]["best_batch_size"] for k in ("before", "after")))
 
 
 def _mean_ceiling(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
