@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from baton._ort import new_session
+
 __all__ = ["ParityInputs", "agreement", "max_abs_diff", "onnx_logits", "tokenize_for_parity", "torch_logits"]
 
 logger = logging.getLogger(__name__)
@@ -70,9 +72,7 @@ def torch_logits(model_dir: Path, inputs: ParityInputs) -> np.ndarray:
 
 
 def onnx_logits(model_file: Path, inputs: ParityInputs, provider: str = "CPUExecutionProvider") -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(model_file), providers=[provider])
+    session = new_session(model_file, providers=[provider])
     names = {i.name for i in session.get_inputs()}
     out = []
     for batch in inputs.batches:

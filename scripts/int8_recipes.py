@@ -1,7 +1,8 @@
 """Score every int8 recipe of `baton export` on a finished run, without stopping at the first that passes.
 
 Usage: python scripts/int8_recipes.py RUN_DIR [PARITY_SAMPLES]
-Prints, per graph (the plain export; the O2-fused one baton quantizes) and recipe, the argmax agreement with the fp32
+Prints, per graph (the plain export; the O2-fused one baton quantizes; for comparison the O2 graph with
+SkipLayerNormalization fused, as exported before) and recipe, the argmax agreement with the fp32
 (O2) export, the accuracy and the file size, then the speed of every model side by side (interleaved rounds, 2
 intra-op threads, the parity texts one at a time and in length-sorted batches of 8; medians over rounds of the
 speed ratio to fp32 taken within each round): the figures behind
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from baton._ort import new_session
 from baton.export import onnx as steps
 from baton.export import parity
 from baton.export.config import ExportConfig
@@ -55,7 +57,7 @@ def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5
     def session(path: Path) -> Any:
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return new_session(path, options)  # as served: without the CPU-slow SkipLayerNormalization fusion
 
     sessions = {name: session(path) for name, path in models.items()}
     rows = _rows(inputs)
@@ -78,6 +80,15 @@ def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5
         print(f"{name}: " + ", ".join(figures), flush=True)
 
 
+def _fused_with_skip_layer_norm(onnx_dir: Path) -> Path:
+    from optimum.onnxruntime import ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    out = onnx_dir / "optimized-sln"
+    ORTOptimizer.from_pretrained(onnx_dir, file_names=["model.onnx"]).optimize(AutoOptimizationConfig.O2(), out)
+    return out / "model_optimized.onnx"
+
+
 def main() -> None:
     run = Path(sys.argv[1])
     samples = int(sys.argv[2]) if len(sys.argv) > 2 else 512
@@ -96,8 +107,12 @@ def main() -> None:
         typed, kind = steps.quantizable_graph(fused, plain)
         graphs = {"plain": plain, kind: typed}  # one entry when the fused graph could not be typed
         models = {"fp32 (O2)": fused}
+        if kind == "fused":  # the graph exported before: SkipLayerNormalization fused, as Optimum's O2 does by default
+            sln = _fused_with_skip_layer_norm(onnx_dir)
+            models["fp32 (O2, SkipLayerNorm)"] = sln
+            graphs["fused, SkipLayerNorm"] = steps.quantizable_graph(sln, plain)[0]
         for graph, source in graphs.items():
-            for recipe in steps.INT8_RECIPES:
+            for recipe in steps.INT8_RECIPES if graph in ("plain", "fused") else ("full",):
                 exclude = steps.int8_exclusions(source, recipe)
                 model = steps.quantize_int8(source, cfg.resolved_preset, exclude, tag=f"int8-{graph}-{recipe}")
                 logits = parity.onnx_logits(model, inputs)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from baton._ort import new_session
 from baton.errors import BundleError
 from baton.serving.bundle import Bundle
 
@@ -130,7 +131,7 @@ class Engine:
         self._tokenizer.no_padding()
         self._input_names = list(bundle.manifest["input_names"])
 
-        providers: list[Any] = ["CPUExecutionProvider"]
+        providers = ["CPUExecutionProvider"]
         if provider == "cuda":
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         model_path = str(bundle.models[variant].path)
@@ -145,7 +146,7 @@ class Engine:
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             if stop_spinning:
                 options.add_session_config_entry("session.force_spinning_stop", "1")
-            return ort.InferenceSession(model_path, sess_options=options, providers=providers)
+            return new_session(model_path, options, providers)
 
         self.threads = default_threads(threads)
         # Concurrent runs only pay on CPU, where each worker gets its own cores; one GPU session serves one worker.

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -272,6 +273,40 @@ def test_int8_quantizes_the_fused_graph(tiny_run: Path, tmp_path: Path) -> None:
     assert "QAttention" in ops and "MatMulInteger" in ops
 
 
+def _runtime_ops(model: Path, tmp_path: Path, session: Any) -> dict[str, int]:
+    """Op counts of the graph onnxruntime actually runs (after its own fusions at load)."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / f"runtime-{model.name}")
+    session(model, options)
+    return dict(collections.Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node))
+
+
+def test_cpu_bundles_run_add_and_layer_norm_not_skip_layer_norm(
+    tiny_run: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """CPU exports leave the residual Add + LayerNormalization unfused, and baton's CPU sessions keep it that way."""
+    import onnx
+    import onnxruntime as ort
+
+    from baton._ort import new_session
+
+    layers = json.loads((tiny_run / "model/config.json").read_text())["num_hidden_layers"]
+    for name in ("model.onnx", "model.int8.onnx"):
+        ops = [n.op_type for n in onnx.load(str(tiny_bundle / name)).graph.node]
+        assert "SkipLayerNormalization" not in ops
+        assert ops.count("LayerNormalization") == 2 * layers + 1  # two per layer, one after the embeddings
+        assert _runtime_ops(tiny_bundle / name, tmp_path, new_session).get("SkipLayerNormalization", 0) == 0
+    # Without the disabled fusion onnxruntime fuses the int8 graph back at load, which is why every CPU session
+    # (serving and the parity gates alike) goes through new_session.
+    plain = _runtime_ops(tiny_bundle / "model.int8.onnx", tmp_path, lambda m, o: ort.InferenceSession(str(m), o))
+    assert plain.get("SkipLayerNormalization", 0) == 2 * layers
+
+
 def test_int8_gate_failure_refuses_or_falls_back(
     tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -309,6 +344,10 @@ def test_cuda_bundle_has_fp16_and_no_int8(tiny_run: Path, tmp_path: Path) -> Non
     assert result.bundle.models["fp16"].provider == "cuda"
     fp16 = result.parity["fp16_vs_fp32"]
     assert fp16["argmax_agreement"] >= 0.97 and fp16["measured_on"].startswith(("cuda", "cpu"))
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "b/model.onnx")).graph.node}
+    assert "SkipLayerNormalization" in ops  # the GPU kernel is fast: the fusion stays in GPU exports
     predictor = Predictor.load(tmp_path / "b", device="cpu")
     assert predictor.engine.variant == "fp32"  # on CPU the fp32 model is preferred over fp16
     assert len(predictor.predict(["fine"])) == 1
