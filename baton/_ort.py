@@ -8,10 +8,11 @@ from typing import Any
 
 __all__ = ["CPU_DISABLED_OPTIMIZERS", "new_session"]
 
-# onnxruntime's CPU SkipLayerNormalization kernel ran 4.5x slower here than Add + LayerNormalization on the same
-# tensors ([8, 24, 384] fp32, one thread: ~480 vs ~105 us), and a BERT layer has two. CPU bundles are exported without
-# that fusion (export/onnx.py), and its runtime twin is switched off so a CPU session does not fuse them back (it does
-# on int8 graphs once the bias Adds are folded into DynamicQuantizeMatMul). GPU sessions keep it.
+# onnxruntime's CPU SkipLayerNormalization kernel ran 3-5x slower here than Add + Add + LayerNormalization on the
+# same tensors ([8, 24, 384] fp32, one thread: ~485 vs ~100 us; scripts/layer_norm_kernels.py), and a BERT layer has
+# two. CPU bundles are exported without that fusion (export/onnx.py), and its runtime twin is switched off so a CPU
+# session does not fuse them back (it does on int8 graphs once the bias Adds are folded into DynamicQuantizeMatMul).
+# GPU sessions and GPU exports keep the fusion (onnxruntime's default; not measured here, no GPU).
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
