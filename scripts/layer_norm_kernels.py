@@ -3,8 +3,10 @@
 Usage: python scripts/layer_norm_kernels.py [BUNDLE]
 1. One-node models on [batch, tokens, 384] fp32 tensors, one intra-op thread, both timed in turn (median of 5 rounds):
    the fused SkipLayerNormalization (input + skip + bias, then LayerNorm) against Add, Add, LayerNormalization.
-2. With BUNDLE: onnxruntime's own profile of its int8 model at a batch of 8 x 24 tokens, one thread, as baton runs
-   it (baton._ort.new_session): each op type's share of kernel time and its time per call.
+2. With BUNDLE: its int8 model at a batch of 8 x 24 tokens, one thread, opened as baton opens it
+   (baton._ort.new_session) and with onnxruntime's defaults, which fuse SkipLayerNormalization back at load (the
+   graph baton exported before): each op type's share of kernel time and its time per call, then both timed in
+   turn without profiling (median of 5 rounds).
 The figures behind baton._ort.CPU_DISABLED_OPTIMIZERS and the note in docs/benchmarks.md. If a later onnxruntime
 runs the fused kernel as fast as the pair, the workaround can go.
 """
@@ -86,33 +88,57 @@ def _kernels() -> None:
             )
 
 
-def _profile(bundle: Path) -> None:
+def _fused_back(model: Path, options: Any) -> Any:
+    """A session with onnxruntime's defaults: on an int8 bundle it fuses SkipLayerNormalization back at load."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.enable_profiling = True
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def _profile(bundle: Path) -> None:
+    """The bundle's int8 model as baton runs it, and with SkipLayerNormalization fused back (as exported before)."""
+    import onnxruntime as ort
+
+    model = bundle / "model.int8.onnx"
+    ids = np.random.default_rng(0).integers(1000, 2000, (8, 24))
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    openers = {"as served (Add + LayerNormalization)": new_session, "SkipLayerNormalization fused back": _fused_back}
     with tempfile.TemporaryDirectory() as tmp:
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        session = new_session(bundle / "model.int8.onnx", options)
-        ids = np.random.default_rng(0).integers(1000, 2000, (8, 24))
-        names = {i.name for i in session.get_inputs()}
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        sessions = {}
+        for n, (name, opener) in enumerate(openers.items()):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tmp) / f"profile{n}")
+            sessions[name] = opener(model, options)
+        names = {i.name for i in next(iter(sessions.values())).get_inputs()}
         feeds = {k: v for k, v in feeds.items() if k in names}
-        for _ in range(100):
-            session.run(None, feeds)
-        events = json.loads(Path(session.end_profiling()).read_text())
-    total: dict[str, float] = collections.defaultdict(float)
-    calls: collections.Counter[str] = collections.Counter()
-    for event in events:
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            total[event["args"]["op_name"]] += event["dur"]
-            calls[event["args"]["op_name"]] += 1
-    runs = sorted(e["dur"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
-    all_us = sum(total.values())
-    print(f"\n{bundle / 'model.int8.onnx'}, batch 8 x 24 tokens, 1 thread: median run {runs[len(runs) // 2]} us")
-    for op, us in sorted(total.items(), key=lambda kv: -kv[1])[:8]:
-        print(f"  {op:26s} {us / all_us * 100:5.1f} %  {us / calls[op]:7.0f} us per call")
+        for _ in range(50):
+            for session in sessions.values():
+                session.run(None, feeds)
+        profiles = {name: json.loads(Path(s.end_profiling()).read_text()) for name, s in sessions.items()}
+        timed = {name: [] for name in sessions}  # profiling is off now: plain run times, interleaved
+        for _ in range(5):
+            for name, session in sessions.items():
+                start = time.perf_counter()
+                for _ in range(30):
+                    session.run(None, feeds)
+                timed[name].append((time.perf_counter() - start) / 30 * 1e3)
+    print(f"\n{model}, batch 8 x 24 tokens, 1 thread")
+    for name, events in profiles.items():
+        total: dict[str, float] = collections.defaultdict(float)
+        calls: collections.Counter[str] = collections.Counter()
+        for event in events:
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                total[event["args"]["op_name"]] += event["dur"]
+                calls[event["args"]["op_name"]] += 1
+        all_us = sum(total.values())
+        print(f"{name}: median run {statistics.median(timed[name]):.2f} ms; kernel time by op:")
+        for op, us in sorted(total.items(), key=lambda kv: -kv[1])[:6]:
+            print(f"  {op:26s} {us / all_us * 100:5.1f} %  {us / calls[op]:7.0f} us per call")
+    served, fused = timed.values()
+    ratio = statistics.median(f / s for f, s in zip(fused, served, strict=True))
+    print(f"fused back / as served, run time: {ratio:.2f}x")
 
 
 def main() -> None:
