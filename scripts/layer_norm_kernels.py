@@ -57,6 +57,18 @@ def _model(fused: bool) -> bytes:
     return model.SerializeToString()
 
 
+def _interleaved(sessions: dict[str, Any], feeds: dict[str, np.ndarray], runs: int) -> dict[str, list[float]]:
+    """Seconds per run of each session, 5 rounds, the sessions timed in turn within each round."""
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(5):
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            for _ in range(runs):
+                session.run(None, feeds)
+            times[name].append((time.perf_counter() - start) / runs)
+    return times
+
+
 def _kernels() -> None:
     import onnxruntime as ort
 
@@ -72,14 +84,7 @@ def _kernels() -> None:
             rng = np.random.default_rng(1)
             feeds = {k: rng.random((batch, tokens, HIDDEN), dtype=np.float32) for k in ("x", "skip")}
             outs = [s.run(None, feeds)[0] for s in sessions.values()]
-            times: dict[str, list[float]] = {name: [] for name in sessions}
-            for _ in range(5):
-                for name, session in sessions.items():
-                    start = time.perf_counter()
-                    for _ in range(100):
-                        session.run(None, feeds)
-                    times[name].append((time.perf_counter() - start) / 100 * 1e6)
-            med = {name: statistics.median(t) for name, t in times.items()}
+            med = {name: statistics.median(t) * 1e6 for name, t in _interleaved(sessions, feeds, 100).items()}
             fused_us, pair_us = med.values()
             print(
                 f"[{batch}, {tokens}, {HIDDEN}]: "
@@ -117,13 +122,7 @@ def _profile(bundle: Path) -> None:
             for session in sessions.values():
                 session.run(None, feeds)
         profiles = {name: json.loads(Path(s.end_profiling()).read_text()) for name, s in sessions.items()}
-        timed = {name: [] for name in sessions}  # profiling is off now: plain run times, interleaved
-        for _ in range(5):
-            for name, session in sessions.items():
-                start = time.perf_counter()
-                for _ in range(30):
-                    session.run(None, feeds)
-                timed[name].append((time.perf_counter() - start) / 30 * 1e3)
+        timed = _interleaved(sessions, feeds, 30)  # profiling is off now: plain run times
     print(f"\n{model}, batch 8 x 24 tokens, 1 thread")
     for name, events in profiles.items():
         total: dict[str, float] = collections.defaultdict(float)
@@ -133,7 +132,7 @@ def _profile(bundle: Path) -> None:
                 total[event["args"]["op_name"]] += event["dur"]
                 calls[event["args"]["op_name"]] += 1
         all_us = sum(total.values())
-        print(f"{name}: median run {statistics.median(timed[name]):.2f} ms; kernel time by op:")
+        print(f"{name}: median run {statistics.median(timed[name]) * 1e3:.2f} ms; kernel time by op:")
         for op, us in sorted(total.items(), key=lambda kv: -kv[1])[:6]:
             print(f"  {op:26s} {us / all_us * 100:5.1f} %  {us / calls[op]:7.0f} us per call")
     served, fused = timed.values()
