@@ -203,7 +203,9 @@ def serve(
     max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED [4096].")] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="[256]")] = None,
     max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected [20000].")] = None,
-    max_message_bytes: Annotated[int | None, Opt(help="[4 MiB]")] = None,
+    max_message_bytes: Annotated[
+        int | None, Opt(help="Largest request message, refused before decoding [1 MiB].")
+    ] = None,
     tls_cert: Annotated[str | None, Opt(help="PEM server certificate.")] = None,
     tls_key: Annotated[str | None, Opt(help="PEM server key.")] = None,
     tls_client_ca: Annotated[str | None, Opt(help="PEM CA for client certificates (mTLS).")] = None,

@@ -7,6 +7,7 @@ __all__ = [
     "DataError",
     "ExportError",
     "GateError",
+    "InputError",
     "ModelError",
     "OutputDirError",
 ]
@@ -42,3 +43,7 @@ class GateError(ExportError):
 
 class BundleError(BatonError):
     """A bundle is missing, partial, tampered with, or of an unknown schema version."""
+
+
+class InputError(BatonError):
+    """Texts given to a model do not match the inputs its manifest declares (e.g. a pair model without pairs)."""

@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from baton._io import write_json_atomic
+from baton._ort import new_session
 from baton.errors import ExportError, GateError
 from baton.export import onnx as onnx_steps
 from baton.export import parity
 from baton.export.config import ExportConfig, Quantize
 from baton.serving.bundle import MANIFEST, SCHEMA_VERSION, Bundle, load_bundle, sha256_of
+from baton.serving.encoder import TextEncoder
+from baton.serving.manifest import INPUTS_PAIR, INPUTS_TEXT, Manifest, TokenizerSpec
 
-__all__ = ["ExportResult", "export_bundle"]
+__all__ = ["ExportResult", "export_bundle", "parity_inputs", "recover_interrupted_swap", "remove_stale_work_dirs"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +62,15 @@ def _task_of(config: dict[str, Any]) -> str:
     )
 
 
-def _parity_inputs(
-    cfg: ExportConfig, run_dir: Path, train_args: dict[str, Any], labels: list[str], multi: bool
-) -> parity.ParityInputs:
+@dataclass(frozen=True)
+class _Samples:
+    texts: list[str]
+    pairs: list[str] | None
+    label_ids: np.ndarray | None
+    source: str
+
+
+def _parity_samples(cfg: ExportConfig, train_args: dict[str, Any], labels: list[str], multi: bool) -> _Samples:
     from baton.training.config import TrainConfig
     from baton.training.data import load_labelled_file, prepare_data
     from baton.training.metrics import encode_label_ids
@@ -79,7 +88,8 @@ def _parity_inputs(
             raise ExportError(
                 f"--calibration-file: no column(s) {', '.join(missing)}; found {', '.join(ds.column_names)}"
             )
-        ds = ds.filter(lambda r: isinstance(r[text_col], str) and r[text_col].strip() != "")
+        text_cols = [c for c in (text_col, pair_col) if c]
+        ds = ds.filter(lambda r: all(isinstance(r[c], str) and r[c].strip() != "" for c in text_cols))
         label_ids = None
         if label_col in ds.column_names:
             try:
@@ -98,14 +108,26 @@ def _parity_inputs(
         ds, source = data.validation, f"validation split: {data.validation_source}"
         label_ids = np.asarray(ds["labels"][: cfg.parity_samples])
     ds = ds.select(range(min(cfg.parity_samples, len(ds))))
-    return parity.tokenize_for_parity(
-        run_dir / "model",
-        ds[text_col],
-        ds[pair_col] if pair_col else None,
-        label_ids,
-        int(train_args["max_length"]),
-        source,
+    return _Samples(list(ds[text_col]), list(ds[pair_col]) if pair_col else None, label_ids, source)
+
+
+def parity_inputs(
+    cfg: ExportConfig, staging: Path, input_names: list[str], samples: _Samples | None = None
+) -> tuple[parity.ParityInputs, dict[str, Any]]:
+    """Write the bundle's tokenizer.json into `staging` and encode the parity samples through it with the runtime's
+    own `TextEncoder`, so the gates see the texts exactly as the server will. Returns (inputs, tokenizer manifest)."""
+    run_dir = Path(cfg.run_dir)
+    config, train_args, _ = _read_run(run_dir)
+    labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    multi = config.get("problem_type") == "multi_label_classification"
+    threshold = float(train_args.get("config", {}).get("threshold") or 0.5)
+    samples = samples or _parity_samples(cfg, train_args, labels, multi)
+    tok_meta = _write_tokenizer(run_dir / "model", staging / "tokenizer.json", int(train_args["max_length"]))
+    encoder = TextEncoder(staging / "tokenizer.json", TokenizerSpec.parse(tok_meta), input_names)
+    inputs = parity.encode_for_parity(
+        encoder, samples.texts, samples.pairs, samples.label_ids, samples.source, threshold
     )
+    return inputs, tok_meta
 
 
 def _versions() -> dict[str, str]:
@@ -122,8 +144,9 @@ def _write_tokenizer(model_dir: Path, dest: Path, max_length: int) -> dict[str, 
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tok.no_padding()  # the manifest says how to pad; a baked-in fixed padding would cost ~4x at run time
-    tok.enable_truncation(max_length)
+    # The manifest says how to pad and truncate; the runtime sets both. A baked-in fixed padding would cost ~4x.
+    tok.no_padding()
+    tok.no_truncation()
     tok.save(str(dest))
     tok_cfg_path = model_dir / "tokenizer_config.json"
     tok_cfg = json.loads(tok_cfg_path.read_text()) if tok_cfg_path.is_file() else {}
@@ -135,16 +158,17 @@ def _write_tokenizer(model_dir: Path, dest: Path, max_length: int) -> dict[str, 
         "file": dest.name,
         "max_length": max_length,
         "truncation_side": tok_cfg.get("truncation_side", "right"),
-        "padding": "longest",
         "lowercase": bool(tok_cfg.get("do_lower_case", False)),
         "pad_id": pad_id,
         "pad_token": pad_token,
     }
 
 
-def _gate_fp32(torch_out: np.ndarray, fp32: np.ndarray, multi: bool, cfg: ExportConfig) -> dict[str, Any]:
+def _gate_fp32(
+    torch_out: np.ndarray, fp32: np.ndarray, multi: bool, threshold: float, cfg: ExportConfig
+) -> dict[str, Any]:
     diff = parity.max_abs_diff(torch_out, fp32)
-    agree = parity.agreement(torch_out, fp32, multi)
+    agree = parity.agreement(torch_out, fp32, multi, threshold=threshold)
     passed = diff <= cfg.gates.max_abs_logit_diff and agree == 1.0
     return {
         "max_abs_logit_diff": diff,
@@ -175,7 +199,7 @@ def _int8_ladder(
         seen.add(tuple(exclude))
         int8_file = onnx_steps.quantize_int8(model_file, preset, exclude, tag=f"int8-{recipe}")
         out = parity.onnx_logits(int8_file, inputs)
-        agree = parity.agreement(logits["fp32"], out, multi)
+        agree = parity.agreement(logits["fp32"], out, multi, threshold=inputs.threshold)
         acc = parity.summary({"fp32": logits["fp32"], "int8": out}, inputs, multi)
         drop = acc["fp32"] - acc["int8"] if acc else None
         ok = agree >= cfg.gates.min_int8_agreement and (drop is None or drop <= cfg.gates.max_int8_accuracy_drop)
@@ -223,85 +247,106 @@ def _int8_ladder(
     return None, why
 
 
+def _gate_fp16(
+    cfg: ExportConfig, fp16_file: Path, inputs: parity.ParityInputs, logits: dict[str, np.ndarray], multi: bool
+) -> tuple[dict[str, Any], bool]:
+    """fp16 vs fp32 agreement, measured only on the CUDA provider (fp16 on the CPU provider proves nothing about
+    the GPU). Returns (report, keep): with no GPU here it is recorded as not measured and the file is kept."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        logger.warning("fp16 gate NOT MEASURED: no CUDA provider here; run `baton export --device cuda` on a GPU")
+        return {"measured": False, "why": "no CUDA provider on the exporting machine: not measured"}, True
+    logits["fp16"] = parity.onnx_logits(fp16_file, inputs, "CUDAExecutionProvider")
+    agree = parity.agreement(logits["fp32"], logits["fp16"], multi, threshold=inputs.threshold)
+    passed = agree >= cfg.gates.min_fp16_agreement
+    report = {
+        "measured": True,
+        "measured_on": "cuda",
+        "argmax_agreement": agree,
+        "min_agreement": cfg.gates.min_fp16_agreement,
+        "passed": passed,
+    }
+    if passed:
+        return report, True
+    why = f"fp16 vs fp32 agreement {agree:.4f} (min {cfg.gates.min_fp16_agreement})"
+    if not cfg.allow_fallback:
+        raise GateError(f"parity gate failed: {why}; pass --allow-fallback to ship fp32 only")
+    del logits["fp16"]
+    return {**report, "fallback": f"fp16 dropped: {why}"}, False
+
+
+def _entry(path: Path, **extra: str) -> dict[str, Any]:
+    return {**extra, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+
+
 def export_bundle(cfg: ExportConfig) -> ExportResult:
     started = time.perf_counter()
     run_dir, output = Path(cfg.run_dir), Path(cfg.output)
     config, train_args, metrics = _read_run(run_dir)
     task = _task_of(config)
+    recover_interrupted_swap(output)
     if output.exists() and not cfg.overwrite:
         raise ExportError(f"--output: {output} already exists; pass --overwrite to replace it")
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     multi = config.get("problem_type") == "multi_label_classification"
+    threshold = float(train_args.get("config", {}).get("threshold") or 0.5)
     max_length = int(train_args["max_length"])
+    pairs = bool(train_args.get("text_pair_column"))
+    device_provider = "cpu" if cfg.device == "cpu" else "cuda"
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
+    remove_stale_work_dirs(output)
+    work = Path(tempfile.mkdtemp(prefix=f"{_work_prefix(output)}{os.getpid()}-", dir=output.parent))
     try:
-        inputs = _parity_inputs(cfg, run_dir, train_args, labels, multi)
-        logger.info("parity samples: %d from %s", inputs.size, inputs.source)
+        samples = _parity_samples(cfg, train_args, labels, multi)  # first: bad data fails before minutes of export
         onnx_dir = onnx_steps.export_fp32(run_dir / "model", work, task, cfg.opset)
         fp32_file = onnx_steps.optimize_graph(onnx_dir, cfg.optimize, for_gpu=cfg.device == "cuda")
+        input_names = [i.name for i in new_session(fp32_file).get_inputs()]
+        staging = work / "bundle"
+        staging.mkdir()
+        inputs, tok_meta = parity_inputs(cfg, staging, input_names, samples)
+        logger.info("parity samples: %d from %s", inputs.size, inputs.source)
         ref = parity.torch_logits(run_dir / "model", inputs)
         logits = {"torch": ref, "fp32": parity.onnx_logits(fp32_file, inputs)}
-        report: dict[str, Any] = {"samples": inputs.size, "source": inputs.source}
-        report["fp32_vs_torch"] = _gate_fp32(ref, logits["fp32"], multi, cfg)
+        report: dict[str, Any] = {"samples": inputs.size, "source": inputs.source, "threshold": threshold}
+        report["fp32_vs_torch"] = _gate_fp32(ref, logits["fp32"], multi, threshold, cfg)
         if not report["fp32_vs_torch"]["passed"]:
             g = report["fp32_vs_torch"]
             raise GateError(
                 f"parity gate failed: fp32 ONNX vs PyTorch max |Δlogit| {g['max_abs_logit_diff']:.2e} "
                 f"(limit {cfg.gates.max_abs_logit_diff:.0e}), argmax agreement {g['argmax_agreement']:.4f} (must be 1)"
             )
-        files = {"model.onnx": (fp32_file, "fp32", "cpu" if cfg.device == "cpu" else "cuda")}
+        files = {"model.onnx": (fp32_file, "fp32", device_provider)}
         fallback: str | None = None
         if cfg.device == "cuda":
             fp16_file = onnx_steps.to_fp16(onnx_dir)
-            files["model.fp16.onnx"] = (fp16_file, "fp16", "cuda")
-            try:
-                import onnxruntime as ort
-
-                cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-                logits["fp16"] = parity.onnx_logits(
-                    fp16_file, inputs, "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
-                )
-                report["fp16_vs_fp32"] = {
-                    "argmax_agreement": parity.agreement(logits["fp32"], logits["fp16"], multi),
-                    "measured_on": "cuda" if cuda else "cpu (no CUDA provider here)",
-                }
-            except Exception as exc:  # no CUDA provider here: the gate runs when the bundle is loaded on a GPU
-                report["fp16_vs_fp32"] = {"measured": False, "why": str(exc).splitlines()[0][:200]}
+            report["fp16_vs_fp32"], keep = _gate_fp16(cfg, fp16_file, inputs, logits, multi)
+            if keep:
+                files["model.fp16.onnx"] = (fp16_file, "fp16", "cuda")
+            else:
+                fallback = report["fp16_vs_fp32"]["fallback"]
+                report["fallback"] = fallback
         elif cfg.quantize is Quantize.INT8:
             int8_file, fallback = _int8_ladder(cfg, fp32_file, onnx_dir / "model.onnx", inputs, logits, multi, report)
             if int8_file is not None:
                 files["model.int8.onnx"] = (int8_file, "int8", "cpu")
         report["accuracy"] = parity.summary(logits, inputs, multi)
 
-        staging = work / "bundle"
-        staging.mkdir()
         entries: dict[str, Any] = {}
         for name, (src, variant, provider) in files.items():
             shutil.copy2(src, staging / name)
-            entries[name] = {
-                "variant": variant,
-                "provider": provider,
-                "bytes": (staging / name).stat().st_size,
-                "sha256": sha256_of(staging / name),
-            }
-        tok_meta = _write_tokenizer(run_dir / "model", staging / "tokenizer.json", max_length)
-        entries["tokenizer.json"] = {
-            "bytes": (staging / "tokenizer.json").stat().st_size,
-            "sha256": sha256_of(staging / "tokenizer.json"),
-        }
-        import onnxruntime as ort
-
-        input_names = [i.name for i in ort.InferenceSession(str(staging / "model.onnx")).get_inputs()]
+            entries[name] = _entry(staging / name, variant=variant, provider=provider)
+        entries["tokenizer.json"] = _entry(staging / "tokenizer.json")
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "name": output.name,
             "task": task,
             "problem_type": config.get("problem_type", "single_label_classification"),
             "labels": labels,
-            "threshold": train_args.get("config", {}).get("threshold", 0.5),
+            "threshold": threshold,
             "max_length": max_length,
+            "inputs": list(INPUTS_PAIR if pairs else INPUTS_TEXT),
             "input_names": input_names,
             "base_model": train_args.get("base_model"),
             "tokenizer": tok_meta,
@@ -312,6 +357,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "export_seconds": round(time.perf_counter() - started, 1),
         }
+        Manifest.parse(manifest)  # what we write must be what every reader accepts
         write_json_atomic(staging / MANIFEST, manifest)  # last: a bundle without it is refused on load
         _swap_into_place(staging, output)
     finally:
@@ -319,17 +365,64 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     return ExportResult(load_bundle(output), report, fallback)
 
 
-def _swap_into_place(staging: Path, output: Path) -> None:
-    """Rename the finished bundle into place; an existing one is moved aside first, never half-overwritten."""
-    old = None
+def _work_prefix(output: Path) -> str:
+    return f".{output.name}.export-"
+
+
+def _old_path(output: Path) -> Path:
+    return output.parent / f".{output.name}.old"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_work_dirs(output: Path) -> list[Path]:
+    """Delete the work folders of earlier exports to `output` whose process is gone (killed, power cut)."""
+    removed = []
+    for path in output.parent.glob(f"{_work_prefix(output)}*"):
+        pid_text = path.name[len(_work_prefix(output)) :].split("-", 1)[0]
+        if path.is_dir() and pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            logger.info("removing %s, left by an interrupted export (process %s is gone)", path, pid_text)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def recover_interrupted_swap(output: Path) -> None:
+    """An export killed between its two renames left the old bundle at `.NAME.old` and nothing at NAME: put it back.
+
+    With NAME present, `.NAME.old` is the leftover of a finished swap and is deleted.
+    """
+    old = _old_path(output)
+    if not old.is_dir():
+        return
     if output.exists():
-        old = output.parent / f".{output.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        logger.warning("restoring %s from %s (an export was interrupted while swapping bundles)", output, old)
+        old.rename(output)
+
+
+def _swap_into_place(staging: Path, output: Path) -> None:
+    """Rename the finished bundle into place. An existing bundle is first renamed to `.NAME.old`; if the process
+    dies between the two renames, the next export puts it back (`recover_interrupted_swap`), and loading NAME
+    meanwhile fails with a message that says where the old bundle is."""
+    old = _old_path(output)
+    if old.exists():
+        shutil.rmtree(old)
+    if output.exists():
         output.rename(old)
     try:
         staging.rename(output)
     except BaseException:
-        if old is not None:
+        if old.exists():
             old.rename(output)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)

@@ -11,52 +11,49 @@ from typing import Any
 import numpy as np
 
 from baton._ort import new_session
+from baton.serving.encoder import TextEncoder, length_sorted_chunks
 
-__all__ = ["ParityInputs", "agreement", "max_abs_diff", "onnx_logits", "tokenize_for_parity", "torch_logits"]
+__all__ = ["ParityInputs", "agreement", "encode_for_parity", "max_abs_diff", "onnx_logits", "torch_logits"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ParityInputs:
-    """Tokenized parity samples in length-sorted batches (same arrays go to PyTorch and onnxruntime)."""
+    """Parity samples encoded by the runtime's own `TextEncoder`, in length-sorted batches.
+
+    The same arrays go to PyTorch and to onnxruntime, and they are what the server would feed the model for these
+    texts: the bundle's tokenizer.json, its truncation side, the character pre-cut, pairs, padding and input names.
+    """
 
     batches: list[dict[str, np.ndarray]]
     label_ids: np.ndarray | None  # class ids (single-label) or multi-hot rows; None when the file has no labels
     source: str
+    threshold: float = 0.5  # multi-label: the decision threshold the model was trained with
 
     @property
     def size(self) -> int:
         return sum(len(b["input_ids"]) for b in self.batches)
 
 
-def tokenize_for_parity(
-    model_dir: Path,
+def encode_for_parity(
+    encoder: TextEncoder,
     texts: Sequence[str],
     pairs: Sequence[str] | None,
     label_ids: np.ndarray | None,
-    max_length: int,
     source: str,
+    threshold: float = 0.5,
     batch_size: int = 32,
 ) -> ParityInputs:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    size = (lambda i: len(texts[i]) + len(pairs[i])) if pairs is not None else (lambda i: len(texts[i]))
+    chunks = length_sorted_chunks(len(texts), size, batch_size)
     batches = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        enc = tokenizer(
-            [texts[i] for i in idx],
-            [pairs[i] for i in idx] if pairs else None,
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="np",
-        )
-        batches.append({k: np.asarray(v, dtype=np.int64) for k, v in enc.items()})
+    for idx in chunks:
+        tokens = encoder.tokenize([texts[i] for i in idx], None if pairs is None else [pairs[i] for i in idx])
+        batches.append(encoder.collate(tokens).inputs)
+    order = [i for idx in chunks for i in idx]
     labels = None if label_ids is None else np.asarray(label_ids)[order]
-    return ParityInputs(batches, labels, source)
+    return ParityInputs(batches, labels, source, threshold)
 
 
 def torch_logits(model_dir: Path, inputs: ParityInputs) -> np.ndarray:
@@ -87,14 +84,15 @@ def decisions(logits: np.ndarray, multi_label: bool, threshold: float = 0.5) -> 
     return logits.argmax(axis=-1)  # type: ignore[no-any-return]
 
 
-def agreement(a: np.ndarray, b: np.ndarray, multi_label: bool) -> float:
-    da, db = decisions(a, multi_label), decisions(b, multi_label)
+def agreement(a: np.ndarray, b: np.ndarray, multi_label: bool, threshold: float = 0.5) -> float:
+    """Share of samples with the same decision: argmax, or (multi-label) the same label set at `threshold`."""
+    da, db = decisions(a, multi_label, threshold), decisions(b, multi_label, threshold)
     same = (da == db).all(axis=-1) if multi_label else da == db
     return float(np.mean(same))
 
 
-def accuracy(logits: np.ndarray, label_ids: np.ndarray, multi_label: bool) -> float:
-    pred = decisions(logits, multi_label)
+def accuracy(logits: np.ndarray, label_ids: np.ndarray, multi_label: bool, threshold: float = 0.5) -> float:
+    pred = decisions(logits, multi_label, threshold)
     if multi_label:
         return float(np.mean((pred == (label_ids >= 0.5)).all(axis=-1)))
     return float(np.mean(pred == label_ids))
@@ -108,4 +106,4 @@ def summary(logits: dict[str, np.ndarray], inputs: ParityInputs, multi_label: bo
     """Per-variant accuracy (when labels are known)."""
     if inputs.label_ids is None:
         return {}
-    return {name: accuracy(v, inputs.label_ids, multi_label) for name, v in logits.items()}
+    return {name: accuracy(v, inputs.label_ids, multi_label, inputs.threshold) for name, v in logits.items()}

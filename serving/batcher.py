@@ -10,6 +10,10 @@ batch are tokenized while the current one runs. A batch that runs alone, with no
 starts beside a wide one. Futures are completed on the event loop (`call_soon_threadsafe`, once per batch).
 Every item gets exactly one outcome: a result, or one of the errors below. If a worker dies, every pending item
 fails with WorkerCrashed and `on_crash` runs.
+
+A batch whose collate, run or postprocess raises fails only its own items (BatchFailed → INTERNAL); it is logged
+and counted, and the workers go on. Only `max_consecutive_failures` failed batches in a row (with no success
+between) mean the engine itself is broken: then the batcher crashes as above.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from baton.serving.batching import select_window
 from baton.serving.engine import Encoded, Prediction, Tokens
 
 __all__ = [
+    "BatchFailed",
     "Batcher",
     "BatcherConfig",
     "BatcherError",
@@ -37,6 +42,7 @@ __all__ = [
     "ItemResult",
     "Overloaded",
     "RequestState",
+    "RequestTooLarge",
     "ShuttingDown",
     "TokenizationFailed",
     "WorkerCrashed",
@@ -55,6 +61,14 @@ class BatcherError(Exception):
 
 class Overloaded(BatcherError):
     """The queue is full (maps to RESOURCE_EXHAUSTED)."""
+
+
+class RequestTooLarge(BatcherError):
+    """The request alone holds more texts than the queue ever can (maps to INVALID_ARGUMENT: retrying never helps)."""
+
+
+class BatchFailed(BatcherError):
+    """This item's batch raised in collate, run or postprocess (maps to INTERNAL); other batches are unaffected."""
 
 
 class DeadlineExceeded(BatcherError):
@@ -80,7 +94,7 @@ class TokenizationFailed(BatcherError):
 class EngineLike(Protocol):
     workers: int  # how many batches may run at once
 
-    def tokenize(self, texts: Sequence[str]) -> list[Tokens]: ...
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]: ...
     def collate(self, items: Sequence[Tokens]) -> Encoded: ...
     def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray: ...
     def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]: ...
@@ -89,6 +103,7 @@ class EngineLike(Protocol):
 class BatchObserver(Protocol):
     def batch_done(self, size: int, padded_tokens: int, inference_s: float) -> None: ...
     def queue_depth(self, depth: int) -> None: ...
+    def batch_failed(self, size: int) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,10 +112,13 @@ class BatcherConfig:
     max_batch_size: int = 8
     max_queue_delay_ms: float = 0.0  # 0: run as soon as the engine is free; >0: wait up to this for a fuller batch
     max_queue_items: int = 4096
+    max_consecutive_failures: int = 3  # failed batches in a row that mean the engine is broken (then crash)
 
     def __post_init__(self) -> None:
         if self.max_batch_tokens < 1 or self.max_batch_size < 1 or self.max_queue_items < 1:
             raise ValueError("max_batch_tokens, max_batch_size and max_queue_items must be >= 1")
+        if self.max_consecutive_failures < 1:
+            raise ValueError("max_consecutive_failures must be >= 1")
         if self.max_queue_delay_ms < 0:
             raise ValueError("max_queue_delay_ms must be >= 0")
 
@@ -126,6 +144,7 @@ class ItemResult:
 @dataclass(eq=False)
 class _Item:
     text: str
+    pair: str | None
     future: asyncio.Future[ItemResult]
     loop: asyncio.AbstractEventLoop
     state: RequestState
@@ -173,6 +192,7 @@ class Batcher:
         self._pending = 0
         self._closing = False
         self._crashed: BaseException | None = None
+        self._failures_in_a_row = 0
         self._threads: list[threading.Thread] = []
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -200,12 +220,24 @@ class Batcher:
         self._tokenizer_thread.shutdown(wait=False)
 
     # ---- submission (event-loop side) ------------------------------------------------------------------------
-    async def submit(self, texts: Sequence[str], state: RequestState | None = None) -> list[ItemResult]:
+    async def submit(
+        self, texts: Sequence[str], state: RequestState | None = None, pairs: Sequence[str] | None = None
+    ) -> list[ItemResult]:
+        """Queue one request's texts (and their pairs, for a pair model); one result per text, in order."""
         if not texts:
             return []
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError("one pair per text")
+        if len(texts) > self.config.max_queue_items:
+            raise RequestTooLarge(
+                f"{len(texts)} texts in one request; the queue holds at most {self.config.max_queue_items}"
+            )
         loop = asyncio.get_running_loop()
         state = state or RequestState()
-        items = [_Item(text, loop.create_future(), loop, state) for text in texts]
+        items = [
+            _Item(text, None if pairs is None else pairs[i], loop.create_future(), loop, state)
+            for i, text in enumerate(texts)
+        ]
         with self._lock:
             if self._crashed is not None:
                 raise WorkerCrashed(f"the inference worker crashed: {self._crashed!r}")
@@ -246,13 +278,14 @@ class Batcher:
     async def _tokenize(self, items: list[_Item]) -> None:
         """Tokenize on arrival: in the event loop for a few texts, in the helper thread for more."""
         texts = [item.text for item in items]
+        pairs = None if items[0].pair is None else [item.pair or "" for item in items]
         started = time.perf_counter()
         try:
             if len(texts) <= _INLINE_TOKENIZE_TEXTS:
-                tokens = self.engine.tokenize(texts)
+                tokens = self.engine.tokenize(texts, pairs)
             else:
                 loop = asyncio.get_running_loop()
-                tokens = await loop.run_in_executor(self._tokenizer_thread, self.engine.tokenize, texts)
+                tokens = await loop.run_in_executor(self._tokenizer_thread, self.engine.tokenize, texts, pairs)
         except Exception as exc:
             logger.exception("tokenization failed")
             raise TokenizationFailed(f"tokenization failed: {exc!r}") from exc
@@ -301,9 +334,28 @@ class Batcher:
             if job is None:
                 return
             batch, wide = job
-            self._run(batch, wide)  # if it raises, the batch stays in `_running`: `_crash` fails its items
-            with self._lock:
-                self._running.difference_update(batch)
+            try:
+                self._run(batch, wide)
+            except Exception as exc:
+                self._batch_failed(batch, exc)  # raises when failures repeat: `_crash` then fails everything
+            else:
+                with self._lock:
+                    self._failures_in_a_row = 0
+            finally:
+                with self._lock:
+                    self._running.difference_update(batch)
+
+    def _batch_failed(self, batch: list[_Item], exc: Exception) -> None:
+        """Fail this batch's items alone; raise once `max_consecutive_failures` batches have failed in a row."""
+        logger.error("a batch of %d item(s) failed: %r", len(batch), exc, exc_info=exc)
+        with self._lock:
+            self._failures_in_a_row += 1
+            in_a_row = self._failures_in_a_row
+        if self._observer is not None:
+            self._observer.batch_failed(len(batch))
+        self._finish([(item, None, BatchFailed(f"inference failed for this batch: {exc!r}")) for item in batch])
+        if in_a_row >= self.config.max_consecutive_failures:
+            raise RuntimeError(f"{in_a_row} batches failed in a row; last: {exc!r}") from exc
 
     def _release(self, wide: bool) -> None:
         """The engine is free again: the next batch may start (wide, if nothing else runs)."""

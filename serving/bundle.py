@@ -1,25 +1,26 @@
 """The model bundle: a self-describing folder loadable with onnxruntime and tokenizers alone.
 
-    bundle.json        manifest (schema below), written last
+    bundle.json        manifest (serving/manifest.py), written last
     model.onnx         fp32 (graph-optimised) model           variant "fp32", provider CPU or CUDA
     model.int8.onnx    dynamic int8 model (CPU exports)       variant "int8", provider CPU
     model.fp16.onnx    fp16 model (`--device cuda` exports)   variant "fp16", provider CUDA
-    tokenizer.json     the tokenizer, padding and truncation switched off (the manifest says how to set them)
+    tokenizer.json     the tokenizer as trained; the runtime sets padding and truncation from the manifest
 
-Manifest keys: schema_version, name, task, problem_type, labels (id order), max_length, input_names,
-base_model, tokenizer {file, max_length, truncation_side, padding, lowercase, pad_id, pad_token},
-files {name: {sha256, bytes, variant?, provider?}}, training_metrics, parity, versions, created_at.
+Loading is sealed: the manifest is size-bounded and validated, every file it names must be a regular file directly
+inside the bundle (no symlink, no `..`, no absolute path), and every file that will be read is checked against its
+recorded size and SHA-256 — the tokenizer too — before anything parses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from baton.errors import BundleError
+from baton.serving.manifest import MANIFEST, MAX_MANIFEST_BYTES, SCHEMA_VERSION, FileEntry, Manifest
 
 __all__ = [
     "MANIFEST",
@@ -29,10 +30,6 @@ __all__ = [
     "load_bundle",
     "sha256_of",
 ]
-
-SCHEMA_VERSION = 1
-MANIFEST = "bundle.json"
-VARIANTS = ("fp32", "fp16", "int8")
 
 
 def sha256_of(path: Path) -> str:
@@ -53,67 +50,94 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: every file present with the checksum its manifest records."""
+    """A verified bundle: a validated manifest and every file present with its recorded checksum."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     models: dict[str, ModelFile] = field(default_factory=dict)
+    checksum: str = ""  # the manifest's own SHA-256: names the whole bundle
 
     @property
     def name(self) -> str:
-        return str(self.manifest["name"])
+        return self.manifest.name
 
     @property
     def labels(self) -> list[str]:
-        return list(self.manifest["labels"])
+        return list(self.manifest.labels)
 
     @property
     def multi_label(self) -> bool:
-        return self.manifest["problem_type"] == "multi_label_classification"
+        return self.manifest.multi_label
 
     @property
     def max_length(self) -> int:
-        return int(self.manifest["max_length"])
+        return self.manifest.max_length
 
     @property
     def tokenizer_path(self) -> Path:
-        return self.root / self.manifest["tokenizer"]["file"]
+        return self.root / self.manifest.tokenizer.file
 
-    @property
-    def checksum(self) -> str:
-        """A checksum of the whole bundle: the manifest's own SHA-256."""
-        return sha256_of(self.root / MANIFEST)
+
+def _inside(root: Path, entry: FileEntry) -> Path:
+    """The entry's path, refused unless it is a regular file (not a link) directly inside `root`."""
+    path = root / entry.name
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise BundleError(f"bundle {root}: file {entry.name} is missing") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        raise BundleError(f"bundle {root}: {entry.name} is not a regular file inside the bundle (a link?)")
+    if path.resolve().parent != root.resolve():
+        raise BundleError(f"bundle {root}: {entry.name} resolves outside the bundle")
+    if info.st_size != entry.bytes:
+        raise BundleError(
+            f"bundle {root}: file {entry.name} has {info.st_size} bytes, {MANIFEST} records {entry.bytes} (altered?)"
+        )
+    return path
+
+
+def _read_manifest(root: Path) -> tuple[Manifest, str]:
+    path = root / MANIFEST
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise BundleError(f"{root} is not a bundle (no {MANIFEST}): partial export, or a run directory?") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BundleError(f"{path} is not a regular file")
+    if info.st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path} has {info.st_size} bytes (at most {MAX_MANIFEST_BYTES})")
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BundleError(f"{path} is not valid JSON: {str(exc)[:200]}") from exc
+    try:
+        manifest = Manifest.parse(data)
+    except BundleError as exc:
+        raise BundleError(f"bundle {root}: {exc}") from exc
+    return manifest, hashlib.sha256(raw).hexdigest()
 
 
 def load_bundle(root: str | Path, verify: bool = True) -> Bundle:
-    """Read and verify a bundle; refuse a partial or tampered one with a message naming the file."""
+    """Read and verify a bundle; refuse a partial, tampered or malformed one with one line naming the cause.
+
+    `verify=False` skips only the SHA-256 of the model files (sizes, paths and the tokenizer are still checked).
+    """
     root = Path(root)
-    manifest_path = root / MANIFEST
     if not root.is_dir():
+        old = root.parent / f".{root.name}.old"
+        if old.is_dir():
+            raise BundleError(
+                f"bundle not found: {root}; an interrupted export left the previous bundle at {old} "
+                "(run the export again, or rename it back)"
+            )
         raise BundleError(f"bundle not found: {root}")
-    if not manifest_path.is_file():
-        raise BundleError(f"{root} is not a bundle (no {MANIFEST}): partial export, or a run directory?")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from exc
-    version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BundleError(
-            f"{manifest_path}: schema_version {version!r} is not supported by this baton (it reads {SCHEMA_VERSION})"
-        )
-    for key in ("name", "labels", "problem_type", "max_length", "tokenizer", "files", "input_names"):
-        if key not in manifest:
-            raise BundleError(f"{manifest_path}: missing key '{key}'")
+    manifest, checksum = _read_manifest(root)
     models: dict[str, ModelFile] = {}
-    for name, entry in manifest["files"].items():
-        path = root / name
-        if not path.is_file():
-            raise BundleError(f"bundle {root}: file {name} is missing")
-        if verify and sha256_of(path) != entry["sha256"]:
-            raise BundleError(f"bundle {root}: file {name} does not match its SHA-256 in {MANIFEST} (altered?)")
-        if "variant" in entry:
-            models[entry["variant"]] = ModelFile(path, entry["variant"], entry.get("provider", "cpu"), entry["sha256"])
-    if not models:
-        raise BundleError(f"{manifest_path}: lists no model file")
-    return Bundle(root, manifest, models)
+    for entry in manifest.files.values():
+        path = _inside(root, entry)
+        if (verify or entry.variant is None) and sha256_of(path) != entry.sha256:
+            raise BundleError(f"bundle {root}: file {entry.name} does not match its SHA-256 in {MANIFEST} (altered?)")
+        if entry.variant is not None:
+            models[entry.variant] = ModelFile(path, entry.variant, entry.provider or "cpu", entry.sha256)
+    return Bundle(root, manifest, models, checksum)

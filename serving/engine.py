@@ -15,45 +15,13 @@ from typing import Any
 import numpy as np
 
 from baton._ort import new_session
-from baton.errors import BundleError
+from baton.errors import BundleError, InputError
 from baton.serving.bundle import Bundle
+from baton.serving.encoder import Encoded, TextEncoder, Tokens
 
 __all__ = ["Encoded", "Engine", "Prediction", "Tokens", "available_providers", "default_threads", "sigmoid", "softmax"]
 
 logger = logging.getLogger(__name__)
-
-# Texts are cut to this many characters per allowed token before tokenizing, so a multi-megabyte input cannot
-# stall the tokenizer; the cut is reported as truncation like any other.
-_CHARS_PER_TOKEN_CAP = 24
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """One text, tokenized, unpadded."""
-
-    ids: list[int]
-    type_ids: list[int]
-    truncated: bool
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A tokenized batch, padded to its longest member."""
-
-    inputs: dict[str, np.ndarray]
-    truncated: list[bool]
-
-    @property
-    def size(self) -> int:
-        return len(self.truncated)
-
-    @property
-    def padded_tokens(self) -> int:
-        ids = self.inputs["input_ids"]
-        return int(ids.shape[0] * ids.shape[1])
 
 
 @dataclass(frozen=True)
@@ -106,7 +74,6 @@ class Engine:
         workers: int = 1,
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if variant not in bundle.models:
             raise BundleError(
@@ -116,20 +83,13 @@ class Engine:
             raise ValueError("workers must be >= 1")
         self.bundle = bundle
         self.variant = variant
-        self.labels = bundle.labels
-        self.multi_label = bundle.multi_label
-        self.threshold = float(bundle.manifest.get("threshold", 0.5))
-        self.max_length = bundle.max_length
-        tok_meta = bundle.manifest["tokenizer"]
-        self._pad_id = int(tok_meta["pad_id"])
-        # Set both explicitly: tokenizer.json files often carry fixed padding (e.g. to 128) that costs ~4x.
-        # Padding happens in `collate`, per batch, after the batcher has grouped texts by length.
-        self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
-        self._tokenizer.enable_truncation(
-            self.max_length, direction=tok_meta.get("truncation_side", "right"), strategy="longest_first"
-        )
-        self._tokenizer.no_padding()
-        self._input_names = list(bundle.manifest["input_names"])
+        manifest = bundle.manifest
+        self.labels = list(manifest.labels)
+        self.multi_label = manifest.multi_label
+        self.threshold = manifest.threshold
+        self.max_length = manifest.max_length
+        self.pairs = manifest.pairs
+        self.encoder = TextEncoder(bundle.tokenizer_path, manifest.tokenizer, manifest.input_names)
 
         providers = ["CPUExecutionProvider"]
         if provider == "cuda":
@@ -155,37 +115,47 @@ class Engine:
         self.provider = "cuda" if "CUDAExecutionProvider" in self._session.get_providers() else "cpu"
         self.narrow_threads = max(1, self.threads // self.workers)
         self._narrow = session(self.narrow_threads, False, False) if self.workers > 1 else self._session
-        self._char_cap = self.max_length * _CHARS_PER_TOKEN_CAP
+        self._check_graph()
 
-    def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
+    def _check_graph(self) -> None:
+        """The graph must take the manifest's inputs and return one logit per manifest label."""
+        names = sorted(i.name for i in self._session.get_inputs())
+        if names != sorted(self.bundle.manifest.input_names):
+            raise BundleError(
+                f"bundle {self.bundle.root}: {self.variant} model takes inputs {names}, "
+                f"the manifest says {sorted(self.bundle.manifest.input_names)}"
+            )
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        if "logits" not in outputs:
+            raise BundleError(f"bundle {self.bundle.root}: {self.variant} model has no 'logits' output")
+        width = outputs["logits"][-1] if outputs["logits"] else None
+        if not isinstance(width, int) or width != len(self.labels):
+            raise BundleError(
+                f"bundle {self.bundle.root}: {self.variant} model returns {width} logits per text, "
+                f"the manifest lists {len(self.labels)} labels"
+            )
+
+    def check_inputs(self, texts: Sequence[str], pairs: Sequence[str] | None) -> None:
+        """Refuse inputs that differ from what the manifest declares: the model was trained on one or the other."""
+        if self.pairs and pairs is None:
+            raise InputError("this model was trained on text pairs: give a text_pair for every text")
+        if not self.pairs and pairs is not None:
+            raise InputError("this model takes single texts, not text pairs")
+        if pairs is not None and len(pairs) != len(texts):
+            raise InputError(f"{len(texts)} texts but {len(pairs)} text pairs: give one pair per text")
+
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]:
         """Tokenize without padding (the batcher pads per batch, after sorting by length)."""
-        cut = [t if len(t) <= self._char_cap else t[: self._char_cap] for t in texts]
-        encodings = self._tokenizer.encode_batch(cut)
-        return [
-            Tokens(e.ids, e.type_ids, bool(e.overflowing) or len(c) < len(t))
-            for e, c, t in zip(encodings, cut, texts, strict=True)
-        ]
+        self.check_inputs(texts, pairs)
+        return self.encoder.tokenize(texts, pairs)
 
     def collate(self, items: Sequence[Tokens]) -> Encoded:
         """Pad tokenized texts to the longest among them."""
-        width = max((len(t) for t in items), default=0)
-        ids = np.full((len(items), width), self._pad_id, dtype=np.int64)
-        mask = np.zeros((len(items), width), dtype=np.int64)
-        types = np.zeros((len(items), width), dtype=np.int64)
-        for row, t in enumerate(items):
-            ids[row, : len(t)] = t.ids
-            mask[row, : len(t)] = 1
-            types[row, : len(t)] = t.type_ids
-        inputs = {"input_ids": ids}
-        if "attention_mask" in self._input_names:
-            inputs["attention_mask"] = mask
-        if "token_type_ids" in self._input_names:
-            inputs["token_type_ids"] = types
-        return Encoded(inputs, [t.truncated for t in items])
+        return self.encoder.collate(items)
 
-    def preprocess(self, texts: Sequence[str]) -> Encoded:
+    def preprocess(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Encoded:
         """Tokenize and pad to the longest in the batch."""
-        return self.collate(self.tokenize(texts))
+        return self.collate(self.tokenize(texts, pairs))
 
     def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray:
         """Logits for a batch; `wide=False` runs it on the narrow session (another batch runs beside it)."""
@@ -215,6 +185,8 @@ class Engine:
             )
         return out
 
-    def __call__(self, texts: Sequence[str], top_k: int | None = None) -> list[Prediction]:
-        encoded = self.preprocess(texts)
+    def __call__(
+        self, texts: Sequence[str], top_k: int | None = None, pairs: Sequence[str] | None = None
+    ) -> list[Prediction]:
+        encoded = self.preprocess(texts, pairs)
         return self.postprocess(self.run(encoded), encoded, top_k)

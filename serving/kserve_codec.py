@@ -10,10 +10,16 @@ import numpy as np
 __all__ = ["decode_bytes_raw", "encode_bytes_raw", "encode_fp32_raw"]
 
 
-def decode_bytes_raw(raw: bytes) -> list[bytes]:
-    """Split raw BYTES contents: each element is a 4-byte little-endian length, then that many bytes."""
-    out, pos = [], 0
+def decode_bytes_raw(raw: bytes, max_elements: int | None = None) -> list[bytes]:
+    """Split raw BYTES contents: each element is a 4-byte little-endian length, then that many bytes.
+
+    Stops after `max_elements` + 1 elements (the caller refuses that many), so a blob of a million empty elements
+    costs no more than the limit."""
+    out: list[bytes] = []
+    pos = 0
     while pos < len(raw):
+        if max_elements is not None and len(out) > max_elements:
+            break
         if pos + 4 > len(raw):
             raise ValueError("truncated length prefix in raw_input_contents")
         (size,) = struct.unpack_from("<I", raw, pos)

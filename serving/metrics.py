@@ -35,6 +35,9 @@ class ServerMetrics:
         self.batch_tokens = Histogram(
             "baton_batch_tokens", "Padded tokens per batch", buckets=_TOKEN_BUCKETS, registry=r
         )
+        self.batch_failures = Counter(
+            "baton_batch_failures", "Batches that failed (their items got INTERNAL)", registry=r
+        )
         self.depth = Gauge("baton_queue_depth", "Items waiting for a batch", registry=r)
         self.model = Gauge(
             "baton_model_info", "The loaded model", ["name", "variant", "provider", "sha256"], registry=r
@@ -49,6 +52,9 @@ class ServerMetrics:
 
     def queue_depth(self, depth: int) -> None:
         self.depth.set(depth)
+
+    def batch_failed(self, size: int) -> None:
+        self.batch_failures.inc()
 
     def serve_http(self, host: str, port: int) -> int:
         """Expose /metrics; returns the bound port (port 0 picks a free one)."""

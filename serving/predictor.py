@@ -10,6 +10,7 @@ import numpy as np
 
 from baton.errors import BundleError
 from baton.serving.bundle import Bundle, load_bundle
+from baton.serving.encoder import length_sorted_chunks
 from baton.serving.engine import Encoded, Engine, Prediction, available_providers
 
 __all__ = ["Predictor", "choose_variant"]
@@ -98,27 +99,37 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.engine.labels
 
-    def _batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], Encoded, np.ndarray]]:
-        """(indices, encoded batch, logits) over length-sorted batches of `texts`."""
-        if isinstance(texts, str):
+    @property
+    def pairs(self) -> bool:
+        """Whether the model takes text pairs (`predict(texts, pairs=...)`), as its manifest declares."""
+        return self.engine.pairs
+
+    def _batches(
+        self, texts: Sequence[str], pairs: Sequence[str] | None
+    ) -> Iterator[tuple[list[int], Encoded, np.ndarray]]:
+        """(indices, encoded batch, logits) over length-sorted batches of `texts` (and their pairs)."""
+        if isinstance(texts, str) or isinstance(pairs, str):
             raise TypeError("takes a sequence of texts, not a single string")
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            encoded = self.engine.preprocess([texts[i] for i in idx])
+        self.engine.check_inputs(texts, pairs)
+        size = (lambda i: len(texts[i]) + len(pairs[i])) if pairs is not None else (lambda i: len(texts[i]))
+        for idx in length_sorted_chunks(len(texts), size, self.batch_size):
+            chunk_pairs = None if pairs is None else [pairs[i] for i in idx]
+            encoded = self.engine.preprocess([texts[i] for i in idx], chunk_pairs)
             yield idx, encoded, self.engine.run(encoded)
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
+    def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
         """Raw logits, one row per text in input order."""
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for idx, _, logits in self._batches(texts):
+        for idx, _, logits in self._batches(texts, pairs):
             out[idx] = logits
         return out
 
-    def predict(self, texts: Sequence[str], top_k: int | None = None) -> list[Prediction]:
-        """One prediction per text, in input order. Texts are length-sorted into batches to cut padding."""
+    def predict(
+        self, texts: Sequence[str], top_k: int | None = None, pairs: Sequence[str] | None = None
+    ) -> list[Prediction]:
+        """One prediction per text (or text pair), in input order; length-sorted into batches to cut padding."""
         results: list[Prediction | None] = [None] * len(texts)
-        for idx, encoded, logits in self._batches(texts):
+        for idx, encoded, logits in self._batches(texts, pairs):
             for i, prediction in zip(idx, self.engine.postprocess(logits, encoded, top_k), strict=True):
                 results[i] = prediction
         truncated = sum(p.truncated for p in results if p is not None)

@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +14,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from baton.errors import ConfigError
 from baton.serving.batcher import (
     Batcher,
     BatcherError,
+    BatchFailed,
     Cancelled,
     DeadlineExceeded,
     EngineLike,
     ItemResult,
     Overloaded,
     RequestState,
+    RequestTooLarge,
     ShuttingDown,
     WorkerCrashed,
 )
@@ -36,6 +39,7 @@ from baton.serving.metrics import ServerMetrics
 from baton.serving.predictor import choose_variant
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+from baton.serving.wire import Malformed, TooManyElements, count_fields, guarded_handler
 
 __all__ = ["EXIT_WORKER_CRASHED", "BatonServer"]
 
@@ -49,13 +53,65 @@ _ERROR_CODES: dict[type[BatcherError], grpc.StatusCode] = {
     Cancelled: grpc.StatusCode.CANCELLED,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     WorkerCrashed: grpc.StatusCode.INTERNAL,
+    BatchFailed: grpc.StatusCode.INTERNAL,
+    RequestTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
 }
+# Fields a KServe request may hold at its top level and per input tensor (besides the texts themselves).
+_KSERVE_FIELDS = 64
 
 
 class _RpcFailure(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _discard(data: bytes) -> None:
+    return None
+
+
+class _Capture:
+    """Stands in for a server to catch the method handlers a generated `add_*_to_server` registers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def _add_guarded(
+    add: Callable[[Any, Any], None],
+    servicer: Any,
+    server: grpc.aio.Server,
+    checks: Mapping[str, Callable[[bytes], None]],
+) -> None:
+    """Register a generated service with every request deserializer bounded (serving/wire.py)."""
+    capture = _Capture()
+    add(servicer, capture)
+    handlers = {name: guarded_handler(h, checks.get(name)) for name, h in capture.handlers.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, handlers),))
+    server.add_registered_method_handlers(capture.service, handlers)
+
+
+def _check_tls(cfg: ServeConfig) -> None:
+    """Load the PEM files the way a TLS stack would, so a bad key or cert is named (gRPC says only "Failed to bind")."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(cfg.tls_cert), str(cfg.tls_key))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"--tls-cert {cfg.tls_cert} / --tls-key {cfg.tls_key}: not a usable pair ({exc})") from exc
+    if cfg.tls_client_ca:
+        try:
+            context.load_verify_locations(cafile=str(cfg.tls_client_ca))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(f"--tls-client-ca {cfg.tls_client_ca}: not a PEM certificate ({exc})") from exc
 
 
 class _AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -86,10 +142,8 @@ class _AuthInterceptor(grpc.aio.ServerInterceptor):
         async def deny_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-        kwargs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
+        # The refused call's message is never decoded: an unauthenticated client cannot make the server parse 4 MB.
+        kwargs = {"request_deserializer": _discard, "response_serializer": handler.response_serializer}
         if handler.request_streaming and handler.response_streaming:
             return grpc.stream_stream_rpc_method_handler(deny_stream, **kwargs)
         if handler.request_streaming:
@@ -135,6 +189,8 @@ class BatonServer:
         self._stopped = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self._ready = False
+        self.draining = asyncio.Event()  # set on stop: streams finish what they accepted and take nothing new
+        self._tasks: set[asyncio.Future[Any]] = set()  # background tasks, kept until done
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> int:
@@ -150,8 +206,23 @@ class BatonServer:
             ("grpc.so_reuseport", 0),
         ]
         server = grpc.aio.server(interceptors=interceptors, options=options)
-        pb_grpc.add_TextClassifierServicer_to_server(_Classifier(self), server)
-        kpb_grpc.add_GRPCInferenceServiceServicer_to_server(_KServe(self), server)
+        # Count elements on the wire before decoding (texts, pairs and a few scalars per Classify message).
+        max_fields = 2 * cfg.max_texts_per_request + 8
+
+        def classify_check(data: bytes) -> None:
+            try:
+                count_fields(data, max_fields)
+            except TooManyElements:
+                raise TooManyElements(f"the limit is {cfg.max_texts_per_request} texts per request") from None
+
+        def infer_check(data: bytes) -> None:
+            tensor: tuple[int, dict[int, Any]] = (_KSERVE_FIELDS, {5: (max_fields, {})})  # contents: the texts
+            count_fields(data, _KSERVE_FIELDS, {5: tensor})
+
+        classify_checks = {"Classify": classify_check, "ClassifyStream": classify_check}
+        _add_guarded(pb_grpc.add_TextClassifierServicer_to_server, _Classifier(self), server, classify_checks)
+        kserve_checks = {"ModelInfer": infer_check}
+        _add_guarded(kpb_grpc.add_GRPCInferenceServiceServicer_to_server, _KServe(self), server, kserve_checks)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         services = (
             pb.DESCRIPTOR.services_by_name["TextClassifier"].full_name,
@@ -162,24 +233,40 @@ class BatonServer:
         reflection.enable_server_reflection(services, server)
         address = f"{cfg.host}:{cfg.port}"
         if cfg.tls_cert and cfg.tls_key:
+            _check_tls(cfg)
             client_ca = Path(cfg.tls_client_ca).read_bytes() if cfg.tls_client_ca else None
             credentials = grpc.ssl_server_credentials(
                 [(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())],
                 root_certificates=client_ca,
                 require_client_auth=client_ca is not None,
             )
-            self.port = server.add_secure_port(address, credentials)
         else:
-            self.port = server.add_insecure_port(address)
+            credentials = None
+        try:
+            self.port = (
+                server.add_secure_port(address, credentials)
+                if cfg.tls_cert and cfg.tls_key
+                else server.add_insecure_port(address)
+            )
+        except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+            self.port = 0
+            bind_error: Exception | None = exc
+        else:
+            bind_error = None
         if self.port == 0:
-            raise OSError(f"cannot bind {address}")
+            raise ConfigError(f"--port: cannot bind {address} (in use, or not an address of this host)") from bind_error
+        if cfg.metrics_port is not None:
+            try:
+                self.metrics_port = self.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"--metrics-port: cannot bind {cfg.metrics_host}:{cfg.metrics_port} ({exc.strerror or exc})"
+                ) from exc
         for service in (*services[:2], ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.batcher.start()
         await server.start()
         self._server = server
-        if cfg.metrics_port is not None:
-            self.metrics_port = self.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
         if cfg.warmup:
             await self.batcher.submit(["warm-up", "a longer warm-up text " * 8])
         for service in (*services[:2], ""):
@@ -193,6 +280,7 @@ class BatonServer:
         if self._server is None:
             return
         self._ready = False
+        self.draining.set()
         await self.health.enter_graceful_shutdown()
         await self._server.stop(self.config.grace_s if grace is None else grace)
         await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, 5.0)
@@ -204,9 +292,16 @@ class BatonServer:
         await self._stopped.wait()
         return self.exit_code
 
+    def spawn(self, coro: Any) -> asyncio.Future[Any]:
+        """Start a background task and keep it until it ends (an unreferenced task can vanish mid-way)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def _crash_from_worker(self, exc: BaseException) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._on_crash(exc)))
+            self._loop.call_soon_threadsafe(lambda: self.spawn(self._on_crash(exc)))
 
     async def _on_crash(self, exc: BaseException) -> None:
         logger.error("inference worker crashed (%r): NOT_SERVING, shutting down", exc)
@@ -220,29 +315,44 @@ class BatonServer:
         return self._ready
 
     # ---- the shared request path ---------------------------------------------------------------------------
-    def _check_texts(self, texts: list[str]) -> None:
+    def _check_texts(self, texts: list[str], pairs: list[str] | None) -> None:
         cfg = self.config
         if len(texts) > cfg.max_texts_per_request:
             raise _RpcFailure(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}",
             )
-        for i, text in enumerate(texts):
-            if len(text) > cfg.max_text_chars:
-                raise _RpcFailure(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"texts[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}",
-                )
+        wants_pairs = self.bundle.manifest.pairs
+        if wants_pairs and pairs is None and texts:
+            raise _RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "this model was trained on text pairs: send text_pairs (one per text)",
+            )
+        if not wants_pairs and pairs is not None:
+            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "this model takes single texts: send no text_pairs")
+        if pairs is not None and len(pairs) != len(texts):
+            raise _RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{len(texts)} texts but {len(pairs)} text_pairs: send one per text"
+            )
+        for field, values in (("texts", texts), ("text_pairs", pairs or [])):
+            for i, text in enumerate(values):
+                if len(text) > cfg.max_text_chars:
+                    raise _RpcFailure(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}",
+                    )
 
-    async def classify(self, texts: list[str], context: grpc.aio.ServicerContext, method: str) -> list[ItemResult]:
+    async def classify(
+        self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str
+    ) -> list[ItemResult]:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            self._check_texts(texts)
+            self._check_texts(texts, pairs)
             remaining = context.time_remaining()
             state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
             try:
-                results = await self.batcher.submit(texts, state)
+                results = await self.batcher.submit(texts, state, pairs)
             except BatcherError as exc:
                 raise _RpcFailure(_ERROR_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc)) from exc
             for r in results:
@@ -261,6 +371,11 @@ class BatonServer:
             self.metrics.items.labels(method, name).inc(len(texts))
             self.metrics.total_s.labels(method).observe(time.perf_counter() - started)
 
+    def refuse_malformed(self, method: str, request: Any) -> None:
+        if isinstance(request, Malformed):
+            self.metrics.requests.labels(method, grpc.StatusCode.INVALID_ARGUMENT.name).inc()
+            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+
 
 def _timings(results: list[ItemResult], started: float) -> pb.Timings:
     us = 1_000_000
@@ -276,14 +391,11 @@ class _Classifier(pb_grpc.TextClassifierServicer):
     def __init__(self, server: BatonServer) -> None:
         self.s = server
 
-    async def _respond(
-        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext, method: str
-    ) -> pb.ClassifyResponse:
+    async def _answer(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> pb.ClassifyResponse:
         started = time.perf_counter()
-        try:
-            results = await self.s.classify(list(request.texts), context, method)
-        except _RpcFailure as failure:
-            await context.abort(failure.code, str(failure))
+        self.s.refuse_malformed(method, request)
+        pairs = list(request.text_pairs) if request.text_pairs else None
+        results = await self.s.classify(list(request.texts), pairs, context, method)
         k = request.top_k if request.HasField("top_k") and request.top_k > 0 else None
         out = []
         for r in results:
@@ -301,31 +413,60 @@ class _Classifier(pb_grpc.TextClassifierServicer):
             )
         return pb.ClassifyResponse(results=out, timings=_timings(results, started))
 
-    async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
-        return await self._respond(request, context, "Classify")
+    async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+        try:
+            return await self._answer(request, context, "Classify")
+        except _RpcFailure as failure:
+            await context.abort(failure.code, str(failure))
+            raise  # unreachable: abort raises
 
     async def ClassifyStream(
-        self, request_iterator: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ClassifyResponse]:
-        async for request in request_iterator:
-            yield await self._respond(request, context, "ClassifyStream")
+        """One response per message, in order. On shutdown the stream answers the message it is working on, reads
+        no more, and ends with OK: the client sees which of its messages were answered."""
+        reader = request_iterator.__aiter__()
+        drained = asyncio.ensure_future(self.s.draining.wait())
+        try:
+            while True:
+                incoming = asyncio.ensure_future(reader.__anext__())
+                await asyncio.wait({incoming, drained}, return_when=asyncio.FIRST_COMPLETED)
+                if not incoming.done():
+                    incoming.cancel()
+                    return
+                try:
+                    request = incoming.result()
+                except StopAsyncIteration:
+                    return
+                try:
+                    response = await self._answer(request, context, "ClassifyStream")
+                except _RpcFailure as failure:
+                    await context.abort(failure.code, str(failure))
+                    raise  # unreachable: abort raises
+                yield response
+        finally:
+            drained.cancel()
 
-    async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
+    async def GetModelInfo(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
         m = self.s.bundle.manifest
         return pb.ModelInfo(
             name=self.s.model_name,
-            task=m["task"],
-            problem_type=m["problem_type"],
-            labels=m["labels"],
+            task=m.task,
+            problem_type=m.problem_type,
+            labels=list(m.labels),
             variant=self.s.variant,
             provider=self.s.provider,
-            max_length=int(m["max_length"]),
+            max_length=m.max_length,
             bundle_sha256=self.s.bundle.checksum,
-            base_model=str(m.get("base_model") or ""),
+            base_model=m.base_model,
+            inputs=list(m.inputs),
         )
 
 
 class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
+    """The Open Inference Protocol. Inputs: `text` BYTES [N] (and `text_pair` BYTES [N] for a pair model), as
+    `contents.bytes_contents` or `raw_input_contents` — one or the other, never both."""
+
     def __init__(self, server: BatonServer) -> None:
         self.s = server
 
@@ -338,10 +479,12 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
     async def _check_model(self, name: str, context: grpc.aio.ServicerContext) -> None:
         if name != self.s.model_name:
             await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"unknown model '{name}'; this server serves '{self.s.model_name}'"
+                grpc.StatusCode.NOT_FOUND, f"unknown model '{name[:200]}'; this server serves '{self.s.model_name}'"
             )
 
-    async def ModelReady(self, request: kpb.ModelReadyRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         await self._check_model(request.name, context)
         return kpb.ModelReadyResponse(ready=self.s.ready)
 
@@ -350,7 +493,9 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
 
         return kpb.ServerMetadataResponse(name="baton", version=__version__, extensions=[])
 
-    async def ModelMetadata(self, request: kpb.ModelMetadataRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         await self._check_model(request.name, context)
         tm = kpb.ModelMetadataResponse.TensorMetadata
         n_labels = len(self.s.bundle.labels)
@@ -358,7 +503,7 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
             name=self.s.model_name,
             versions=["1"],
             platform=f"onnxruntime_{self.s.variant}",
-            inputs=[tm(name="text", datatype="BYTES", shape=[-1])],
+            inputs=[tm(name=name, datatype="BYTES", shape=[-1]) for name in self.s.bundle.manifest.inputs],
             outputs=[
                 tm(name="label", datatype="BYTES", shape=[-1]),
                 tm(name="score", datatype="FP32", shape=[-1]),
@@ -366,46 +511,52 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
             ],
         )
 
-    def _texts(self, request: kpb.ModelInferRequest) -> list[str]:
-        if len(request.inputs) != 1:
-            raise _RpcFailure(
-                grpc.StatusCode.INVALID_ARGUMENT, f"expected exactly one input named 'text', got {len(request.inputs)}"
-            )
-        tensor = request.inputs[0]
-        if tensor.name != "text" or tensor.datatype != "BYTES":
-            raise _RpcFailure(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"input must be 'text' of datatype BYTES (got '{tensor.name}' {tensor.datatype})",
-            )
-        try:
-            raw = (
-                decode_bytes_raw(request.raw_input_contents[0])
-                if request.raw_input_contents
-                else list(tensor.contents.bytes_contents)
-            )
-            texts = [element.decode("utf-8") for element in raw]
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input 'text': {exc}") from exc
-        expected = 1
-        for dim in tensor.shape:
-            expected *= dim
-        if list(tensor.shape) and expected != len(texts):
-            raise _RpcFailure(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"input 'text' has shape {list(tensor.shape)} but {len(texts)} elements",
-            )
-        return texts
+    def _inputs(self, request: Any) -> tuple[list[str], list[str] | None]:
+        def bad(message: str) -> _RpcFailure:
+            return _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
 
-    async def ModelInfer(self, request: kpb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:
-        await self._check_model(request.model_name, context)
+        declared = self.s.bundle.manifest.inputs
+        names = [t.name for t in request.inputs]
+        if sorted(names) != sorted(declared):
+            raise bad(f"inputs must be {' and '.join(declared)} (BYTES, shape [N]); got {names[:8]}")
+        raw = list(request.raw_input_contents)
+        if raw and len(raw) != len(request.inputs):
+            raise bad(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
+        limit = self.s.config.max_texts_per_request
+        columns: dict[str, list[str]] = {}
+        for i, tensor in enumerate(request.inputs):
+            if tensor.datatype != "BYTES":
+                raise bad(f"input '{tensor.name}' must be of datatype BYTES (got {tensor.datatype[:20]})")
+            shape = list(tensor.shape)
+            if len(shape) != 1 or shape[0] < 0:
+                raise bad(f"input '{tensor.name}' must have shape [N] with N >= 0 (got {shape[:8]})")
+            if raw and tensor.HasField("contents"):
+                raise bad(f"input '{tensor.name}' has both contents and raw_input_contents: send one")
+            try:
+                elements = decode_bytes_raw(raw[i], limit + 1) if raw else list(tensor.contents.bytes_contents)
+                texts = [element.decode("utf-8") for element in elements]
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise bad(f"input '{tensor.name}': {exc}") from exc
+            if len(texts) > limit:
+                raise bad(f"input '{tensor.name}' holds more than {limit} texts; the limit is {limit}")
+            if shape[0] != len(texts):
+                raise bad(f"input '{tensor.name}' has shape {shape} but {len(texts)} elements")
+            columns[tensor.name] = texts
+        return columns["text"], columns.get("text_pair")
+
+    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            results = await self.s.classify(self._texts(request), context, "ModelInfer")
+            self.s.refuse_malformed("ModelInfer", request)
+            await self._check_model(request.model_name, context)
+            wanted = [o.name for o in request.outputs] or ["label", "score", "scores"]
+            unknown = [name for name in wanted if name not in ("label", "score", "scores")]
+            if unknown:
+                raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output(s): {', '.join(unknown[:8])}")
+            texts, pairs = self._inputs(request)
+            results = await self.s.classify(texts, pairs, context, "ModelInfer")
         except _RpcFailure as failure:
             await context.abort(failure.code, str(failure))
-        wanted = [o.name for o in request.outputs] or ["label", "score", "scores"]
-        unknown = [name for name in wanted if name not in ("label", "score", "scores")]
-        if unknown:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output(s): {', '.join(unknown)}")
+            raise  # unreachable: abort raises
         import numpy as np
 
         labels = self.s.bundle.labels

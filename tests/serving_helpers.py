@@ -20,17 +20,21 @@ from baton.serving.server import BatonServer
 
 
 class SlowEngine:
-    """The real engine, with `delay` seconds added to every run and an optional crash on run number `crash_on`."""
+    """The real engine, with `delay` seconds added to every run; runs numbered in `fail_runs`, and every run from
+    number `crash_on` on, raise."""
 
-    def __init__(self, engine: Engine, delay: float = 0.0, crash_on: int | None = None) -> None:
+    def __init__(
+        self, engine: Engine, delay: float = 0.0, crash_on: int | None = None, fail_runs: Sequence[int] = ()
+    ) -> None:
         self.inner, self.delay, self.crash_on, self.runs = engine, delay, crash_on, 0
+        self.fail_runs = set(fail_runs)
         self.variant, self.provider, self.workers = engine.variant, engine.provider, engine.workers
         self.calls: list[tuple[bool, int]] = []  # per run: (wide, runs in flight when it started, itself included)
         self._in_flight = 0
         self._lock = threading.Lock()
 
-    def tokenize(self, texts: Sequence[str]) -> list[Tokens]:
-        return self.inner.tokenize(texts)
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]:
+        return self.inner.tokenize(texts, pairs)
 
     def collate(self, items: Sequence[Tokens]) -> Encoded:
         return self.inner.collate(items)
@@ -40,7 +44,7 @@ class SlowEngine:
             self.runs += 1
             self._in_flight += 1
             self.calls.append((wide, self._in_flight))
-            crash = self.crash_on is not None and self.runs >= self.crash_on
+            crash = (self.crash_on is not None and self.runs >= self.crash_on) or self.runs in self.fail_runs
         try:
             if crash:
                 raise RuntimeError("injected engine failure")

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from serving_helpers import SlowEngine, real_engine
 
-from baton.serving.batcher import Batcher, BatcherConfig, Overloaded, RequestState, WorkerCrashed
+from baton.serving.batcher import (
+    Batcher,
+    BatcherConfig,
+    BatchFailed,
+    RequestState,
+    RequestTooLarge,
+    WorkerCrashed,
+)
 from baton.serving.batching import select_window
 
 
@@ -69,10 +76,10 @@ def test_large_requests_and_tokenizer_failures(tiny_bundle: Path) -> None:
     engine = SlowEngine(inner)
     tokenize = engine.tokenize
 
-    def fragile(texts):  # type: ignore[no-untyped-def]
+    def fragile(texts, pairs=None):  # type: ignore[no-untyped-def]
         if any("boom" in t for t in texts):
             raise ValueError("tokenizer exploded")
-        return tokenize(texts)
+        return tokenize(texts, pairs)
 
     engine.tokenize = fragile  # type: ignore[method-assign]
     texts = [f"review number {i} {'very ' * (i % 5)}good" for i in range(40)]
@@ -100,12 +107,42 @@ def test_large_requests_and_tokenizer_failures(tiny_bundle: Path) -> None:
 
 @pytest.mark.timeout(120)  # a lost outcome shows up as a hang
 @pytest.mark.parametrize("workers", [1, 2])
-def test_every_item_gets_one_outcome_under_overload_and_crash(tiny_bundle: Path, workers: int) -> None:
-    engine = SlowEngine(real_engine(tiny_bundle, workers=workers), delay=0.05, crash_on=4)
+def test_a_failed_batch_fails_only_its_own_items(tiny_bundle: Path, workers: int) -> None:
+    engine = SlowEngine(real_engine(tiny_bundle, workers=workers), delay=0.02, fail_runs=[2])
     crashes: list[BaseException] = []
+    failed_batches: list[int] = []
+
+    class Observer:
+        def batch_done(self, size: int, padded_tokens: int, inference_s: float) -> None: ...
+        def queue_depth(self, depth: int) -> None: ...
+        def batch_failed(self, size: int) -> None:
+            failed_batches.append(size)
 
     async def main() -> list:
-        batcher = Batcher(engine, BatcherConfig(max_batch_size=2, max_queue_items=6), on_crash=crashes.append)
+        batcher = Batcher(engine, BatcherConfig(max_batch_size=1), Observer(), on_crash=crashes.append)
+        batcher.start()
+        outcomes = await asyncio.gather(*(batcher.submit([f"text {i}"]) for i in range(6)), return_exceptions=True)
+        later = await batcher.submit(["after the failure"])
+        batcher.stop(5)
+        assert batcher.pending == 0
+        return [*outcomes, later]
+
+    outcomes = _run(main())
+    kinds = [type(o).__name__ if isinstance(o, BaseException) else "ok" for o in outcomes]
+    assert kinds.count("BatchFailed") == 1 and kinds.count("ok") == 6  # the server went on
+    assert crashes == [] and failed_batches == [1]
+    assert "injected engine failure" in str(next(o for o in outcomes if isinstance(o, BatchFailed)))
+
+
+@pytest.mark.timeout(120)  # a lost outcome shows up as a hang
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_item_gets_one_outcome_under_overload_and_repeated_failures(tiny_bundle: Path, workers: int) -> None:
+    engine = SlowEngine(real_engine(tiny_bundle, workers=workers), delay=0.05, crash_on=3)
+    crashes: list[BaseException] = []
+    config = BatcherConfig(max_batch_size=1, max_queue_items=6, max_consecutive_failures=2)
+
+    async def main() -> list:
+        batcher = Batcher(engine, config, on_crash=crashes.append)
         batcher.start()
         outcomes = await asyncio.gather(*(batcher.submit([f"text {i}"]) for i in range(12)), return_exceptions=True)
         later = await asyncio.gather(batcher.submit(["after"]), return_exceptions=True)
@@ -116,10 +153,26 @@ def test_every_item_gets_one_outcome_under_overload_and_crash(tiny_bundle: Path,
     outcomes = _run(main())
     kinds = [type(o).__name__ if isinstance(o, BaseException) else "ok" for o in outcomes]
     assert kinds.count("Overloaded") == 6  # the queue holds 6: the rest is refused at once
-    assert "WorkerCrashed" in kinds and "ok" in kinds
+    assert 1 <= kinds.count("ok") <= 2 and kinds.count("BatchFailed") >= 2  # 2 failures in a row: broken engine
     assert isinstance(outcomes[-1], WorkerCrashed)  # after the crash, nothing is accepted
     assert len(crashes) == 1
-    assert all(isinstance(o, list | Overloaded | WorkerCrashed) for o in outcomes)
+    assert set(kinds) <= {"ok", "Overloaded", "BatchFailed", "WorkerCrashed"}
+
+
+def test_a_request_larger_than_the_queue_is_invalid_not_retryable(tiny_bundle: Path) -> None:
+    async def main() -> BaseException | None:
+        batcher = Batcher(real_engine(tiny_bundle), BatcherConfig(max_queue_items=4))
+        batcher.start()
+        try:
+            await batcher.submit(["x"] * 5)
+        except RequestTooLarge as exc:
+            return exc
+        finally:
+            batcher.stop(5)
+        return None
+
+    error = _run(main())
+    assert error is not None and "the queue holds at most 4" in str(error)
 
 
 def test_expired_items_are_dropped_before_inference(tiny_bundle: Path) -> None:
@@ -153,9 +206,9 @@ def test_timings_split_queue_tokenize_and_inference(tiny_bundle: Path) -> None:
     engine = SlowEngine(real_engine(tiny_bundle), delay=0.1)
     tokenize = engine.tokenize
 
-    def slow_tokenize(texts):  # type: ignore[no-untyped-def]
+    def slow_tokenize(texts, pairs=None):  # type: ignore[no-untyped-def]
         time.sleep(0.03)
-        return tokenize(texts)
+        return tokenize(texts, pairs)
 
     engine.tokenize = slow_tokenize  # type: ignore[method-assign]
 

@@ -39,7 +39,8 @@ def test_bundle_manifest_and_gates(tiny_bundle: Path) -> None:
     assert parity["int8_vs_fp32"]["recipe"] in steps.INT8_RECIPES
     assert manifest["training_metrics"]["validation"]["accuracy"] >= 0.8
     tok = json.loads((tiny_bundle / "tokenizer.json").read_text())
-    assert tok["padding"] is None and tok["truncation"]["max_length"] == 64
+    assert tok["padding"] is None and tok["truncation"] is None  # the runtime sets both from the manifest
+    assert manifest["inputs"] == ["text"] and manifest["tokenizer"]["max_length"] == 64
 
 
 def _torch_argmax(run: Path, texts: list[str]) -> list[int]:
@@ -315,9 +316,9 @@ def test_int8_gate_failure_refuses_or_falls_back(
     real = exporter.parity.agreement
     calls: list[int] = []
 
-    def poor_int8_agreement(a: np.ndarray, b: np.ndarray, multi: bool) -> float:
+    def poor_int8_agreement(a: np.ndarray, b: np.ndarray, multi: bool, threshold: float = 0.5) -> float:
         calls.append(1)
-        return 0.5 if len(calls) > 1 else real(a, b, multi)  # first call is the fp32 gate: keep it real
+        return 0.5 if len(calls) > 1 else real(a, b, multi, threshold)  # the first is the fp32 gate: keep it real
 
     monkeypatch.setattr(exporter.parity, "agreement", poor_int8_agreement)
     with pytest.raises(GateError, match="no int8 recipe passed"):
@@ -345,7 +346,8 @@ def test_cuda_bundle_has_fp16_and_no_int8(tiny_run: Path, tmp_path: Path) -> Non
     assert set(result.bundle.models) == {"fp32", "fp16"}
     assert result.bundle.models["fp16"].provider == "cuda"
     fp16 = result.parity["fp16_vs_fp32"]
-    assert fp16["argmax_agreement"] >= 0.97 and fp16["measured_on"].startswith(("cuda", "cpu"))
+    # No GPU here: the fp16 gate says plainly that it was not measured (scripts/gpu_check.sh enforces it on a GPU).
+    assert fp16["measured"] is False and "not measured" in fp16["why"]
     ops = {n.op_type for n in onnx.load(str(tmp_path / "b/model.onnx")).graph.node}
     assert "SkipLayerNormalization" in ops  # GPU exports keep Optimum's default fusions (CPU ones drop this one)
     predictor = Predictor.load(tmp_path / "b", device="cpu")

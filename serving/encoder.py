@@ -1,0 +1,116 @@
+"""Text → model inputs, exactly as the runtime does it: one class, used by the engine and by the export's gates.
+
+The parity gates run through this same code on the staged bundle's own tokenizer.json, so what was verified is
+what is served: the character pre-cut, truncation side, pair encoding, padding and the graph's input names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from baton.errors import BundleError
+from baton.serving.manifest import TokenizerSpec
+
+__all__ = ["CHARS_PER_TOKEN_CAP", "Encoded", "TextEncoder", "Tokens", "length_sorted_chunks"]
+
+# Texts are cut to this many characters per allowed token before tokenizing, so a multi-megabyte input cannot
+# stall the tokenizer; the cut is reported as truncation like any other. No tokenizer here makes a token of more
+# than 24 characters' worth of text that would matter after the cut.
+CHARS_PER_TOKEN_CAP = 24
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One text (or text pair), tokenized, unpadded."""
+
+    ids: list[int]
+    type_ids: list[int]
+    truncated: bool
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenized batch, padded to its longest member."""
+
+    inputs: dict[str, np.ndarray]
+    truncated: list[bool]
+
+    @property
+    def size(self) -> int:
+        return len(self.truncated)
+
+    @property
+    def padded_tokens(self) -> int:
+        ids = self.inputs["input_ids"]
+        return int(ids.shape[0] * ids.shape[1])
+
+
+def length_sorted_chunks(count: int, size: Callable[[int], int], chunk: int) -> list[list[int]]:
+    """Indices 0..count-1 sorted by `size` (stable), cut into chunks of at most `chunk`: less padding per batch."""
+    order = sorted(range(count), key=size)
+    return [order[start : start + chunk] for start in range(0, count, chunk)]
+
+
+class TextEncoder:
+    """The bundle's tokenizer with the manifest's truncation, and `collate` to the graph's input names."""
+
+    def __init__(self, tokenizer_file: Path, spec: TokenizerSpec, input_names: Sequence[str]) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+            raise BundleError(f"{tokenizer_file}: not a tokenizers file ({str(exc)[:200]})") from exc
+        # Set both explicitly: tokenizer.json files often carry fixed padding (e.g. to 128) that costs ~4x.
+        # Padding happens in `collate`, per batch, after the batcher has grouped texts by length.
+        self._tokenizer.enable_truncation(spec.max_length, direction=spec.truncation_side, strategy="longest_first")
+        self._tokenizer.no_padding()
+        self.max_length = spec.max_length
+        self._pad_id = spec.pad_id
+        self._left = spec.truncation_side == "left"
+        self._input_names = tuple(input_names)
+        self._char_cap = spec.max_length * CHARS_PER_TOKEN_CAP
+
+    def _cut(self, text: str) -> str:
+        """The pre-cut keeps the end of the text that truncation keeps."""
+        if len(text) <= self._char_cap:
+            return text
+        return text[-self._char_cap :] if self._left else text[: self._char_cap]
+
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]:
+        """Tokenize without padding (the batcher pads per batch, after sorting by length)."""
+        cut = [self._cut(t) for t in texts]
+        if pairs is None:
+            encodings = self._tokenizer.encode_batch(cut)
+            was_cut = [len(c) < len(t) for c, t in zip(cut, texts, strict=True)]
+        else:
+            cut_pairs = [self._cut(p) for p in pairs]
+            encodings = self._tokenizer.encode_batch(list(zip(cut, cut_pairs, strict=True)))
+            was_cut = [
+                len(c) < len(t) or len(cp) < len(p) for c, t, cp, p in zip(cut, texts, cut_pairs, pairs, strict=True)
+            ]
+        return [Tokens(e.ids, e.type_ids, bool(e.overflowing) or w) for e, w in zip(encodings, was_cut, strict=True)]
+
+    def collate(self, items: Sequence[Tokens]) -> Encoded:
+        """Pad tokenized texts to the longest among them, with the inputs the graph takes."""
+        width = max((len(t) for t in items), default=0)
+        ids = np.full((len(items), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(items), width), dtype=np.int64)
+        types = np.zeros((len(items), width), dtype=np.int64)
+        for row, t in enumerate(items):
+            ids[row, : len(t)] = t.ids
+            mask[row, : len(t)] = 1
+            types[row, : len(t)] = t.type_ids
+        inputs = {"input_ids": ids}
+        if "attention_mask" in self._input_names:
+            inputs["attention_mask"] = mask
+        if "token_type_ids" in self._input_names:
+            inputs["token_type_ids"] = types
+        return Encoded(inputs, [t.truncated for t in items])

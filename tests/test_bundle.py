@@ -1,0 +1,121 @@
+"""Sealed bundles: the manifest is validated, every path stays inside the bundle, every file read is verified."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton.errors import BundleError
+from baton.serving import Predictor, load_bundle
+from baton.serving.bundle import sha256_of
+from baton.serving.engine import Engine
+
+
+def _copy(tiny_bundle: Path, tmp_path: Path, edit: Callable[[dict[str, Any], Path], None]) -> Path:
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    manifest = json.loads((copy / "bundle.json").read_text())
+    edit(manifest, copy)
+    (copy / "bundle.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def _outside_file(tmp_path: Path, tiny_bundle: Path) -> Path:
+    outside = tmp_path / "outside.json"
+    shutil.copy2(tiny_bundle / "tokenizer.json", outside)
+    return outside
+
+
+def _rename_tokenizer(manifest: dict[str, Any], name: str) -> None:
+    manifest["files"][name] = manifest["files"].pop("tokenizer.json")
+    manifest["tokenizer"]["file"] = name
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m, root: _rename_tokenizer(m, "../outside.json"), "must be a plain file name inside the bundle"),
+        (lambda m, root: _rename_tokenizer(m, "/etc/passwd"), "must be a plain file name inside the bundle"),
+        (lambda m, root: _rename_tokenizer(m, ".hidden"), "must be a plain file name inside the bundle"),
+        (lambda m, root: m["tokenizer"].update(file="other.json"), "which 'files' does not list"),
+        (lambda m, root: m["files"]["tokenizer.json"].pop("sha256"), "'files.tokenizer.json.sha256' is missing"),
+        (lambda m, root: m.update(files=["model.onnx"]), "'files' must be dict"),
+        (lambda m, root: m.update(max_length="abc"), "'max_length' must be int"),
+        (lambda m, root: m.update(max_length=10**9), "'max_length' must be in"),
+        (lambda m, root: m["tokenizer"].pop("pad_id"), "'tokenizer.pad_id' is missing"),
+        (lambda m, root: m.update(labels=[]), "'labels' must hold 1 to"),
+        (lambda m, root: m.update(labels=["a", "a"]), "'labels' must be distinct"),
+        (lambda m, root: m.update(inputs=["text", "image"]), "'inputs' must be"),
+        (lambda m, root: m.update(input_names=["input_ids", "pixel_values"]), "'input_names' must include"),
+        (lambda m, root: m.update(threshold=1.5), "'threshold' must be in"),
+        (lambda m, root: m.update(threshold=True), "'threshold' must be"),
+        (lambda m, root: m["files"]["model.onnx"].update(bytes=1), "bundle.json records 1"),
+    ],
+)
+def test_malformed_manifests_are_one_bundle_error(
+    tiny_bundle: Path, tmp_path: Path, edit: Callable[[dict[str, Any], Path], None], message: str
+) -> None:
+    copy = _copy(tiny_bundle, tmp_path, edit)
+    _outside_file(tmp_path, tiny_bundle)
+    with pytest.raises(BundleError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        load_bundle(copy)
+
+
+def test_symlinks_out_of_the_bundle_are_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    outside = _outside_file(tmp_path, tiny_bundle)
+    copy = _copy(tiny_bundle, tmp_path, lambda m, root: None)
+    (copy / "tokenizer.json").unlink()
+    (copy / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(BundleError, match="tokenizer.json is not a regular file inside the bundle"):
+        load_bundle(copy)
+
+
+def test_the_tokenizer_is_verified_even_without_model_checksums(tiny_bundle: Path, tmp_path: Path) -> None:
+    copy = _copy(tiny_bundle, tmp_path, lambda m, root: None)
+    text = (copy / "tokenizer.json").read_text()
+    (copy / "tokenizer.json").write_text(text.replace('"[UNK]"', '"[UNX]"', 1))  # same size, other content
+    assert (copy / "tokenizer.json").stat().st_size == (tiny_bundle / "tokenizer.json").stat().st_size
+    with pytest.raises(BundleError, match=r"tokenizer\.json does not match its SHA-256"):
+        load_bundle(copy, verify=False)
+
+
+def test_a_label_count_that_does_not_match_the_graph_is_refused_at_load(tiny_bundle: Path, tmp_path: Path) -> None:
+    copy = _copy(tiny_bundle, tmp_path, lambda m, root: m.update(labels=["negative", "positive", "neutral"]))
+    bundle = load_bundle(copy)  # the manifest alone is well-formed
+    with pytest.raises(BundleError, match="returns 2 logits per text, the manifest lists 3 labels"):
+        Engine(bundle, "fp32")
+
+
+def test_an_oversized_or_non_json_manifest_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    copy = _copy(tiny_bundle, tmp_path, lambda m, root: None)
+    (copy / "bundle.json").write_bytes(b"[" * 100_000)
+    with pytest.raises(BundleError, match="is not valid JSON"):
+        load_bundle(copy)
+    (copy / "bundle.json").write_bytes(b" " * (5 * 1024 * 1024))
+    with pytest.raises(BundleError, match="at most"):
+        load_bundle(copy)
+
+
+def test_cli_names_the_bundle_problem_in_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
+    copy = _copy(tiny_bundle, tmp_path, lambda m, root: m.update(max_length="abc"))
+    for args in (["predict", str(copy), "hello"], ["serve", str(copy), "--port", "0", "--metrics-port", "0"]):
+        proc = subprocess.run([sys.executable, "-m", "baton", "-q", *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"error: bundle {copy}: bundle.json: 'max_length' must be int (got str)"
+        ]
+
+
+def test_a_valid_bundle_loads_and_its_files_match(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.manifest.inputs == ("text",) and not bundle.manifest.pairs
+    for entry in bundle.manifest.files.values():
+        assert sha256_of(tiny_bundle / entry.name) == entry.sha256
+    assert Predictor.load(tiny_bundle, device="cpu").predict(["fine"])[0].label in bundle.labels
