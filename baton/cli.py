@@ -114,13 +114,16 @@ def evaluate(
     data: Annotated[str, Opt(help="Labelled CSV/JSON/JSONL/parquet file.")],
     variant: Annotated[list[str] | None, Opt(help="Variant(s) to score (default: each).")] = None,
     text_column: Annotated[str, Opt()] = "text",
+    text_pair_column: Annotated[str | None, Opt(help="Second text's column (sentence-pair models).")] = None,
     label_column: Annotated[str, Opt()] = "label",
     output_dir: Annotated[Path | None, Opt(help="Write metrics.json, report.md and plots here.")] = None,
 ) -> None:
     """Score bundle variants on a labelled file with the embedded runtime."""
     from baton.serving.evaluate import evaluate_bundle
 
-    results = evaluate_bundle(bundle, data, variant, text_column, label_column, output_dir)
+    results = evaluate_bundle(
+        bundle, data, variant, text_column, label_column, output_dir, text_pair_column=text_pair_column
+    )
     for name, m in results.items():
         f1 = m.get("micro_f1", m["macro_f1"])
         typer.echo(
@@ -129,11 +132,12 @@ def evaluate(
         )
 
 
-def _read_texts(texts: list[str] | None, file: Path | None) -> list[str]:
+def _read_lines(texts: list[str] | None, file: Path | None) -> tuple[list[str], str]:
+    """The texts given, else the lines of --file or stdin; returns (lines, where they came from)."""
     from baton.errors import DataError
 
     if texts and texts != ["-"]:
-        return texts
+        return texts, "arguments"
     if file is not None:
         if not file.is_file():
             raise DataError(f"--file: file not found: {file}")
@@ -149,37 +153,108 @@ def _read_texts(texts: list[str] | None, file: Path | None) -> list[str]:
         out.append(text)
     if out and out[-1] == "":
         out.pop()
-    return out
+    return out, where
+
+
+def _split_pairs(lines: list[str], where: str) -> tuple[list[str], list[str]]:
+    """Lines of a pair model's input: text TAB text_pair."""
+    from baton.errors import DataError
+
+    texts, pairs = [], []
+    for number, line in enumerate(lines, start=1):
+        if "\t" not in line:
+            raise DataError(f"{where}: line {number} has no tab: a pair model reads 'text<TAB>text_pair' per line")
+        text, pair = line.split("\t", 1)
+        texts.append(text)
+        pairs.append(pair)
+    return texts, pairs
+
+
+def _with_pairs(
+    lines: list[str], where: str, text_pair: list[str] | None, pairs_model: bool
+) -> tuple[list[str], list[str] | None]:
+    """(texts, pairs) for `predict`: pairs from --text-pair (one per text), or tab-separated lines for a pair model."""
+    from baton.errors import DataError
+
+    if text_pair:
+        if len(text_pair) != len(lines):
+            raise DataError(f"--text-pair: given {len(text_pair)} time(s) for {len(lines)} text(s); give one per text")
+        return lines, list(text_pair)
+    if pairs_model and where != "arguments":
+        return _split_pairs(lines, where)
+    return lines, None
+
+
+def _tls(tls_ca: Path | None, tls_cert: Path | None, tls_key: Path | None) -> Any:
+    if tls_ca is None and tls_cert is None and tls_key is None:
+        return None
+    from baton.serving.client import TLSConfig
+
+    if (tls_cert is None) != (tls_key is None):
+        raise BatonError("--tls-cert and --tls-key go together")
+    for flag, path in (("--tls-ca", tls_ca), ("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path is not None and not path.is_file():
+            raise BatonError(f"{flag}: file not found: {path}")
+    return TLSConfig(
+        root_ca=str(tls_ca) if tls_ca else None,
+        client_cert=str(tls_cert) if tls_cert else None,
+        client_key=str(tls_key) if tls_key else None,
+    )
 
 
 @app.command()
 def predict(
     target: Annotated[str, typer.Argument(help="Bundle directory; with --server, the first text.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts; none or '-' reads lines from stdin.")] = None,
+    text_pair: Annotated[
+        list[str] | None,
+        Opt(help="Pair models: the second text, once per text (lines read from a file or stdin: text<TAB>pair)."),
+    ] = None,
     server: Annotated[str | None, Opt(help="Classify through a running `baton serve` at HOST:PORT.")] = None,
     token: Annotated[str | None, Opt(help="Bearer token for --server.")] = None,
+    tls_ca: Annotated[Path | None, Opt(help="--server over TLS: PEM CA that signed the server's certificate.")] = None,
+    tls_cert: Annotated[Path | None, Opt(help="--server over mTLS: this client's PEM certificate.")] = None,
+    tls_key: Annotated[Path | None, Opt(help="--server over mTLS: this client's PEM key.")] = None,
     file: Annotated[Path | None, Opt(help="Read one text per line from this UTF-8 file.")] = None,
     top_k: Annotated[int | None, Opt(help="Also return the k best labels.")] = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda.")] = "auto",
     variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
 ) -> None:
     """Classify texts with a bundle; prints one JSON object per line."""
-    import json
-
     from baton.serving import Predictor
 
     if server is not None:
-        _predict_remote(server, token, _read_texts([target, *(texts or [])], file), top_k)
+        lines, where = _read_lines([target, *(texts or [])], file)
+        _predict_remote(server, token, _tls(tls_ca, tls_cert, tls_key), lines, where, text_pair, top_k)
         return
-    items = _read_texts(texts, file)
     predictor = Predictor.load(target, device=device, variant=variant)
-    for text, p in zip(items, predictor.predict(items, top_k=top_k), strict=True):
-        row: dict[str, Any] = {"text": text, "label": p.label, "score": round(p.score, 6), "truncated": p.truncated}
-        if top_k:
-            row["top_k"] = [{"label": label, "score": round(s, 6)} for label, s in p.top_k]
-        if p.labels is not None:
-            row["labels"] = p.labels
-        typer.echo(json.dumps(row, ensure_ascii=False))
+    items, pairs = _with_pairs(*_read_lines(texts, file), text_pair, predictor.pairs)
+    predictions = predictor.predict(items, top_k=top_k, pairs=pairs)
+    for i, (text, p) in enumerate(zip(items, predictions, strict=True)):
+        _echo_row(text, None if pairs is None else pairs[i], p.label, p.score, p.truncated, p.top_k, top_k, p.labels)
+
+
+def _echo_row(
+    text: str,
+    pair: str | None,
+    label: str,
+    score: float,
+    truncated: bool,
+    top: list[tuple[str, float]],
+    top_k: int | None,
+    labels: list[str] | None,
+) -> None:
+    import json
+
+    row: dict[str, Any] = {"text": text}
+    if pair is not None:
+        row["text_pair"] = pair
+    row.update({"label": label, "score": round(score, 6), "truncated": truncated})
+    if top_k:
+        row["top_k"] = [{"label": name, "score": round(s, 6)} for name, s in top]
+    if labels is not None:
+        row["labels"] = labels
+    typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 @app.command()
@@ -374,21 +449,26 @@ def demo(
     run_demo(workdir, typer.echo)
 
 
-def _predict_remote(server: str, token: str | None, items: list[str], top_k: int | None) -> None:
-    import json
-
+def _predict_remote(
+    server: str,
+    token: str | None,
+    tls: Any,
+    lines: list[str],
+    where: str,
+    text_pair: list[str] | None,
+    top_k: int | None,
+) -> None:
     from baton.serving.client import Client, ClientError
 
     try:
-        with Client(server, token=token) as client:
-            results = client.classify(items, top_k=top_k)
+        with Client(server, token=token, tls=tls) as client:
+            pairs_model = "text_pair" in client.model_info().inputs  # the server's manifest says what it takes
+            items, pairs = _with_pairs(lines, where, text_pair, pairs_model)
+            results = client.classify(items, top_k=top_k, pairs=pairs)
     except ClientError as exc:
         raise BatonError(f"--server {server}: {exc}") from exc
-    for text, r in zip(items, results, strict=True):
-        row: dict[str, Any] = {"text": text, "label": r.label, "score": round(r.score, 6), "truncated": r.truncated}
-        if top_k:
-            row["top_k"] = [{"label": label, "score": round(s, 6)} for label, s in r.top_k]
-        typer.echo(json.dumps(row, ensure_ascii=False))
+    for i, (text, r) in enumerate(zip(items, results, strict=True)):
+        _echo_row(text, None if pairs is None else pairs[i], r.label, r.score, r.truncated, r.top_k, top_k, None)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -145,24 +145,40 @@ class _ClientBase:
         self.timeout = timeout
 
     @staticmethod
-    def _request(texts: Sequence[str], top_k: int | None) -> pb.ClassifyRequest:
-        return pb.ClassifyRequest(texts=list(texts), top_k=top_k) if top_k else pb.ClassifyRequest(texts=list(texts))
+    def _request(texts: Sequence[str], top_k: int | None, pairs: Sequence[str] | None) -> pb.ClassifyRequest:
+        if isinstance(texts, str) or isinstance(pairs, str):
+            raise TypeError("takes a sequence of texts, not a single string")
+        request = pb.ClassifyRequest(texts=list(texts), text_pairs=list(pairs or ()))
+        if top_k:
+            request.top_k = top_k
+        return request
 
 
 class Client(_ClientBase):
     """Blocking client: `Client("127.0.0.1:50051").classify(["text"])`."""
 
     def classify_response(
-        self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
+        self,
+        texts: Sequence[str],
+        top_k: int | None = None,
+        timeout: float | None = None,
+        pairs: Sequence[str] | None = None,
     ) -> pb.ClassifyResponse:
-        request = self._request(texts, top_k)
+        request = self._request(texts, top_k, pairs)
         try:
             return self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc) from exc
 
-    def classify(self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None) -> list[Result]:
-        return _results(self.classify_response(texts, top_k, timeout))
+    def classify(
+        self,
+        texts: Sequence[str],
+        top_k: int | None = None,
+        timeout: float | None = None,
+        pairs: Sequence[str] | None = None,
+    ) -> list[Result]:
+        """One result per text; `pairs` (one per text) for a sentence-pair model."""
+        return _results(self.classify_response(texts, top_k, timeout, pairs))
 
     def model_info(self) -> pb.ModelInfo:
         try:
@@ -186,18 +202,26 @@ class AsyncClient(_ClientBase):
     _aio = True
 
     async def classify_response(
-        self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
+        self,
+        texts: Sequence[str],
+        top_k: int | None = None,
+        timeout: float | None = None,
+        pairs: Sequence[str] | None = None,
     ) -> pb.ClassifyResponse:
-        request = self._request(texts, top_k)
+        request = self._request(texts, top_k, pairs)
         try:
             return await self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc) from exc
 
     async def classify(
-        self, texts: Sequence[str], top_k: int | None = None, timeout: float | None = None
+        self,
+        texts: Sequence[str],
+        top_k: int | None = None,
+        timeout: float | None = None,
+        pairs: Sequence[str] | None = None,
     ) -> list[Result]:
-        return _results(await self.classify_response(texts, top_k, timeout))
+        return _results(await self.classify_response(texts, top_k, timeout, pairs))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -22,19 +22,30 @@ def evaluate_bundle(
     label_column: str,
     output_dir: Path | None,
     batch_size: int = 32,
+    text_pair_column: str | None = None,
 ) -> dict[str, Any]:
     from baton.training.data import load_labelled_file
     from baton.training.metrics import classification_metrics, encode_label_ids
     from baton.training.report import plot_confusion_matrix, write_report
 
     bundle = load_bundle(bundle_dir)
+    if bundle.manifest.pairs and not text_pair_column:
+        raise DataError(
+            f"{bundle.root} is a sentence-pair model: name the second text's column with --text-pair-column"
+        )
+    if text_pair_column and not bundle.manifest.pairs:
+        raise DataError(f"--text-pair-column: {bundle.root} takes single texts, not pairs")
     ds = load_labelled_file(data_file, "--data")
-    for column, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
+    columns = [(text_column, "--text-column"), (label_column, "--label-column")]
+    if text_pair_column:
+        columns.append((text_pair_column, "--text-pair-column"))
+    for column, flag in columns:
         if column not in ds.column_names:
             raise DataError(
                 f"--data {data_file}: no column '{column}' ({flag}); columns found: {', '.join(ds.column_names)}"
             )
     texts = ["" if t is None else str(t) for t in ds[text_column]]
+    pairs = ["" if t is None else str(t) for t in ds[text_pair_column]] if text_pair_column else None
     try:
         label_ids = encode_label_ids(ds[label_column], bundle.labels, bundle.multi_label)
     except KeyError as exc:
@@ -43,7 +54,7 @@ def evaluate_bundle(
     for variant in variants or sorted(bundle.models):
         predictor = Predictor(Engine(bundle, variant, "cpu"), batch_size)
         results[variant] = classification_metrics(
-            predictor.logits(texts), label_ids, bundle.labels, bundle.multi_label, predictor.engine.threshold
+            predictor.logits(texts, pairs), label_ids, bundle.labels, bundle.multi_label, predictor.engine.threshold
         )
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)

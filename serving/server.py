@@ -268,7 +268,8 @@ class BatonServer:
         await server.start()
         self._server = server
         if cfg.warmup:
-            await self.batcher.submit(["warm-up", "a longer warm-up text " * 8])
+            texts = ["warm-up", "a longer warm-up text " * 8]
+            await self.batcher.submit(texts, pairs=texts[::-1] if self.bundle.manifest.pairs else None)
         for service in (*services[:2], ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._ready = True

@@ -91,3 +91,17 @@ def test_missing_extra_is_one_line_naming_the_extra(tiny_model_dir: Path, tiny_r
     assert not (tmp_path / "b").exists()
     serve = _cli_without("grpc", "predict", "--server", "127.0.0.1:1", "hello", cwd=tmp_path)
     assert serve.returncode == 2 and "pip install 'baton[serve]'" in serve.stderr and "Traceback" not in serve.stderr
+
+
+def test_the_client_is_exported_lazily() -> None:
+    """`from baton.serving import Client` works (as documented), and the embedded runtime alone needs no grpc."""
+    code = (
+        "import sys\n"
+        "import baton.serving\n"
+        "assert 'grpc' not in sys.modules, 'baton.serving imported grpc'\n"
+        "from baton.serving import AsyncClient, Client, ClientError, TLSConfig\n"
+        "from baton.serving.client import Client as Direct\n"
+        "assert Client is Direct and 'grpc' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
