@@ -231,6 +231,29 @@ class BatonServer:
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(services, server)
+        try:
+            self._bind(server)
+        except BaseException:
+            await server.stop(None)  # a port that was bound is released
+            self.metrics.close()
+            raise
+        for service in (*services[:2], ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.batcher.start()
+        await server.start()
+        self._server = server
+        if cfg.warmup:
+            texts = ["warm-up", "a longer warm-up text " * 8]
+            await self.batcher.submit(texts, pairs=texts[::-1] if self.bundle.manifest.pairs else None)
+        for service in (*services[:2], ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._ready = True
+        logger.info("serving %s on %s:%d (metrics port %s)", self.model_name, cfg.host, self.port, self.metrics_port)
+        return self.port
+
+    def _bind(self, server: grpc.aio.Server) -> None:
+        """Bind the gRPC and metrics ports; a port in use or unusable TLS files are one ConfigError naming the flag."""
+        cfg = self.config
         address = f"{cfg.host}:{cfg.port}"
         if cfg.tls_cert and cfg.tls_key:
             _check_tls(cfg)
@@ -262,19 +285,6 @@ class BatonServer:
                 raise ConfigError(
                     f"--metrics-port: cannot bind {cfg.metrics_host}:{cfg.metrics_port} ({exc.strerror or exc})"
                 ) from exc
-        for service in (*services[:2], ""):
-            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.batcher.start()
-        await server.start()
-        self._server = server
-        if cfg.warmup:
-            texts = ["warm-up", "a longer warm-up text " * 8]
-            await self.batcher.submit(texts, pairs=texts[::-1] if self.bundle.manifest.pairs else None)
-        for service in (*services[:2], ""):
-            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        self._ready = True
-        logger.info("serving %s on %s:%d (metrics port %s)", self.model_name, cfg.host, self.port, self.metrics_port)
-        return self.port
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING at once, refuse new RPCs, finish accepted ones within `grace`, stop workers."""
