@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from pathlib import Path
 
 import grpc
@@ -174,3 +175,36 @@ def test_port_in_use_and_bad_tls_files_are_config_errors(tiny_bundle: Path, tmp_
     cert.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match="not a usable pair"):
         asyncio.run(start(ServeConfig(bundle=str(tiny_bundle), port=0, tls_cert=str(cert), tls_key=str(key))))
+
+
+def test_a_stream_on_shutdown_answers_what_it_took_then_ends_ok(tiny_bundle: Path) -> None:
+    """On stop, a stream answers the message it is working on, reads nothing more and ends with OK (before the
+    change it was served for the whole grace period, then its in-flight messages got UNAVAILABLE)."""
+    import asyncio
+    import threading
+
+    engine = SlowEngine(real_engine(tiny_bundle), delay=0.5)
+    s = ServerThread(ServeConfig(bundle=str(tiny_bundle), warmup=False, grace_s=20), engine=engine)
+    with s, grpc.insecure_channel(s.target) as channel:
+        stub = pb_grpc.TextClassifierStub(channel)
+        first_sent, stopping = threading.Event(), threading.Event()
+
+        def requests():  # type: ignore[no-untyped-def]
+            yield pb.ClassifyRequest(texts=["first"])
+            first_sent.set()
+            stopping.wait(10)
+            yield pb.ClassifyRequest(texts=["sent after the stop began"])
+            stopping.wait(30)  # keep the request side open: the server must end the stream
+
+        responses = stub.ClassifyStream(requests(), timeout=60)
+        first_sent.wait(10)
+        time.sleep(0.1)  # the first message is in the engine (0.5 s)
+        assert s.server is not None
+        stopped = asyncio.run_coroutine_threadsafe(s.server.stop(20), s.loop)
+        time.sleep(0.05)
+        stopping.set()
+        started = time.monotonic()
+        answered = list(responses)  # ends without an error: the stream finished with OK
+        assert [len(r.results) for r in answered] == [1]
+        assert time.monotonic() - started < 10  # well within the 20 s grace: nothing waited for it to run out
+        stopped.result(30)
