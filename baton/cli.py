@@ -281,6 +281,9 @@ def serve(
     max_message_bytes: Annotated[
         int | None, Opt(help="Largest request message, refused before decoding [1 MiB].")
     ] = None,
+    max_concurrent_streams: Annotated[
+        int | None, Opt(help="Calls one connection may have open at the server; more wait client-side [no limit].")
+    ] = None,
     tls_cert: Annotated[str | None, Opt(help="PEM server certificate.")] = None,
     tls_key: Annotated[str | None, Opt(help="PEM server key.")] = None,
     tls_client_ca: Annotated[str | None, Opt(help="PEM CA for client certificates (mTLS).")] = None,

@@ -33,6 +33,13 @@ class ServeConfig:
     # Sized from the limits above for the texts that matter: 256 texts of ~4 KiB (a 128-token window is well under
     # that). gRPC refuses a larger message before anything decodes it.
     max_message_bytes: int = 1024 * 1024
+    # Streams one connection may hold open at the server (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); None: grpc's
+    # default (no limit). A limit makes a client's excess calls wait on its own side, so a connection flooding the
+    # server with doomed calls (1 ms deadlines) cannot fill grpc's pending-call queue, whose overload protection
+    # cancels calls at random, bystanders included. It also caps a client that multiplexes many calls on one
+    # channel (32 cost baton bench's 64-client channel 13-18 % of its throughput), so it is off by default:
+    # docs/benchmarks.md, "Deadline storm".
+    max_concurrent_streams: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
@@ -59,6 +66,8 @@ class ServeConfig:
                 raise ConfigError(f"{flag}: file not found: {path}")
         if self.max_texts_per_request < 1 or self.max_text_chars < 1 or self.max_message_bytes < 1024:
             raise ConfigError("request limits must be positive (max message size at least 1024 bytes)")
+        if self.max_concurrent_streams is not None and self.max_concurrent_streams < 1:
+            raise ConfigError(f"--max-concurrent-streams must be >= 1 (got {self.max_concurrent_streams})")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be >= 1 (got {self.workers})")
         if self.threads is not None and self.threads < 1:

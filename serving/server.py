@@ -56,6 +56,8 @@ _ERROR_CODES: dict[type[BatcherError], grpc.StatusCode] = {
     BatchFailed: grpc.StatusCode.INTERNAL,
     RequestTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
 }
+# A call with less time left than this cannot be answered: refused before any work (no tokenizing, no queueing).
+_MIN_REMAINING_S = 0.001
 # Fields a KServe request may hold at its top level and per input tensor (besides the texts themselves).
 _KSERVE_FIELDS = 64
 
@@ -205,6 +207,8 @@ class BatonServer:
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
+        if cfg.max_concurrent_streams is not None:
+            options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
         server = grpc.aio.server(interceptors=interceptors, options=options)
         # Count elements on the wire before decoding (texts, pairs and a few scalars per Classify message).
         max_fields = 2 * cfg.max_texts_per_request + 8
@@ -359,8 +363,10 @@ class BatonServer:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            self._check_texts(texts, pairs)
             remaining = context.time_remaining()
+            if remaining is not None and remaining <= _MIN_REMAINING_S:
+                raise _RpcFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline too short to run the model")
+            self._check_texts(texts, pairs)
             state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
             try:
                 results = await self.batcher.submit(texts, state, pairs)
