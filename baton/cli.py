@@ -49,19 +49,23 @@ def train(
     test_file: Annotated[str | None, Opt(help="Test data, scored once at the end.")] = None,
     dataset: Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")] = None,
     dataset_config: Annotated[str | None, Opt(help="Config name of --dataset.")] = None,
-    text_column: Annotated[str | None, Opt(help="Text column [text].")] = None,
+    text_column: Annotated[str | None, Opt(help="Text column (default: text).")] = None,
     text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
-    label_column: Annotated[str | None, Opt(help="Label column [label]; a column of lists means multi-label.")] = None,
-    output_dir: Annotated[str | None, Opt(help="Run directory [runs/latest].")] = None,
-    epochs: Annotated[float | None, Opt(help="Epochs [3].")] = None,
-    batch_size: Annotated[int | None, Opt(help="Per-device train batch size [16].")] = None,
-    learning_rate: Annotated[float | None, Opt(help="Peak learning rate [1e-4].")] = None,
-    max_length: Annotated[int | None, Opt(help="Max tokens per example [128].")] = None,
-    seed: Annotated[int | None, Opt(help="Random seed [42].")] = None,
-    patience: Annotated[int | None, Opt(help="Early-stopping patience in evaluations; 0 disables [2].")] = None,
+    label_column: Annotated[str | None, Opt(help="Label column (default: label); a column of lists means multi-label.")] = None,
+    output_dir: Annotated[str | None, Opt(help="Run directory (default: runs/latest).")] = None,
+    epochs: Annotated[float | None, Opt(help="Epochs (default: 3).")] = None,
+    batch_size: Annotated[int | None, Opt(help="Per-device train batch size (default: 16).")] = None,
+    learning_rate: Annotated[float | None, Opt(help="Peak learning rate (default: 1e-4).")] = None,
+    max_length: Annotated[int | None, Opt(help="Max tokens per example (default: 128).")] = None,
+    seed: Annotated[int | None, Opt(help="Random seed (default: 42).")] = None,
+    patience: Annotated[
+        int | None, Opt(help="Early-stopping patience in evaluations; 0 disables (default: 2).")
+    ] = None,
     max_train_samples: Annotated[int | None, Opt(help="Use at most this many training rows (quick runs).")] = None,
-    threshold: Annotated[float | None, Opt(help="Multi-label decision threshold [0.5].")] = None,
-    bf16: Annotated[str | None, Opt(help="bf16 autocast: auto (when the hardware has it), on, off [auto].")] = None,
+    threshold: Annotated[float | None, Opt(help="Multi-label decision threshold (default: 0.5).")] = None,
+    bf16: Annotated[
+        str | None, Opt(help="bf16 autocast: auto (when the hardware has it), on, off (default: auto).")
+    ] = None,
     group_by_length: Annotated[bool | None, Opt("--group-by-length/--no-group-by-length")] = None,
     baseline: Annotated[bool | None, Opt("--baseline/--no-baseline", help="Also score the untrained head.")] = None,
     resume: Annotated[bool | None, Opt("--resume", help="Continue from the last checkpoint in --output-dir.")] = None,
@@ -261,34 +265,38 @@ def _echo_row(
 def serve(
     bundle: Annotated[str | None, typer.Argument(help="Bundle directory (or `bundle:` in --config).")] = None,
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
-    host: Annotated[str | None, Opt(help="Bind address [127.0.0.1].")] = None,
-    port: Annotated[int | None, Opt(help="gRPC port [50051]; 0 picks a free one.")] = None,
-    device: Annotated[str | None, Opt(help="auto, cpu, cuda [auto].")] = None,
+    host: Annotated[str | None, Opt(help="Bind address (default: 127.0.0.1).")] = None,
+    port: Annotated[int | None, Opt(help="gRPC port (default: 50051); 0 picks a free one.")] = None,
+    device: Annotated[str | None, Opt(help="auto, cpu, cuda (default: auto).")] = None,
     variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
-    threads: Annotated[int | None, Opt(help="onnxruntime intra-op threads [all cores].")] = None,
-    spin: Annotated[bool | None, Opt("--spin/--no-spin", help="onnxruntime spin-waiting [on].")] = None,
+    threads: Annotated[int | None, Opt(help="onnxruntime intra-op threads (default: all cores).")] = None,
+    spin: Annotated[bool | None, Opt("--spin/--no-spin", help="onnxruntime spin-waiting (default: on).")] = None,
     workers: Annotated[
-        int | None, Opt(help="Batches run at once, each on its share of the threads [2 on CPU with 2+ threads].")
+        int | None,
+        Opt(help="Batches run at once, each on its share of the threads (default: 2 on CPU with 2+ threads)."),
     ] = None,
-    model_name: Annotated[str | None, Opt(help="Model name for KServe v2 [the bundle's name].")] = None,
-    metrics_port: Annotated[int | None, Opt(help="Prometheus port [9464]; 0 picks a free one.")] = None,
-    max_batch_tokens: Annotated[int | None, Opt(help="Padded tokens per batch [8192].")] = None,
-    max_batch_size: Annotated[int | None, Opt(help="Texts per batch [8].")] = None,
-    max_queue_delay_ms: Annotated[float | None, Opt(help="Wait this long for a fuller batch when idle [0].")] = None,
-    max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED [4096].")] = None,
-    max_texts_per_request: Annotated[int | None, Opt(help="[256]")] = None,
-    max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected [20000].")] = None,
+    model_name: Annotated[str | None, Opt(help="Model name for KServe v2 (default: the bundle's name).")] = None,
+    metrics_port: Annotated[int | None, Opt(help="Prometheus port (default: 9464); 0 picks a free one.")] = None,
+    max_batch_tokens: Annotated[int | None, Opt(help="Padded tokens per batch (default: 8192).")] = None,
+    max_batch_size: Annotated[int | None, Opt(help="Texts per batch (default: 8).")] = None,
+    max_queue_delay_ms: Annotated[
+        float | None, Opt(help="Wait this long for a fuller batch when idle (default: 0).")
+    ] = None,
+    max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED (default: 4096).")] = None,
+    max_texts_per_request: Annotated[int | None, Opt(help="Texts per request (default: 256).")] = None,
+    max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected (default: 20000).")] = None,
     max_message_bytes: Annotated[
-        int | None, Opt(help="Largest request message, refused before decoding [1 MiB].")
+        int | None, Opt(help="Largest request message, refused before decoding (default: 1 MiB).")
     ] = None,
     max_concurrent_streams: Annotated[
-        int | None, Opt(help="Calls one connection may have open at the server; more wait client-side [no limit].")
+        int | None,
+        Opt(help="Calls one connection may have open at the server; more wait client-side (default: no limit)."),
     ] = None,
     tls_cert: Annotated[str | None, Opt(help="PEM server certificate.")] = None,
     tls_key: Annotated[str | None, Opt(help="PEM server key.")] = None,
     tls_client_ca: Annotated[str | None, Opt(help="PEM CA for client certificates (mTLS).")] = None,
     auth_token_file: Annotated[str | None, Opt(help="File holding the bearer token clients must send.")] = None,
-    grace_s: Annotated[float | None, Opt(help="Seconds to finish accepted requests on SIGTERM [10].")] = None,
+    grace_s: Annotated[float | None, Opt(help="Seconds to finish accepted requests on SIGTERM (default: 10).")] = None,
 ) -> None:
     """Serve a bundle over gRPC with dynamic batching (domain API, KServe v2, health, reflection, metrics)."""
     overrides = {k: v for k, v in locals().items() if k != "config"}
@@ -355,7 +363,7 @@ def bench_inprocess_cmd(
     samples: Annotated[int, Opt(help="Texts sampled from --data (seeded).")] = 512,
     seed: Annotated[int, Opt()] = 0,
     quick: Annotated[bool, Opt(help="Tiny durations (tests, smoke runs).")] = False,
-    output: Annotated[Path | None, Opt(help="JSON file [bench-results/inprocess-<time>.json].")] = None,
+    output: Annotated[Path | None, Opt(help="JSON file (default: bench-results/inprocess-<time>.json).")] = None,
 ) -> None:
     """Throughput and latency of each backend through the Predictor's code path, per batch size and length."""
     from baton.serving.bench import bench_inprocess, load_texts

@@ -801,4 +801,9 @@ def check_counts(report: dict[str, Any]) -> None:
     grpc_part = report.get("grpc", report)
     for r in grpc_part.get("results", []):
         if "requests_sent" in r and r["requests_sent"] != r["answered"] + sum(r["errors"].values()):
-            raise AssertionError(f"counts do not add up: {r}")
+            lost = r["requests_sent"] - r["answered"] - sum(r["errors"].values())
+            raise BatonError(
+                f"load generator bug: at {r.get('concurrency', r.get('rate'))} the counts do not add up "
+                f"({r['requests_sent']} sent, {r['answered']} answered, {sum(r['errors'].values())} errors: "
+                f"{lost} unaccounted); the results were not saved"
+            )

@@ -152,3 +152,14 @@ def test_bad_input(tiny_bundle: Path, tmp_path: Path, args: list[str], message: 
     proc = _bench(*[str(tiny_bundle) if a == "BUNDLE" else a for a in args], cwd=tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_counts_names_what_does_not_add_up() -> None:
+    from baton.errors import BatonError
+    from baton.serving.bench import check_counts
+
+    good = {"results": [{"concurrency": 8, "requests_sent": 10, "answered": 7, "errors": {"UNAVAILABLE": 3}}]}
+    check_counts(good)
+    bad = {"results": [{"concurrency": 8, "requests_sent": 10, "answered": 7, "errors": {"UNAVAILABLE": 1}}]}
+    with pytest.raises(BatonError, match="at 8 the counts do not add up .*2 unaccounted"):
+        check_counts(bad)

@@ -8,6 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from conftest import REPO, REVIEWS
 
 
@@ -105,3 +106,27 @@ def test_the_client_is_exported_lazily() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+_DEFAULTS = {
+    "train": {"text", "label", "runs/latest", "3", "16", "1e-4", "128", "42", "2", "0.5", "auto"},
+    "serve": {"127.0.0.1", "50051", "9464", "8192", "8", "4096", "256", "20000", "1 MiB", "10", "no limit"},
+}
+
+
+@pytest.mark.parametrize("command", sorted(_DEFAULTS))
+def test_help_shows_the_defaults(command: str) -> None:
+    """typer's rich help reads `[text]` as markup and drops it (it showed "Text column ."): defaults are written as
+    "(default: X)" and must all appear; no help string may use square brackets."""
+    import re
+
+    from baton import cli
+
+    assert re.findall(r'help="[^"]*\[', Path(cli.__file__).read_text(encoding="utf-8")) == []
+    env = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "baton", command, "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    shown = set(re.findall(r"\(default: ([^)]+)\)", proc.stdout))
+    assert _DEFAULTS[command] <= shown, _DEFAULTS[command] - shown

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REVIEWS, write_jsonl
 
-from baton.errors import BatonError, ConfigError, DataError, ModelError, OutputDirError
+from baton.errors import ConfigError, DataError, ModelError, OutputDirError
 from baton.training import TrainConfig, load_train_config, run_training
 from baton.training.models import resolve_model
 
@@ -182,6 +182,45 @@ def test_cli_trains_and_prints_summary(tiny_model_dir: Path, tmp_path: Path) -> 
     assert "validation: accuracy" in proc.stdout and "untrained head" in proc.stdout
 
 
-def test_every_baton_error_subclass_is_a_baton_error() -> None:
-    for cls in (ConfigError, DataError, ModelError, OutputDirError):
-        assert issubclass(cls, BatonError)
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"t\.jsonl is empty"),
+        ('{"text": "caf\xe9", "label": "a"}\n'.encode("latin-1"), r"line 1 is not UTF-8 \(byte 0xe9 at column 14\)"),
+        (
+            b'{"text": "a", "label": "x"}\n{"text": "b", "label": \n',
+            r"line 2, column 24: invalid JSON \(Expecting value\)",
+        ),
+        (b'{"text": "a", "label": "x"}\n["a list"]\n', r"line 2: expected a JSON object, got list"),
+    ],
+)
+def test_unreadable_data_files_name_the_line(
+    tiny_model_dir: Path, tmp_path: Path, content: bytes, message: str
+) -> None:
+    data = tmp_path / "t.jsonl"
+    data.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(data)))
+    proc = _cli("train", "--model", str(tiny_model_dir), "--train-file", str(data), cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_overwrite_keeps_the_finished_run_until_the_new_one_is_ready(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import baton.training.trainer as trainer_mod
+
+    train = write_jsonl(tmp_path / "train.jsonl", _rows())
+    run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train)))
+    run = tmp_path / "run"
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    # A typo in the new inputs: refused before anything is touched.
+    with pytest.raises(DataError, match="file not found"):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(tmp_path / "tarin.jsonl"), overwrite=True))
+    # The new run dies after training, before its model is saved: the old run is still whole.
+    monkeypatch.setattr(trainer_mod, "_write_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train), overwrite=True, seed=7))
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and "checkpoints" not in p.parts}
+    kept = {k: v for k, v in before.items() if "checkpoints" not in k.parts}
+    assert after.keys() >= kept.keys() and all(after[k] == v for k, v in kept.items())

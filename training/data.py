@@ -74,15 +74,44 @@ def load_labelled_file(path_str: str, flag: str = "--data") -> Dataset:
             f"{flag}: unknown format '{suffix or path.name}' for {path} (use one of: {', '.join(sorted(_BUILDERS))})"
         )
     builder, kwargs = _BUILDERS[suffix]
+    if path.stat().st_size == 0:
+        raise DataError(f"{flag}: {path} is empty")
+    if suffix in (".jsonl", ".csv", ".tsv"):
+        _check_text_file(path, flag, jsonl=suffix == ".jsonl")
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
     except ModuleNotFoundError:
         raise  # a missing package, not a bad file: the CLI names the extra to install
     except Exception as exc:  # datasets raises many types for malformed input; translate them all here.
-        raise DataError(f"{flag}: cannot read {path} as {builder}: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
+        raise DataError(f"{flag}: cannot read {path} as {builder}: {first[0][:300]}") from exc
     if len(ds) == 0:
         raise DataError(f"{flag}: {path} holds no rows")
     return ds
+
+
+def _check_text_file(path: Path, flag: str, jsonl: bool) -> None:
+    """UTF-8 throughout, and (JSONL) one JSON object per line: name the first bad line and column, as datasets
+    reports neither."""
+    import json
+
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{flag}: {path} line {number} is not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                    f"{exc.start + 1}); save the file as UTF-8"
+                ) from exc
+            if not jsonl or not line.strip():
+                continue
+            try:
+                row = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{flag}: {path} line {number}, column {exc.pos + 1}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise DataError(f"{flag}: {path} line {number}: expected a JSON object, got {type(row).__name__}")
 
 
 def _hub_splits(cfg: TrainConfig) -> dict[str, Dataset]:

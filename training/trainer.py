@@ -82,7 +82,7 @@ def _prepare_output_dir(cfg: TrainConfig) -> tuple[Path, str | None]:
     finished = (out / METRICS_FILE).is_file()
     checkpoint = _last_checkpoint(out)
     if cfg.resume:
-        if finished:
+        if checkpoint is None and finished:
             raise OutputDirError(f"--resume: {out} already holds a finished run (metrics.json); nothing to resume")
         if checkpoint is None:
             raise OutputDirError(f"--resume: no checkpoint found under {out / CHECKPOINT_DIR}")
@@ -94,15 +94,14 @@ def _prepare_output_dir(cfg: TrainConfig) -> tuple[Path, str | None]:
             raise OutputDirError(
                 f"--output-dir: {out} holds an interrupted run; pass --resume to continue it or --overwrite"
             )
-    if _is_main_process() and out.exists():
-        (out / METRICS_FILE).unlink(missing_ok=True)  # first, so a crash below never leaves a 'finished' run
-        for name in (MODEL_DIR, CHECKPOINT_DIR):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in _RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        for png in out.glob("confusion_matrix_*.png"):
-            png.unlink()
     return out, None
+
+
+def _clear_stale_checkpoints(out: Path) -> None:
+    """Before a fresh (--overwrite) run: drop an interrupted run's checkpoints. A finished run's model, metrics and
+    report stay until the new run has its model saved (`_write_run`): nothing is lost if this run fails."""
+    if _is_main_process():
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
 
 
 def _tokenize(data: PreparedData, tokenizer: Any, max_length: int) -> dict[str, Any]:
@@ -146,9 +145,11 @@ def run_training(cfg: TrainConfig) -> RunResult:
     )
 
     started = time.perf_counter()
-    out, checkpoint = _prepare_output_dir(cfg)
+    out, checkpoint = _prepare_output_dir(cfg)  # checks only: nothing is deleted before the inputs are valid
     model_path = resolve_model(cfg.model)
     data = prepare_data(cfg)
+    if checkpoint is None:
+        _clear_stale_checkpoints(out)
     spec = data.spec
     metric = "micro_f1" if spec.is_multi_label else "accuracy"
 
@@ -247,6 +248,13 @@ def _write_run(
     log_history: list[dict[str, Any]],
     metric: str,
 ) -> None:
+    # The new model is saved: now the old run (if --overwrite) goes. metrics.json first, so a crash from here on
+    # leaves an interrupted run, never a 'finished' one that mixes two runs.
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for png in out.glob("confusion_matrix_*.png"):
+        png.unlink()
     shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
     tmp_model.rename(out / MODEL_DIR)
     spec = data.spec
