@@ -16,7 +16,16 @@ import pytest
 from serving_helpers import ServerThread, SlowEngine, metric_value, real_engine
 
 from baton.serving import Predictor
-from baton.serving.client import Client, InvalidInput, Overloaded, Timeout, TLSConfig, Unauthenticated
+from baton.serving.client import (
+    Client,
+    ClientError,
+    InvalidInput,
+    Overloaded,
+    Timeout,
+    TLSConfig,
+    Unauthenticated,
+    Unavailable,
+)
 from baton.serving.config import ServeConfig
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
@@ -226,15 +235,18 @@ def test_tls_and_mutual_tls(tiny_bundle: Path, tmp_path: Path) -> None:
     with ServerThread(cfg) as s:
         with Client(s.target, tls=TLSConfig(root_ca=str(cert))) as client:
             assert len(client.classify(["secure"])) == 1
-        with Client(s.target, timeout=3) as plaintext, pytest.raises(Exception):  # noqa: B017
+        with Client(s.target, timeout=3) as plaintext, pytest.raises(Unavailable) as refused:
             plaintext.classify(["x"])
+        assert refused.value.code == grpc.StatusCode.UNAVAILABLE  # no TLS handshake: never connected
     mtls = ServeConfig(bundle=str(tiny_bundle), tls_cert=str(cert), tls_key=str(key), tls_client_ca=str(ccert))
     with ServerThread(mtls) as s:
         tls = TLSConfig(root_ca=str(cert), client_cert=str(ccert), client_key=str(ckey))
         with Client(s.target, tls=tls) as client:
             assert len(client.classify(["mutual"])) == 1
-        with Client(s.target, tls=TLSConfig(root_ca=str(cert)), timeout=3) as no_cert, pytest.raises(Exception):  # noqa: B017
+        no_cert = Client(s.target, tls=TLSConfig(root_ca=str(cert), server_name="localhost"), timeout=3)
+        with no_cert, pytest.raises(Unavailable) as refused:
             no_cert.classify(["x"])
+        assert refused.value.code == grpc.StatusCode.UNAVAILABLE  # the server asked for a client certificate
 
 
 def test_worker_crash_fails_pending_and_flips_health(tiny_bundle: Path) -> None:
@@ -303,8 +315,8 @@ def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path
             try:
                 client.classify(texts)
                 return "OK"
-            except Exception as exc:
-                return type(exc).__name__
+            except ClientError as exc:  # the raw status: refused (UNAVAILABLE) is not dropped (CANCELLED)
+                return exc.code.name
 
         with cf.ThreadPoolExecutor(16) as pool:
             futures = [pool.submit(call, i) for i in range(48)]
@@ -313,8 +325,9 @@ def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path
             outcomes = [f.result() for f in futures]
         assert proc.wait(60) == 0
         assert outcomes.count("OK") >= 1
-        # accepted requests finished; anything refused was refused as UNAVAILABLE, never dropped or INTERNAL
-        assert set(outcomes) <= {"OK", "Unavailable"}
+        # accepted requests finished; anything refused was refused as UNAVAILABLE (never reached the server), none
+        # was cut off at the end of the grace period (CANCELLED) or failed (INTERNAL)
+        assert set(outcomes) <= {"OK", "UNAVAILABLE"}, outcomes
     finally:
         if proc.poll() is None:
             proc.kill()
