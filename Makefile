@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := serve,train,export,bench,dev
 
-.PHONY: install demo test lint format typecheck unit protos bench-docs clean
+.PHONY: install demo test lint format typecheck unit protos bench-docs soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,3 +43,11 @@ clean:
 
 bench-docs: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/bench_docs.py
+
+# A real server under 64 clients, clean then mixed with abuse, then drained (10 min; not part of `make test`).
+# SOAK_BUNDLE defaults to the bundle `make demo` writes.
+SOAK_BUNDLE ?= bundles/demo
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	test -f $(SOAK_BUNDLE)/bundle.json || { echo "no bundle at $(SOAK_BUNDLE): run make demo, or pass SOAK_BUNDLE=..."; exit 2; }
+	HF_HUB_OFFLINE=1 $(PY) scripts/soak.py $(SOAK_BUNDLE) --seconds $(SOAK_SECONDS)
