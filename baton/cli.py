@@ -91,7 +91,7 @@ def export(
     parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
     calibration_file: Annotated[str | None, Opt(help="Labelled texts for the gates (default: validation).")] = None,
     allow_fallback: Annotated[bool, Opt(help="If the int8 gate fails, ship fp32 only and record why.")] = False,
-    overwrite: Annotated[bool, Opt(help="Replace an existing bundle (atomically).")] = False,
+    overwrite: Annotated[bool, Opt(help="Replace an existing bundle once the new one is complete.")] = False,
 ) -> None:
     """Export a trained run to a verified ONNX bundle (Optimum export, optimisation, int8, parity gates)."""
     from baton.export import ExportConfig, export_bundle

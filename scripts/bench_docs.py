@@ -90,7 +90,9 @@ def write_doc(run: Path, out: Path) -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Regenerate everything on this page with `make bench-docs` (needs `../shared/data/sst2_sentence`).",
+        "`make bench-docs` regenerates the Export, In-process and gRPC sections (needs "
+        "`../shared/data/sst2_sentence`); the notes after them are docs/benchmarks_notes.md, copied as they are, "
+        "each figure with the command that reproduces it.",
         f"Machine: {env['cpu']}, {env['cores']} cores; onnxruntime {env['versions'].get('onnxruntime')}, "
         f"torch {env['versions'].get('torch')}. Measured {env['created_at']}. These machines drift ±25 % over "
         "minutes: compare figures of one run (ratios), not across runs.",
