@@ -86,6 +86,27 @@ def test_batched_and_alone_give_the_same_scores(tiny_bundle: Path) -> None:
         assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= 1e-5
 
 
+# Dynamic int8 scales activations per batch, so a text's int8 scores move with its batch-mates. The documented bound
+# (docs/benchmarks.md, "Batched or alone", scripts/int8_batch_effect.py on the SST-2 model): the top score moved by
+# at most 0.29 and labels flipped for 0.46-0.80 % of texts, all with a top-2 margin alone under 0.6.
+INT8_MAX_SCORE_SHIFT = 0.3
+INT8_SAFE_MARGIN = 0.6
+
+
+def test_int8_batched_and_alone_stay_within_the_documented_bound(tiny_bundle: Path) -> None:
+    predictor = Predictor.load(tiny_bundle, device="cpu", variant="int8", batch_size=32)
+    texts = [json.loads(x)["text"] for x in (REVIEWS / "validation.jsonl").read_text().splitlines()][:60]
+    together = predictor.predict(texts)
+    alone = [predictor.predict([t])[0] for t in texts]
+    shifts = [max(abs(a.scores[k] - b.scores[k]) for k in a.scores) for a, b in zip(together, alone, strict=True)]
+    assert max(shifts) <= INT8_MAX_SCORE_SHIFT
+    assert max(shifts) > 0  # the effect is real: int8 is not claimed to be batch-independent
+    for a, b in zip(together, alone, strict=True):
+        top2 = sorted(b.scores.values())[-2:]
+        if top2[1] - top2[0] >= INT8_SAFE_MARGIN:
+            assert a.label == b.label
+
+
 def test_tampered_partial_and_wrong_schema_bundles_are_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     copy = tmp_path / "b"
     shutil.copytree(tiny_bundle, copy)
