@@ -51,7 +51,9 @@ def train(
     dataset_config: Annotated[str | None, Opt(help="Config name of --dataset.")] = None,
     text_column: Annotated[str | None, Opt(help="Text column (default: text).")] = None,
     text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
-    label_column: Annotated[str | None, Opt(help="Label column (default: label); a column of lists means multi-label.")] = None,
+    label_column: Annotated[
+        str | None, Opt(help="Label column (default: label); a column of lists means multi-label.")
+    ] = None,
     output_dir: Annotated[str | None, Opt(help="Run directory (default: runs/latest).")] = None,
     epochs: Annotated[float | None, Opt(help="Epochs (default: 3).")] = None,
     batch_size: Annotated[int | None, Opt(help="Per-device train batch size (default: 16).")] = None,
@@ -346,6 +348,7 @@ def _bench_finish(report: dict[str, Any], output: Path | None) -> None:
 
 _DATA = Opt(help="Texts: .jsonl (with --text-column), .txt (one per line), .csv/.parquet.")
 _DURATION = Opt(help="Seconds measured per level.")
+_PAIR = Opt(help="Second text's column, for sentence-pair bundles (.jsonl/.csv/.parquet).")
 
 
 @bench_app.command("inprocess")
@@ -358,6 +361,7 @@ def bench_inprocess_cmd(
         str | None, Opt(help="Synthetic token lengths instead of data buckets, e.g. 16,64,128,256.")
     ] = None,
     text_column: Annotated[str, Opt()] = "text",
+    text_pair_column: Annotated[str | None, _PAIR] = None,
     threads: Annotated[int | None, Opt(help="Intra-op threads.")] = None,
     duration: Annotated[float, _DURATION] = 10.0,
     samples: Annotated[int, Opt(help="Texts sampled from --data (seeded).")] = 512,
@@ -369,7 +373,7 @@ def bench_inprocess_cmd(
     from baton.serving.bench import bench_inprocess, load_texts
 
     options = _bench_options(duration, 0, seed, samples, quick)
-    texts = load_texts(data, text_column, samples, seed)
+    texts = load_texts(data, text_column, samples, seed, text_pair_column)
     report = bench_inprocess(
         target,
         texts,
@@ -394,6 +398,7 @@ def bench_grpc_cmd(
     token: Annotated[str | None, Opt(help="Bearer token.")] = None,
     metrics_url: Annotated[str | None, Opt(help="Server metrics, e.g. http://127.0.0.1:9464/metrics.")] = None,
     text_column: Annotated[str, Opt()] = "text",
+    text_pair_column: Annotated[str | None, _PAIR] = None,
     duration: Annotated[float, _DURATION] = 10.0,
     warmup: Annotated[float, Opt(help="Warm-up seconds per level.")] = 2.0,
     samples: Annotated[int, Opt()] = 512,
@@ -406,7 +411,7 @@ def bench_grpc_cmd(
     from baton.serving.bench import Load, bench_grpc, load_texts
 
     options = _bench_options(duration, warmup, seed, samples, quick)
-    texts = load_texts(data, text_column, samples, seed)
+    texts = load_texts(data, text_column, samples, seed, text_pair_column)
     try:
         rates = [float(x) for x in rate.split(",")] if rate else []
     except ValueError as exc:
@@ -434,6 +439,7 @@ def bench_serve_cmd(
     texts_per_request: Annotated[int, Opt()] = 1,
     protocol: Annotated[str, Opt()] = "baton",
     text_column: Annotated[str, Opt()] = "text",
+    text_pair_column: Annotated[str | None, _PAIR] = None,
     duration: Annotated[float, _DURATION] = 10.0,
     warmup: Annotated[float, Opt()] = 2.0,
     samples: Annotated[int, Opt()] = 512,
@@ -445,7 +451,7 @@ def bench_serve_cmd(
     from baton.serving.bench import bench_serve, load_texts
 
     options = _bench_options(duration, warmup, seed, samples, quick)
-    texts = load_texts(data, text_column, samples, seed)
+    texts = load_texts(data, text_column, samples, seed, text_pair_column)
     report = bench_serve(bundle, texts, _ints(concurrency, "--concurrency"), texts_per_request, protocol, options)
     _bench_finish(report, output)
 

@@ -50,13 +50,34 @@ class BenchOptions:
 
 
 # ---- data and small helpers -----------------------------------------------------------------------------------
-def load_texts(path: str, text_column: str = "text", samples: int = 512, seed: int = 0) -> list[str]:
-    """A deterministic sample of texts from a CSV/JSON/JSONL/parquet/plain-text file."""
+class PairText(str):
+    """A bench text that carries its second text, for sentence-pair models. It sorts, buckets and samples by its
+    first text like any other, and every backend sends `.pair` beside it (`pairs_of`)."""
+
+    pair: str
+
+    def __new__(cls, text: str, pair: str) -> PairText:
+        item = super().__new__(cls, text)
+        item.pair = pair
+        return item
+
+
+def pairs_of(batch: Sequence[str]) -> list[str] | None:
+    """The second texts of a batch of `PairText`, or None for single texts."""
+    return [t.pair for t in batch] if batch and isinstance(batch[0], PairText) else None  # type: ignore[attr-defined]
+
+
+def load_texts(
+    path: str, text_column: str = "text", samples: int = 512, seed: int = 0, pair_column: str | None = None
+) -> list[str]:
+    """A deterministic sample of texts (`PairText` with `pair_column`) from a CSV/JSON/JSONL/parquet/text file."""
     file = Path(path)
     if not file.is_file():
         raise DataError(f"--data: file not found: {file}")
     texts: list[str]
     if file.suffix.lower() in (".txt", ""):
+        if pair_column:
+            raise DataError(f"--text-pair-column: {file} is plain text; use .jsonl, .csv or .parquet for pairs")
         texts = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     elif file.suffix.lower() == ".jsonl":
         texts = []
@@ -64,21 +85,25 @@ def load_texts(path: str, text_column: str = "text", samples: int = 512, seed: i
             if not line.strip():
                 continue
             row = json.loads(line)
-            if text_column not in row:
-                raise DataError(
-                    f"--data {file}: line {number} has no '{text_column}' column "
-                    f"(columns: {', '.join(row)}); set --text-column"
-                )
-            texts.append(str(row[text_column]))
+            for column, flag in ((text_column, "--text-column"), (pair_column, "--text-pair-column")):
+                if column and column not in row:
+                    raise DataError(
+                        f"--data {file}: line {number} has no '{column}' column (columns: {', '.join(row)}); set {flag}"
+                    )
+            text = str(row[text_column])
+            texts.append(PairText(text, str(row[pair_column])) if pair_column else text)
     else:
         try:
             from baton.training.data import load_labelled_file
         except ImportError as exc:
             raise DataError("--data: use .jsonl or .txt, or install baton[train] for csv/parquet") from exc
         ds = load_labelled_file(path, "--data")
-        if text_column not in ds.column_names:
-            raise DataError(f"--data {file}: no column '{text_column}'; columns found: {', '.join(ds.column_names)}")
+        for column in (text_column, pair_column):
+            if column and column not in ds.column_names:
+                raise DataError(f"--data {file}: no column '{column}'; columns found: {', '.join(ds.column_names)}")
         texts = [str(t) for t in ds[text_column]]
+        if pair_column:
+            texts = [PairText(t, str(p)) for t, p in zip(texts, ds[pair_column], strict=True)]
     if not texts:
         raise DataError(f"--data {file}: no texts")
     rng = random.Random(seed)
@@ -189,7 +214,7 @@ def _torch_backend(run_dir: Path, threads: int | None) -> Callable[[list[str]], 
 
     def call(texts: list[str]) -> Any:
         with torch.inference_mode():
-            enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            enc = tok(texts, pairs_of(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             return model(**enc).logits.softmax(-1).numpy()
 
     return call
@@ -240,9 +265,11 @@ def bench_inprocess(
             engine = Engine(bundle, backend.removeprefix("onnx-"), "cpu", threads)
 
             def call(batch: list[str], engine: Engine = engine) -> Any:
-                return engine(batch)
+                return engine(batch, pairs=pairs_of(batch))
 
-            tokenize = engine.preprocess
+            def tokenize(batch: list[str], engine: Engine = engine) -> Any:
+                return engine.preprocess(batch, pairs_of(batch))
+
         for bs in batch_sizes:
             for group, group_texts in groups.items():
                 row = {
@@ -275,7 +302,11 @@ def inprocess_ceiling(
     bundle = load_bundle(bundle_dir)
     chosen, _, _ = choose_variant(bundle, "cpu", variant)
     engine = Engine(bundle, chosen, "cpu")
-    sweep = {bs: _time_batches(engine, texts, bs, duration) for bs in batch_sizes}
+
+    def call(batch: list[str]) -> Any:
+        return engine(batch, pairs=pairs_of(batch))
+
+    sweep = {bs: _time_batches(call, texts, bs, duration) for bs in batch_sizes}
     best = max(sweep, key=lambda bs: sweep[bs]["texts_per_s"])
     return {
         "variant": chosen,
@@ -339,16 +370,19 @@ class _Caller:
         )
 
     async def __call__(self, texts: list[str], timeout: float) -> None:
+        pairs = pairs_of(texts)
         if self.protocol == "baton":
-            await self.stub.Classify(self.pb.ClassifyRequest(texts=texts), timeout=timeout, metadata=self.metadata)
+            request = self.pb.ClassifyRequest(texts=texts, text_pairs=pairs or [])
+            await self.stub.Classify(request, timeout=timeout, metadata=self.metadata)
         else:
             from baton.serving.kserve_codec import encode_bytes_raw
 
-            tensor = self.kpb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[len(texts)])
+            columns = {"text": list(texts), **({"text_pair": pairs} if pairs else {})}
+            tensor = self.kpb.ModelInferRequest.InferInputTensor
             request = self.kpb.ModelInferRequest(
                 model_name=self.model_name,
-                inputs=[tensor],
-                raw_input_contents=[encode_bytes_raw([t.encode() for t in texts])],
+                inputs=[tensor(name=name, datatype="BYTES", shape=[len(texts)]) for name in columns],
+                raw_input_contents=[encode_bytes_raw([t.encode() for t in col]) for col in columns.values()],
             )
             await self.stub.ModelInfer(request, timeout=timeout, metadata=self.metadata)
 

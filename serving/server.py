@@ -72,6 +72,15 @@ def _discard(data: bytes) -> None:
     return None
 
 
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    """End the call with `code`; for a call its client has already left (cancelled, deadline passed) there is no
+    one to tell, and grpc would log a traceback for the failed send: end it quietly instead (no log flood)."""
+    remaining = context.time_remaining()
+    if context.cancelled() or (remaining is not None and remaining <= 0):
+        raise asyncio.CancelledError
+    await context.abort(code, message)
+
+
 class _Capture:
     """Stands in for a server to catch the method handlers a generated `add_*_to_server` registers."""
 
@@ -139,10 +148,10 @@ class _AuthInterceptor(grpc.aio.ServerInterceptor):
         message = "missing bearer token" if not given else "invalid bearer token"
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, message)
 
         async def deny_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, message)
 
         # The refused call's message is never decoded: an unauthenticated client cannot make the server parse 4 MB.
         kwargs = {"request_deserializer": _discard, "response_serializer": handler.response_serializer}
@@ -365,7 +374,9 @@ class BatonServer:
         try:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= _MIN_REMAINING_S:
-                raise _RpcFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline too short to run the model")
+                # The client gives up before any answer could reach it: end the call quietly, no work, no send.
+                code = grpc.StatusCode.DEADLINE_EXCEEDED
+                raise asyncio.CancelledError
             self._check_texts(texts, pairs)
             state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
             try:
@@ -380,7 +391,8 @@ class BatonServer:
             code = failure.code
             raise
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
+            if code is grpc.StatusCode.OK:
+                code = grpc.StatusCode.CANCELLED
             raise
         finally:
             name = code.name
@@ -434,7 +446,7 @@ class _Classifier(pb_grpc.TextClassifierServicer):
         try:
             return await self._answer(request, context, "Classify")
         except _RpcFailure as failure:
-            await context.abort(failure.code, str(failure))
+            await _abort(context, failure.code, str(failure))
             raise  # unreachable: abort raises
 
     async def ClassifyStream(
@@ -458,7 +470,7 @@ class _Classifier(pb_grpc.TextClassifierServicer):
                 try:
                     response = await self._answer(request, context, "ClassifyStream")
                 except _RpcFailure as failure:
-                    await context.abort(failure.code, str(failure))
+                    await _abort(context, failure.code, str(failure))
                     raise  # unreachable: abort raises
                 yield response
         finally:
@@ -495,13 +507,15 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
 
     async def _check_model(self, name: str, context: grpc.aio.ServicerContext) -> None:
         if name != self.s.model_name:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"unknown model '{name[:200]}'; this server serves '{self.s.model_name}'"
+            await _abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"unknown model '{name[:200]}'; this server serves '{self.s.model_name}'",
             )
 
     async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         await self._check_model(request.name, context)
         return kpb.ModelReadyResponse(ready=self.s.ready)
 
@@ -512,7 +526,7 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         await self._check_model(request.name, context)
         tm = kpb.ModelMetadataResponse.TensorMetadata
         n_labels = len(self.s.bundle.labels)
@@ -572,7 +586,7 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
             texts, pairs = self._inputs(request)
             results = await self.s.classify(texts, pairs, context, "ModelInfer")
         except _RpcFailure as failure:
-            await context.abort(failure.code, str(failure))
+            await _abort(context, failure.code, str(failure))
             raise  # unreachable: abort raises
         import numpy as np
 

@@ -162,3 +162,21 @@ def test_cli_predict_and_evaluate_pairs(pair_bundle: Path, tmp_path: Path) -> No
     assert ev.returncode == 0 and b"fp32: accuracy" in ev.stdout, ev.stderr
     missing = cli("evaluate", str(pair_bundle), "--data", str(data))
     assert missing.returncode == 2 and b"--text-pair-column" in missing.stderr
+
+
+@pytest.mark.parametrize("protocol", ["baton", "kserve"])
+def test_bench_takes_pairs(pair_bundle: Path, tmp_path: Path, protocol: str) -> None:
+    data = write_jsonl(tmp_path / "pairs.jsonl", _pair_rows("test"))
+
+    def bench(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "baton", "-q", "bench", *args, "--data", str(data), "--text-pair-column", "claim"]
+        return subprocess.run([*cmd, "--quick"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+
+    if protocol == "baton":
+        inproc = bench("inprocess", str(pair_bundle), "--batch-sizes", "1,4", "--output", "i.json")
+        assert inproc.returncode == 0, inproc.stderr
+        assert all(r["texts_per_s"] > 0 for r in json.loads((tmp_path / "i.json").read_text())["results"])
+    serve = bench("serve", str(pair_bundle), "--concurrency", "1,2", "--protocol", protocol, "--output", "s.json")
+    assert serve.returncode == 0, serve.stderr
+    rows = json.loads((tmp_path / "s.json").read_text())["grpc"]["results"]
+    assert all(r["answered"] > 0 and not r["errors"] for r in rows), rows  # a pair model refuses single texts

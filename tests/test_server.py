@@ -235,6 +235,11 @@ def test_tls_and_mutual_tls(tiny_bundle: Path, tmp_path: Path) -> None:
     with ServerThread(cfg) as s:
         with Client(s.target, tls=TLSConfig(root_ca=str(cert))) as client:
             assert len(client.classify(["secure"])) == 1
+        cli = [sys.executable, "-m", "baton", "-q", "predict", "--server", s.target, "--tls-ca", str(cert), "secure"]
+        proc = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and '"text": "secure"' in proc.stdout, proc.stderr
+        half = subprocess.run([*cli, "--tls-cert", str(cert)], capture_output=True, text=True, timeout=120)
+        assert half.returncode == 2 and "--tls-cert and --tls-key go together" in half.stderr
         with Client(s.target, timeout=3) as plaintext, pytest.raises(Unavailable) as refused:
             plaintext.classify(["x"])
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE  # no TLS handshake: never connected
