@@ -49,4 +49,12 @@ def format_train_summary(out: Path, metrics: dict[str, Any]) -> str:
             f1 = m.get("micro_f1", m["macro_f1"])
             f1_name = "micro_f1" if "micro_f1" in m else "macro_f1"
             lines.append(f"{split}: accuracy {m['accuracy']:.4f}, {f1_name} {f1:.4f}{before}")
+    if "decision_threshold" in metrics:
+        lines.append(f"decision threshold: {metrics['decision_threshold']:.2f} (tuned on validation)")
+    trivial = metrics.get("trivial_baseline")
+    if trivial is not None and not trivial["beaten"]:
+        lines.append(
+            f"WARNING: the model does not beat the trivial baseline ({trivial['metric']} {trivial['value']:.4f} for a "
+            "constant answer); `baton export` refuses it without --allow-untrained"
+        )
     return "\n".join(lines)

@@ -64,7 +64,9 @@ def train(
         int | None, Opt(help="Early-stopping patience in evaluations; 0 disables (default: 2).")
     ] = None,
     max_train_samples: Annotated[int | None, Opt(help="Use at most this many training rows (quick runs).")] = None,
-    threshold: Annotated[float | None, Opt(help="Multi-label decision threshold (default: 0.5).")] = None,
+    threshold: Annotated[
+        float | None, Opt(help="Multi-label decision threshold (default: tuned on validation for the best micro-F1).")
+    ] = None,
     bf16: Annotated[
         str | None, Opt(help="bf16 autocast: auto (when the hardware has it), on, off (default: auto).")
     ] = None,
@@ -93,6 +95,9 @@ def export(
     parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
     calibration_file: Annotated[str | None, Opt(help="Labelled texts for the gates (default: validation).")] = None,
     allow_fallback: Annotated[bool, Opt(help="If the int8 gate fails, ship fp32 only and record why.")] = False,
+    allow_untrained: Annotated[
+        bool, Opt(help="Export a run that does not beat the trivial baseline (a constant answer).")
+    ] = False,
     overwrite: Annotated[bool, Opt(help="Replace an existing bundle once the new one is complete.")] = False,
 ) -> None:
     """Export a trained run to a verified ONNX bundle (Optimum export, optimisation, int8, parity gates)."""
@@ -108,6 +113,7 @@ def export(
         parity_samples=parity_samples,
         calibration_file=calibration_file,
         allow_fallback=allow_fallback,
+        allow_untrained=allow_untrained,
         overwrite=overwrite,
     )
     result = export_bundle(cfg)

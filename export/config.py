@@ -80,6 +80,7 @@ class ExportConfig:
     parity_samples: int = 512
     calibration_file: str | None = None
     allow_fallback: bool = False
+    allow_untrained: bool = False  # export a run that does not beat the trivial baseline (its gates mean little)
     overwrite: bool = False
     opset: int | None = None
     gates: GateThresholds = GateThresholds()

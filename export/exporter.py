@@ -52,6 +52,25 @@ def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
     return config, train_args, metrics
 
 
+def _threshold(train_args: dict[str, Any]) -> float:
+    """The decision threshold the run chose (multi-label: tuned on validation or --threshold); older runs: config."""
+    return float(train_args.get("threshold") or train_args.get("config", {}).get("threshold") or 0.5)
+
+
+def _check_trained(metrics: dict[str, Any], cfg: ExportConfig) -> None:
+    """Refuse a run that does not beat the best constant answer: its parity gates would compare two useless models."""
+    trivial = metrics.get("trivial_baseline")
+    if trivial is None or trivial.get("beaten", True) or cfg.allow_untrained:
+        return
+    name = trivial["metric"]
+    got = metrics.get("validation", {}).get(name)
+    raise ExportError(
+        f"{cfg.run_dir} does not beat the trivial baseline (validation {name} {got:.4f} vs {trivial['value']:.4f} "
+        "for a constant answer): it learned little beyond the label prior. Fix the recipe, or pass "
+        "--allow-untrained to export it anyway"
+    )
+
+
 def _task_of(config: dict[str, Any]) -> str:
     for arch in config.get("architectures") or []:
         for suffix, task in _TASKS.items():
@@ -120,7 +139,7 @@ def parity_inputs(
     config, train_args, _ = _read_run(run_dir)
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     multi = config.get("problem_type") == "multi_label_classification"
-    threshold = float(train_args.get("config", {}).get("threshold") or 0.5)
+    threshold = _threshold(train_args)
     samples = samples or _parity_samples(cfg, train_args, labels, multi)
     tok_meta = _write_tokenizer(run_dir / "model", staging / "tokenizer.json", int(train_args["max_length"]))
     encoder = TextEncoder(staging / "tokenizer.json", TokenizerSpec.parse(tok_meta), input_names)
@@ -285,12 +304,13 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     run_dir, output = Path(cfg.run_dir), Path(cfg.output)
     config, train_args, metrics = _read_run(run_dir)
     task = _task_of(config)
+    _check_trained(metrics, cfg)
     recover_interrupted_swap(output)
     if output.exists() and not cfg.overwrite:
         raise ExportError(f"--output: {output} already exists; pass --overwrite to replace it")
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     multi = config.get("problem_type") == "multi_label_classification"
-    threshold = float(train_args.get("config", {}).get("threshold") or 0.5)
+    threshold = _threshold(train_args)
     max_length = int(train_args["max_length"])
     pairs = bool(train_args.get("text_pair_column"))
     device_provider = "cpu" if cfg.device == "cpu" else "cuda"

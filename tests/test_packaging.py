@@ -109,7 +109,7 @@ def test_the_client_is_exported_lazily() -> None:
 
 
 _DEFAULTS = {
-    "train": {"text", "label", "runs/latest", "3", "16", "1e-4", "128", "42", "2", "0.5", "auto"},
+    "train": {"text", "label", "runs/latest", "3", "16", "1e-4", "128", "42", "2", "auto"},
     "serve": {"127.0.0.1", "50051", "9464", "8192", "8", "4096", "256", "20000", "1 MiB", "10", "no limit"},
 }
 

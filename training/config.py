@@ -50,7 +50,8 @@ class TrainConfig:
     patience: int = 2
     max_train_samples: int | None = None
     validation_fraction: float = 0.1
-    threshold: float = 0.5
+    # Multi-label decision threshold; None: tuned on the validation split for the best micro-F1 (and served so).
+    threshold: float | None = None
     group_by_length: bool = True
     bf16: Bf16Mode = Bf16Mode.AUTO
     baseline: bool = True
@@ -75,7 +76,7 @@ class TrainConfig:
             (8 <= self.max_length <= 8192, f"--max-length must be in [8, 8192] (got {self.max_length})"),
             (self.patience >= 0, f"--patience must be >= 0 (got {self.patience})"),
             (0 < self.validation_fraction < 1, "--validation-fraction must be in (0, 1)"),
-            (0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
+            (self.threshold is None or 0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
             (0 <= self.warmup_ratio < 1, "--warmup-ratio must be in [0, 1)"),
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (not (self.resume and self.overwrite), "--resume and --overwrite exclude each other"),

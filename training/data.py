@@ -109,7 +109,9 @@ def _check_text_file(path: Path, flag: str, jsonl: bool) -> None:
             try:
                 row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{flag}: {path} line {number}, column {exc.pos + 1}: invalid JSON ({exc.msg})") from exc
+                raise DataError(
+                    f"{flag}: {path} line {number}, column {exc.pos + 1}: invalid JSON ({exc.msg})"
+                ) from exc
             if not isinstance(row, dict):
                 raise DataError(f"{flag}: {path} line {number}: expected a JSON object, got {type(row).__name__}")
 

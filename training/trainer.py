@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from baton._io import write_json_atomic
 from baton.errors import OutputDirError
 from baton.training.config import Bf16Mode, TrainConfig
 from baton.training.data import PreparedData, prepare_data
-from baton.training.metrics import classification_metrics
+from baton.training.metrics import classification_metrics, probabilities
 from baton.training.models import resolve_model
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
+from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
 
 __all__ = ["RunResult", "run_training"]
 
@@ -119,16 +122,50 @@ def _tokenize(data: PreparedData, tokenizer: Any, max_length: int) -> dict[str, 
     return out
 
 
+def _decision_threshold(cfg: TrainConfig, multi_label: bool, logits: Any, label_ids: Any) -> float:
+    """`--threshold` if given; for multi-label otherwise the one with the best micro-F1 on these rows."""
+    if cfg.threshold is not None or not multi_label:
+        return cfg.threshold if cfg.threshold is not None else 0.5
+    return tune_threshold(probabilities(logits, True), label_ids)[0]
+
+
 def _evaluate(trainer: Any, splits: dict[str, Any], data: PreparedData, cfg: TrainConfig) -> dict[str, Any]:
+    """Metrics per split; multi-label decisions at the threshold tuned on validation (unless --threshold)."""
     results: dict[str, Any] = {}
+    threshold = None
     for name in ("validation", "test"):
         if name in splits:
             # Trainer.predict may return rows in length-grouped order: score against the label_ids it returns.
             output = trainer.predict(splits[name], metric_key_prefix=name)
+            if threshold is None:
+                threshold = _decision_threshold(cfg, data.spec.is_multi_label, output.predictions, output.label_ids)
             results[name] = classification_metrics(
-                output.predictions, output.label_ids, data.spec.labels, data.spec.is_multi_label, cfg.threshold
+                output.predictions, output.label_ids, data.spec.labels, data.spec.is_multi_label, threshold
             )
     return results
+
+
+def _trivial_line(trivial: dict[str, Any], labels: Any) -> str:
+    answer = ", ".join(labels[i] for i in trivial["answer"]) or "nothing"
+    verdict = "beaten" if trivial["beaten"] else "**NOT BEATEN: the model learned little beyond the label prior**"
+    return f"{trivial['metric']} {trivial['value']:.4f} for always '{answer}': {verdict}"
+
+
+def _check_trivial(data: PreparedData, validation: dict[str, Any]) -> dict[str, Any]:
+    """Score the best constant answer on validation and say loudly when the model does not beat it."""
+    multi = data.spec.is_multi_label
+    baseline = trivial_baseline(np.asarray(data.train["labels"]), np.asarray(data.validation["labels"]), multi)
+    baseline["beaten"] = beats_baseline(validation, baseline)
+    if not baseline["beaten"]:
+        logger.warning(
+            "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation %s %.4f vs %.4f for always answering %s. "
+            "It learned little beyond the label prior; `baton export` refuses it without --allow-untrained.",
+            baseline["metric"],
+            validation[baseline["metric"]],
+            baseline["value"],
+            [data.spec.labels[i] for i in baseline["answer"]],
+        )
+    return baseline
 
 
 def run_training(cfg: TrainConfig) -> RunResult:
@@ -198,8 +235,11 @@ def run_training(cfg: TrainConfig) -> RunResult:
     )
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        # multi-label without --threshold: each evaluation at its own best threshold, so early stopping and the
+        # best checkpoint follow what the model can do once its threshold is tuned
+        threshold = _decision_threshold(cfg, spec.is_multi_label, eval_pred.predictions, eval_pred.label_ids)
         m = classification_metrics(
-            eval_pred.predictions, eval_pred.label_ids, spec.labels, spec.is_multi_label, cfg.threshold
+            eval_pred.predictions, eval_pred.label_ids, spec.labels, spec.is_multi_label, threshold
         )
         return {k: v for k, v in m.items() if k in {"accuracy", "macro_f1", "micro_f1"}}
 
@@ -222,6 +262,9 @@ def run_training(cfg: TrainConfig) -> RunResult:
     trainer.save_model(str(tmp_model))
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = baseline
+    metrics["trivial_baseline"] = _check_trivial(data, results["validation"])
+    if spec.is_multi_label:
+        metrics["decision_threshold"] = results["validation"]["threshold"]
     metrics["training"] = {
         "train_samples": len(splits["train"]),
         "epochs_run": float(trainer.state.epoch or 0.0),
@@ -270,6 +313,8 @@ def _write_run(
             "text_pair_column": spec.text_pair_column,
             "label_column": spec.label_column,
             "max_length": cfg.max_length,
+            # the decision threshold the bundle serves with: --threshold, or tuned on validation (multi-label)
+            "threshold": metrics.get("decision_threshold", cfg.threshold if cfg.threshold is not None else 0.5),
             "validation_source": data.validation_source,
             "dropped_rows": data.dropped,
             "sizes": {
@@ -304,6 +349,8 @@ def _write_run(
             "train samples/s": training["train_samples_per_second"],
             "wall time (s)": round(training["wall_time_s"], 1),
             "dropped rows": data.dropped or "none",
+            "decision threshold": metrics.get("decision_threshold", "argmax"),
+            "trivial baseline (constant answer)": _trivial_line(metrics["trivial_baseline"], spec.labels),
         },
         {k: v for k, v in metrics.items() if k in ("validation", "test")},
         metrics.get("baseline") or None,

@@ -1,0 +1,92 @@
+"""A model must beat the best constant answer to count as trained; multi-label thresholds are tuned on validation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_jsonl
+
+from baton.errors import ExportError
+from baton.export import ExportConfig, export_bundle
+from baton.training import TrainConfig, run_training
+from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
+
+
+def test_tune_threshold_finds_the_best_micro_f1() -> None:
+    probs = np.array([[0.30, 0.10], [0.35, 0.05], [0.20, 0.40], [0.10, 0.02]])
+    truth = np.array([[1, 0], [1, 0], [0, 1], [0, 0]])
+    threshold, f1 = tune_threshold(probs, truth)
+    assert f1 == 1.0 and 0.2 < threshold <= 0.3  # at 0.5 nothing is predicted: micro-F1 0
+    assert tune_threshold(np.zeros((3, 2)), np.zeros((3, 2))) == (0.5, 0.0)  # nothing to find: stays at 0.5
+
+
+def test_trivial_baselines_by_hand() -> None:
+    single = trivial_baseline(np.array([0, 0, 1]), np.array([1, 1, 0, 0]), multi_label=False)
+    assert single == {"answer": [0], "metric": "accuracy", "value": 0.5}
+    train = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 1, 1]])
+    val = np.array([[1, 0, 0], [0, 1, 0]])
+    multi = trivial_baseline(train, val, multi_label=True)
+    # label 0 alone: train micro-F1 2*3/(2*3+1+3) = 0.6; adding label 1: 2*5/(2*5+3+1) = 0.714; adding 2: lower
+    assert multi["answer"] == [0, 1] and multi["value"] == pytest.approx(2 * 2 / (2 * 2 + 2 + 0))
+    assert beats_baseline({"micro_f1": 0.9}, multi) and not beats_baseline({"micro_f1": multi["value"]}, multi)
+
+
+def test_a_model_that_learned_nothing_is_flagged_and_not_exported(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # Every text is the same: whatever it learns, the model answers one constant, so it cannot beat the best one.
+    rows = [{"text": "the same words every time", "label": "a" if i % 10 < 7 else "b"} for i in range(60)]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        model=str(tiny_model_dir), train_file=str(train), output_dir=str(run), epochs=1, patience=0, baseline=False
+    )
+    result = run_training(cfg)
+    trivial = result.metrics["trivial_baseline"]
+    assert trivial["metric"] == "accuracy" and trivial["beaten"] is False
+    assert "NOT BEATEN" in (run / "report.md").read_text()
+    with pytest.raises(ExportError, match="does not beat the trivial baseline"):
+        export_bundle(ExportConfig(run_dir=str(run), output=str(tmp_path / "b"), quantize="none"))
+    assert not (tmp_path / "b").exists()
+    export_bundle(ExportConfig(run_dir=str(run), output=str(tmp_path / "b"), quantize="none", allow_untrained=True))
+    proc = subprocess.run(
+        [sys.executable, "-m", "baton", "-q", "export", str(run), "--output", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "--allow-untrained" in proc.stderr
+
+
+def test_multi_label_runs_serve_the_threshold_they_tuned(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from conftest import REVIEWS
+
+    rows = []
+    for line in (REVIEWS / "train.jsonl").read_text().splitlines()[:200]:
+        row = json.loads(line)
+        extra = ["long"] if len(row["text"]) > 60 else []
+        rows.append({"text": row["text"], "labels": [row["label"], *extra]})
+    data = write_jsonl(tmp_path / "ml.jsonl", rows)
+    run = tmp_path / "run"
+    result = run_training(
+        TrainConfig(
+            model=str(tiny_model_dir),
+            train_file=str(data),
+            label_column="labels",
+            output_dir=str(run),
+            epochs=2,
+            learning_rate=3e-3,
+            patience=0,
+            baseline=False,
+        )
+    )
+    tuned = result.metrics["decision_threshold"]
+    assert result.metrics["validation"]["threshold"] == tuned
+    assert json.loads((run / "train_args.json").read_text())["threshold"] == tuned
+    bundle = export_bundle(
+        ExportConfig(run_dir=str(run), output=str(tmp_path / "b"), quantize="none", allow_untrained=True)
+    ).bundle
+    assert bundle.manifest.threshold == tuned and bundle.manifest.raw["parity"]["threshold"] == tuned
