@@ -90,3 +90,20 @@ def test_multi_label_runs_serve_the_threshold_they_tuned(tiny_model_dir: Path, t
         ExportConfig(run_dir=str(run), output=str(tmp_path / "b"), quantize="none", allow_untrained=True)
     ).bundle
     assert bundle.manifest.threshold == tuned and bundle.manifest.raw["parity"]["threshold"] == tuned
+
+
+def test_pos_weights_and_prior_bias_by_hand() -> None:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from baton.training.multilabel import MAX_POS_WEIGHT, init_bias_to_prior, pos_weights
+
+    rows = np.array([[1, 0, 0]] * 100 + [[0, 1, 0]] * 1 + [[0, 0, 0]] * 1899)  # 100, 1 and 0 positives in 2,000
+    weights = pos_weights(rows)
+    assert weights[0] == pytest.approx(np.sqrt(1900 / 100))  # under the cap
+    assert weights[1] == MAX_POS_WEIGHT and weights[2] == MAX_POS_WEIGHT  # capped, also with no positive
+    model = BertForSequenceClassification(
+        BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, num_labels=3)
+    )
+    init_bias_to_prior(model, rows)
+    prior = 1 / (1 + np.exp(-model.classifier.bias.detach().numpy()))
+    assert prior[0] == pytest.approx(100 / 2000, rel=1e-3) and prior[2] == pytest.approx(1e-4, rel=1e-2)

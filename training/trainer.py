@@ -28,6 +28,7 @@ from baton.training.config import Bf16Mode, TrainConfig
 from baton.training.data import PreparedData, prepare_data
 from baton.training.metrics import classification_metrics, probabilities
 from baton.training.models import resolve_model
+from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_trainer
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
 from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
 
@@ -243,7 +244,13 @@ def run_training(cfg: TrainConfig) -> RunResult:
         )
         return {k: v for k, v in m.items() if k in {"accuracy", "macro_f1", "micro_f1"}}
 
-    trainer = Trainer(
+    trainer_cls: Any = Trainer
+    if spec.is_multi_label:
+        train_rows = np.asarray(data.train["labels"])
+        if checkpoint is None:
+            init_bias_to_prior(model, train_rows)
+        trainer_cls = weighted_trainer(Trainer, pos_weights(train_rows))
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=splits["train"],
