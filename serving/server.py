@@ -456,6 +456,7 @@ class _Classifier(pb_grpc.TextClassifierServicer):
         no more, and ends with OK: the client sees which of its messages were answered."""
         reader = request_iterator.__aiter__()
         drained = asyncio.ensure_future(self.s.draining.wait())
+        incoming: asyncio.Future[Any] | None = None
         try:
             while True:
                 incoming = asyncio.ensure_future(reader.__anext__())
@@ -473,8 +474,10 @@ class _Classifier(pb_grpc.TextClassifierServicer):
                     await _abort(context, failure.code, str(failure))
                     raise  # unreachable: abort raises
                 yield response
-        finally:
+        finally:  # also when the call itself is cancelled: no task is left pending
             drained.cancel()
+            if incoming is not None and not incoming.done():
+                incoming.cancel()
 
     async def GetModelInfo(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
         m = self.s.bundle.manifest
