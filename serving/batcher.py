@@ -302,8 +302,10 @@ class Batcher:
             self._crash(exc)
 
     def _crash(self, exc: BaseException) -> None:
+        """Fail everything pending; `on_crash` runs once, even when both workers die (e.g. at the same failed run)."""
         with self._lock:
-            if self._crashed is None:
+            first = self._crashed is None
+            if first:
                 self._crashed = exc
             self._closing = True
             victims = [*self._ready, *self._running]  # items still in the tokenizer are failed by submit
@@ -312,7 +314,7 @@ class Batcher:
             self._cv.notify_all()
         error = WorkerCrashed(f"the inference worker crashed: {exc!r}")
         self._finish([(item, None, error) for item in victims])
-        if self._on_crash is not None:
+        if first and self._on_crash is not None:
             self._on_crash(exc)
 
     def _finish(self, outcomes: Sequence[tuple[_Item, ItemResult | None, BaseException | None]]) -> None:
