@@ -485,7 +485,8 @@ def _predict_remote(
 
     try:
         with Client(server, token=token, tls=tls) as client:
-            pairs_model = "text_pair" in client.model_info().inputs  # the server's manifest says what it takes
+            # Lines from a file or stdin are split at tabs only for a pair model: ask the server what it takes.
+            pairs_model = not text_pair and where != "arguments" and "text_pair" in client.model_info().inputs
             items, pairs = _with_pairs(lines, where, text_pair, pairs_model)
             results = client.classify(items, top_k=top_k, pairs=pairs)
     except ClientError as exc:

@@ -26,7 +26,15 @@ from baton.serving.bundle import MANIFEST, SCHEMA_VERSION, Bundle, load_bundle, 
 from baton.serving.encoder import TextEncoder
 from baton.serving.manifest import INPUTS_PAIR, INPUTS_TEXT, Manifest, TokenizerSpec
 
-__all__ = ["ExportResult", "export_bundle", "parity_inputs", "recover_interrupted_swap", "remove_stale_work_dirs"]
+__all__ = [
+    "ExportResult",
+    "TrainedRun",
+    "export_bundle",
+    "parity_inputs",
+    "read_run",
+    "recover_interrupted_swap",
+    "remove_stale_work_dirs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +48,44 @@ class ExportResult:
     fallback_reason: str | None
 
 
-def _read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+@dataclass(frozen=True)
+class TrainedRun:
+    """A finished `baton train` run directory, read once: its model config, train_args.json and metrics.json."""
+
+    root: Path
+    config: dict[str, Any]
+    train_args: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.config["id2label"][str(i)] for i in range(len(self.config["id2label"]))]
+
+    @property
+    def multi_label(self) -> bool:
+        return self.config.get("problem_type") == "multi_label_classification"
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold the run chose (multi-label: tuned on validation or --threshold); older runs:
+        the config's."""
+        args = self.train_args
+        return float(args.get("threshold") or args.get("config", {}).get("threshold") or 0.5)
+
+
+def read_run(run_dir: str | Path) -> TrainedRun:
+    run_dir = Path(run_dir)
     model_dir = run_dir / "model"
     if not (model_dir / "config.json").is_file():
         raise ExportError(f"{run_dir} holds no trained model ({model_dir}/config.json): run `baton train` first")
     if not (run_dir / "metrics.json").is_file():
         raise ExportError(f"{run_dir} is not a finished run (no metrics.json): finish or resume `baton train`")
-    config = json.loads((model_dir / "config.json").read_text())
-    train_args = json.loads((run_dir / "train_args.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return config, train_args, metrics
-
-
-def _threshold(train_args: dict[str, Any]) -> float:
-    """The decision threshold the run chose (multi-label: tuned on validation or --threshold); older runs: config."""
-    return float(train_args.get("threshold") or train_args.get("config", {}).get("threshold") or 0.5)
+    return TrainedRun(
+        run_dir,
+        json.loads((model_dir / "config.json").read_text()),
+        json.loads((run_dir / "train_args.json").read_text()),
+        json.loads((run_dir / "metrics.json").read_text()),
+    )
 
 
 def _check_trained(metrics: dict[str, Any], cfg: ExportConfig) -> None:
@@ -89,11 +120,12 @@ class _Samples:
     source: str
 
 
-def _parity_samples(cfg: ExportConfig, train_args: dict[str, Any], labels: list[str], multi: bool) -> _Samples:
+def _parity_samples(cfg: ExportConfig, run: TrainedRun) -> _Samples:
     from baton.training.config import TrainConfig
     from baton.training.data import load_labelled_file, prepare_data
     from baton.training.metrics import encode_label_ids
 
+    train_args = run.train_args
     text_col, pair_col, label_col = (
         train_args["text_column"],
         train_args["text_pair_column"],
@@ -112,7 +144,7 @@ def _parity_samples(cfg: ExportConfig, train_args: dict[str, Any], labels: list[
         label_ids = None
         if label_col in ds.column_names:
             try:
-                label_ids = encode_label_ids(ds[label_col][: cfg.parity_samples], labels, multi)
+                label_ids = encode_label_ids(ds[label_col][: cfg.parity_samples], run.labels, run.multi_label)
             except KeyError:
                 logger.warning("--calibration-file has labels the model does not know: accuracy is not gated")
     else:
@@ -131,20 +163,15 @@ def _parity_samples(cfg: ExportConfig, train_args: dict[str, Any], labels: list[
 
 
 def parity_inputs(
-    cfg: ExportConfig, staging: Path, input_names: list[str], samples: _Samples | None = None
+    cfg: ExportConfig, run: TrainedRun, staging: Path, input_names: list[str], samples: _Samples | None = None
 ) -> tuple[parity.ParityInputs, dict[str, Any]]:
     """Write the bundle's tokenizer.json into `staging` and encode the parity samples through it with the runtime's
     own `TextEncoder`, so the gates see the texts exactly as the server will. Returns (inputs, tokenizer manifest)."""
-    run_dir = Path(cfg.run_dir)
-    config, train_args, _ = _read_run(run_dir)
-    labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    multi = config.get("problem_type") == "multi_label_classification"
-    threshold = _threshold(train_args)
-    samples = samples or _parity_samples(cfg, train_args, labels, multi)
-    tok_meta = _write_tokenizer(run_dir / "model", staging / "tokenizer.json", int(train_args["max_length"]))
+    samples = samples or _parity_samples(cfg, run)
+    tok_meta = _write_tokenizer(run.root / "model", staging / "tokenizer.json", int(run.train_args["max_length"]))
     encoder = TextEncoder(staging / "tokenizer.json", TokenizerSpec.parse(tok_meta), input_names)
     inputs = parity.encode_for_parity(
-        encoder, samples.texts, samples.pairs, samples.label_ids, samples.source, threshold
+        encoder, samples.texts, samples.pairs, samples.label_ids, samples.source, run.threshold
     )
     return inputs, tok_meta
 
@@ -302,35 +329,33 @@ def _entry(path: Path, **extra: str) -> dict[str, Any]:
 def export_bundle(cfg: ExportConfig) -> ExportResult:
     started = time.perf_counter()
     run_dir, output = Path(cfg.run_dir), Path(cfg.output)
-    config, train_args, metrics = _read_run(run_dir)
-    task = _task_of(config)
-    _check_trained(metrics, cfg)
+    run = read_run(run_dir)
+    task = _task_of(run.config)
+    _check_trained(run.metrics, cfg)
     recover_interrupted_swap(output)
     if output.exists() and not cfg.overwrite:
         raise ExportError(f"--output: {output} already exists; pass --overwrite to replace it")
-    labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    multi = config.get("problem_type") == "multi_label_classification"
-    threshold = _threshold(train_args)
-    max_length = int(train_args["max_length"])
-    pairs = bool(train_args.get("text_pair_column"))
+    multi = run.multi_label
+    max_length = int(run.train_args["max_length"])
+    pairs = bool(run.train_args.get("text_pair_column"))
     device_provider = "cpu" if cfg.device == "cpu" else "cuda"
 
     output.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_work_dirs(output)
     work = Path(tempfile.mkdtemp(prefix=f"{_work_prefix(output)}{os.getpid()}-", dir=output.parent))
     try:
-        samples = _parity_samples(cfg, train_args, labels, multi)  # first: bad data fails before minutes of export
+        samples = _parity_samples(cfg, run)  # first: bad data fails before minutes of export
         onnx_dir = onnx_steps.export_fp32(run_dir / "model", work, task, cfg.opset)
         fp32_file = onnx_steps.optimize_graph(onnx_dir, cfg.optimize, for_gpu=cfg.device == "cuda")
         input_names = [i.name for i in new_session(fp32_file).get_inputs()]
         staging = work / "bundle"
         staging.mkdir()
-        inputs, tok_meta = parity_inputs(cfg, staging, input_names, samples)
+        inputs, tok_meta = parity_inputs(cfg, run, staging, input_names, samples)
         logger.info("parity samples: %d from %s", inputs.size, inputs.source)
         ref = parity.torch_logits(run_dir / "model", inputs)
         logits = {"torch": ref, "fp32": parity.onnx_logits(fp32_file, inputs)}
-        report: dict[str, Any] = {"samples": inputs.size, "source": inputs.source, "threshold": threshold}
-        report["fp32_vs_torch"] = _gate_fp32(ref, logits["fp32"], multi, threshold, cfg)
+        report: dict[str, Any] = {"samples": inputs.size, "source": inputs.source, "threshold": inputs.threshold}
+        report["fp32_vs_torch"] = _gate_fp32(ref, logits["fp32"], multi, inputs.threshold, cfg)
         if not report["fp32_vs_torch"]["passed"]:
             g = report["fp32_vs_torch"]
             raise GateError(
@@ -362,16 +387,16 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             "schema_version": SCHEMA_VERSION,
             "name": output.name,
             "task": task,
-            "problem_type": config.get("problem_type", "single_label_classification"),
-            "labels": labels,
-            "threshold": threshold,
+            "problem_type": run.config.get("problem_type", "single_label_classification"),
+            "labels": run.labels,
+            "threshold": run.threshold,
             "max_length": max_length,
             "inputs": list(INPUTS_PAIR if pairs else INPUTS_TEXT),
             "input_names": input_names,
-            "base_model": train_args.get("base_model"),
+            "base_model": run.train_args.get("base_model"),
             "tokenizer": tok_meta,
             "files": entries,
-            "training_metrics": {k: metrics[k] for k in ("validation", "test") if k in metrics},
+            "training_metrics": {k: run.metrics[k] for k in ("validation", "test") if k in run.metrics},
             "parity": report,
             "versions": _versions(),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

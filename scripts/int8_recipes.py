@@ -11,7 +11,6 @@ speed ratio to fp32 taken within each round): the figures behind
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from baton._ort import new_session
 from baton.export import onnx as steps
 from baton.export import parity
 from baton.export.config import ExportConfig
-from baton.export.exporter import parity_inputs
+from baton.export.exporter import parity_inputs, read_run
 
 
 def _rows(inputs: parity.ParityInputs) -> list[dict[str, np.ndarray]]:
@@ -93,14 +92,14 @@ def main() -> None:
     run = Path(sys.argv[1])
     samples = int(sys.argv[2]) if len(sys.argv) > 2 else 512
     cfg = ExportConfig(run_dir=str(run), output=str(run / "unused"), parity_samples=samples)
-    config = json.loads((run / "model" / "config.json").read_text())
-    multi = config.get("problem_type") == "multi_label_classification"
+    trained = read_run(run)
+    multi = trained.multi_label
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir = steps.export_fp32(run / "model", Path(tmp), "text-classification", None)
         plain = onnx_dir / "model.onnx"
         fused = steps.optimize_graph(onnx_dir, cfg.optimize)
         names = [i.name for i in new_session(fused).get_inputs()]
-        inputs, _ = parity_inputs(cfg, Path(tmp), names)
+        inputs, _ = parity_inputs(cfg, trained, Path(tmp), names)
         fp32 = parity.onnx_logits(fused, inputs)
         print(f"fp32: accuracy {parity.summary({'fp32': fp32}, inputs, multi).get('fp32', float('nan')):.4f}")
         typed, kind = steps.quantizable_graph(fused, plain)

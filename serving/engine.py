@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from baton._ort import new_session
-from baton.errors import BundleError, InputError
+from baton.errors import BundleError
 from baton.serving.bundle import Bundle
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
 
@@ -136,13 +136,8 @@ class Engine:
             )
 
     def check_inputs(self, texts: Sequence[str], pairs: Sequence[str] | None) -> None:
-        """Refuse inputs that differ from what the manifest declares: the model was trained on one or the other."""
-        if self.pairs and pairs is None:
-            raise InputError("this model was trained on text pairs: give a text_pair for every text")
-        if not self.pairs and pairs is not None:
-            raise InputError("this model takes single texts, not text pairs")
-        if pairs is not None and len(pairs) != len(texts):
-            raise InputError(f"{len(texts)} texts but {len(pairs)} text pairs: give one pair per text")
+        """Refuse inputs that differ from what the manifest declares (InputError)."""
+        self.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
 
     def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]:
         """Tokenize without padding (the batcher pads per batch, after sorting by length)."""

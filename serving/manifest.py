@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from baton.errors import BundleError
+from baton.errors import BundleError, InputError
 
 __all__ = [
     "INPUTS_PAIR",
@@ -160,6 +160,16 @@ class Manifest:
     def pairs(self) -> bool:
         """Whether the model was trained on sentence pairs (every request must then carry a pair)."""
         return self.inputs == INPUTS_PAIR
+
+    def check_inputs(self, texts: int, pairs: int | None) -> None:
+        """Refuse `texts` texts with `pairs` second texts (None: none given) unless they match the declared inputs:
+        a pair model needs one pair per text, a single-text model takes none (InputError)."""
+        if self.pairs and pairs is None:
+            raise InputError("this model was trained on text pairs: send text_pairs, one per text")
+        if not self.pairs and pairs is not None:
+            raise InputError("this model takes single texts: send no text_pairs")
+        if pairs is not None and pairs != texts:
+            raise InputError(f"{texts} texts but {pairs} text_pairs: send one per text")
 
     @property
     def models(self) -> dict[str, FileEntry]:

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from baton.errors import ConfigError
+from baton.errors import ConfigError, InputError
 from baton.serving.batcher import (
     Batcher,
     BatcherError,
@@ -279,18 +279,14 @@ class BatonServer:
         else:
             credentials = None
         try:
-            self.port = (
-                server.add_secure_port(address, credentials)
-                if cfg.tls_cert and cfg.tls_key
-                else server.add_insecure_port(address)
-            )
-        except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
+        except RuntimeError:  # grpc: "Failed to bind to address ..." (other versions return port 0)
             self.port = 0
-            bind_error: Exception | None = exc
-        else:
-            bind_error = None
         if self.port == 0:
-            raise ConfigError(f"--port: cannot bind {address} (in use, or not an address of this host)") from bind_error
+            raise ConfigError(f"--port: cannot bind {address} (in use, or not an address of this host)")
         if cfg.metrics_port is not None:
             try:
                 self.metrics_port = self.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
@@ -346,18 +342,11 @@ class BatonServer:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}",
             )
-        wants_pairs = self.bundle.manifest.pairs
-        if wants_pairs and pairs is None and texts:
-            raise _RpcFailure(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "this model was trained on text pairs: send text_pairs (one per text)",
-            )
-        if not wants_pairs and pairs is not None:
-            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "this model takes single texts: send no text_pairs")
-        if pairs is not None and len(pairs) != len(texts):
-            raise _RpcFailure(
-                grpc.StatusCode.INVALID_ARGUMENT, f"{len(texts)} texts but {len(pairs)} text_pairs: send one per text"
-            )
+        if texts:  # an empty request gets an empty answer, whatever the model takes
+            try:
+                self.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
+            except InputError as exc:
+                raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         for field, values in (("texts", texts), ("text_pairs", pairs or [])):
             for i, text in enumerate(values):
                 if len(text) > cfg.max_text_chars:

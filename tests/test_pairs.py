@@ -95,7 +95,7 @@ def test_manifest_declares_the_pair_and_the_predictor_matches_torch(pair_bundle:
     assert encoded["token_type_ids"][0].max() == 1 and encoded["input_ids"].shape[1] > len(single)
     with pytest.raises(InputError, match="trained on text pairs"):
         predictor.predict(TEXTS)
-    with pytest.raises(InputError, match="4 texts but 3 text pairs"):
+    with pytest.raises(InputError, match="4 texts but 3 text_pairs"):
         predictor.predict(TEXTS, pairs=PAIRS[:3])
 
 

@@ -125,8 +125,10 @@ def _tokenize(data: PreparedData, tokenizer: Any, max_length: int) -> dict[str, 
 
 def _decision_threshold(cfg: TrainConfig, multi_label: bool, logits: Any, label_ids: Any) -> float:
     """`--threshold` if given; for multi-label otherwise the one with the best micro-F1 on these rows."""
-    if cfg.threshold is not None or not multi_label:
-        return cfg.threshold if cfg.threshold is not None else 0.5
+    if cfg.threshold is not None:
+        return cfg.threshold
+    if not multi_label:
+        return 0.5  # unused: single-label decisions are the argmax
     return tune_threshold(probabilities(logits, True), label_ids)[0]
 
 
