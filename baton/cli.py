@@ -64,6 +64,9 @@ def train(
         int | None, Opt(help="Early-stopping patience in evaluations; 0 disables (default: 2).")
     ] = None,
     max_train_samples: Annotated[int | None, Opt(help="Use at most this many training rows (quick runs).")] = None,
+    multi_label_loss: Annotated[
+        str | None, Opt(help="weighted (per-label pos_weight, bias at the prior) or plain BCE (default: weighted).")
+    ] = None,
     threshold: Annotated[
         float | None, Opt(help="Multi-label decision threshold (default: tuned on validation for the best micro-F1).")
     ] = None,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import write_jsonl
 
-from baton.errors import ExportError
+from baton.errors import ConfigError, ExportError
 from baton.export import ExportConfig, export_bundle
 from baton.training import TrainConfig, run_training
 from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
@@ -23,6 +23,18 @@ def test_tune_threshold_finds_the_best_micro_f1() -> None:
     threshold, f1 = tune_threshold(probs, truth)
     assert f1 == 1.0 and 0.2 < threshold <= 0.3  # at 0.5 nothing is predicted: micro-F1 0
     assert tune_threshold(np.zeros((3, 2)), np.zeros((3, 2))) == (0.5, 0.0)  # nothing to find: stays at 0.5
+
+
+def test_the_numpy_micro_f1_is_sklearn_s() -> None:
+    from sklearn.metrics import f1_score
+
+    from baton.training.trivial import _micro_f1
+
+    rng = np.random.default_rng(0)
+    truth = (rng.random((300, 7)) < 0.1).astype(int)
+    for threshold in (0.2, 0.6, 0.95, 1.1):  # 1.1: nothing predicted
+        pred = (rng.random((300, 7)) >= threshold).astype(int)
+        assert _micro_f1(truth, pred) == pytest.approx(f1_score(truth, pred, average="micro", zero_division=0))
 
 
 def test_trivial_baselines_by_hand() -> None:
@@ -107,3 +119,33 @@ def test_pos_weights_and_prior_bias_by_hand() -> None:
     init_bias_to_prior(model, rows)
     prior = 1 / (1 + np.exp(-model.classifier.bias.detach().numpy()))
     assert prior[0] == pytest.approx(100 / 2000, rel=1e-3) and prior[2] == pytest.approx(1e-4, rel=1e-2)
+
+
+@pytest.mark.parametrize("loss", ["weighted", "plain"])
+def test_the_multi_label_loss_setting_changes_the_recipe(tiny_model_dir: Path, tmp_path: Path, loss: str) -> None:
+    """`weighted` starts the output bias at the labels' log-odds; `plain` leaves transformers' zero bias."""
+    from safetensors.numpy import load_file
+
+    rows = [{"text": f"text {i}", "labels": ["a"] if i % 4 else ["a", "b"]} for i in range(40)]
+    data = write_jsonl(tmp_path / "ml.jsonl", rows)
+    run = tmp_path / loss
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        train_file=str(data),
+        label_column="labels",
+        output_dir=str(run),
+        epochs=1,
+        learning_rate=1e-9,  # nothing moves: the bias stays where the recipe put it
+        patience=0,
+        baseline=False,
+        multi_label_loss=loss,
+    )
+    run_training(cfg)
+    bias = load_file(str(run / "model/model.safetensors"))["classifier.bias"]
+    train_prior = np.array([36 / 40, 10 / 40])  # stratified 10 % held out: the train split keeps about these shares
+    if loss == "weighted":
+        assert np.all(bias[1] < -0.5) and abs(1 / (1 + np.exp(-bias[1])) - train_prior[1]) < 0.1
+    else:
+        assert np.abs(bias).max() < 1e-6
+    with pytest.raises(ConfigError, match="--multi-label-loss must be weighted or plain"):
+        TrainConfig(train_file=str(data), multi_label_loss="focal")

@@ -52,6 +52,9 @@ class TrainConfig:
     validation_fraction: float = 0.1
     # Multi-label decision threshold; None: tuned on the validation split for the best micro-F1 (and served so).
     threshold: float | None = None
+    # Multi-label loss: "weighted" (per-label pos_weight, output bias at the prior: training/multilabel.py) or
+    # "plain" (transformers' BCE, which settled on the label prior in docs/training.md's GoEmotions runs).
+    multi_label_loss: str = "weighted"
     group_by_length: bool = True
     bf16: Bf16Mode = Bf16Mode.AUTO
     baseline: bool = True
@@ -78,6 +81,10 @@ class TrainConfig:
             (0 < self.validation_fraction < 1, "--validation-fraction must be in (0, 1)"),
             (self.threshold is None or 0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
             (0 <= self.warmup_ratio < 1, "--warmup-ratio must be in [0, 1)"),
+            (
+                self.multi_label_loss in ("weighted", "plain"),
+                f"--multi-label-loss must be weighted or plain (got {self.multi_label_loss!r})",
+            ),
             (self.weight_decay >= 0, "--weight-decay must be >= 0"),
             (not (self.resume and self.overwrite), "--resume and --overwrite exclude each other"),
         ]

@@ -154,10 +154,10 @@ def _trivial_line(trivial: dict[str, Any], labels: Any) -> str:
     return f"{trivial['metric']} {trivial['value']:.4f} for always '{answer}': {verdict}"
 
 
-def _check_trivial(data: PreparedData, validation: dict[str, Any]) -> dict[str, Any]:
+def _check_trivial(data: PreparedData, train_labels: np.ndarray, validation: dict[str, Any]) -> dict[str, Any]:
     """Score the best constant answer on validation and say loudly when the model does not beat it."""
     multi = data.spec.is_multi_label
-    baseline = trivial_baseline(np.asarray(data.train["labels"]), np.asarray(data.validation["labels"]), multi)
+    baseline = trivial_baseline(train_labels, np.asarray(data.validation["labels"]), multi)
     baseline["beaten"] = beats_baseline(validation, baseline)
     if not baseline["beaten"]:
         logger.warning(
@@ -246,12 +246,12 @@ def run_training(cfg: TrainConfig) -> RunResult:
         )
         return {k: v for k, v in m.items() if k in {"accuracy", "macro_f1", "micro_f1"}}
 
+    train_labels = np.asarray(data.train["labels"])
     trainer_cls: Any = Trainer
-    if spec.is_multi_label:
-        train_rows = np.asarray(data.train["labels"])
+    if spec.is_multi_label and cfg.multi_label_loss == "weighted":
         if checkpoint is None:
-            init_bias_to_prior(model, train_rows)
-        trainer_cls = weighted_trainer(Trainer, pos_weights(train_rows))
+            init_bias_to_prior(model, train_labels)
+        trainer_cls = weighted_trainer(Trainer, pos_weights(train_labels))
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -271,7 +271,7 @@ def run_training(cfg: TrainConfig) -> RunResult:
     trainer.save_model(str(tmp_model))
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = baseline
-    metrics["trivial_baseline"] = _check_trivial(data, results["validation"])
+    metrics["trivial_baseline"] = _check_trivial(data, train_labels, results["validation"])
     if spec.is_multi_label:
         metrics["decision_threshold"] = results["validation"]["threshold"]
     metrics["training"] = {

@@ -18,6 +18,8 @@ THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
 def _micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """sklearn's micro-F1 (zero_division=0), in numpy: the threshold sweep calls it 91 times per evaluation, and
+    sklearn took 1.4 s for that on 5,426 x 28 labels against 32 ms here (a test checks the two agree)."""
     tp = float(np.sum((y_true == 1) & (y_pred == 1)))
     fp = float(np.sum((y_true == 0) & (y_pred == 1)))
     fn = float(np.sum((y_true == 1) & (y_pred == 0)))
