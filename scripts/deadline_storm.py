@@ -2,7 +2,8 @@
 grpc.aio server (a 2 ms sleep per call), each in its own process on a loopback port.
 
     python scripts/deadline_storm.py BUNDLE|plain [--abusers 16] [--bystanders 16] [--seconds 10]
-        [--separate-connections] [extra `baton serve` flags, e.g. --max-concurrent-streams 32]
+        [--separate-connections] [--grpc-option KEY=INT (plain)] [extra `baton serve` flags, e.g.
+        --max-concurrent-streams 32]
 
 Prints the status codes of both groups and the bystanders' p50/p99. What it showed (docs/benchmarks.md): the
 bystanders' CANCELLED come from grpc core's pending-call queue, not from baton's handler (they never reach it): the
@@ -15,22 +16,27 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
+import contextlib
+import json
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from baton.serving.bench import started_server
 
 _PLAIN = """
-import asyncio, sys, grpc
+import asyncio, json, sys, grpc
 from baton.serving.v1 import classifier_pb2 as pb, classifier_pb2_grpc as pb_grpc
 class S(pb_grpc.TextClassifierServicer):
     async def Classify(self, request, context):
         await asyncio.sleep(0.002)
         return pb.ClassifyResponse(results=[pb.Classification(label="x", score=1.0) for _ in request.texts])
 async def main():
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=[tuple(o) for o in json.loads(sys.argv[1])])
     pb_grpc.add_TextClassifierServicer_to_server(S(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -40,6 +46,23 @@ asyncio.run(main())
 """
 
 
+@contextlib.contextmanager
+def _server(args: argparse.Namespace) -> Iterator[str]:
+    """The server under test, in its own process; yields its target."""
+    if args.target != "plain":
+        with started_server(Path(args.target), args.serve_flags) as server:
+            yield server.target
+        return
+    options = [[key, int(value)] for key, value in (o.split("=", 1) for o in args.grpc_option)]
+    proc = subprocess.Popen([sys.executable, "-c", _PLAIN, json.dumps(options)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().split(" on ")[1].split(",")[0].strip()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", help="a bundle directory, or 'plain'")
@@ -47,22 +70,24 @@ def main() -> None:
     parser.add_argument("--bystanders", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--separate-connections", action="store_true", help="one TCP connection per client thread")
+    parser.add_argument(
+        "--grpc-option",
+        action="append",
+        default=[],
+        help="plain server only: a grpc server option KEY=INT, e.g. grpc.server.max_pending_requests=100000",
+    )
     args, serve_flags = parser.parse_known_args()  # anything else goes to `baton serve`
     args.serve_flags = [f for f in serve_flags if f != "--"]
+    with _server(args) as target:
+        _storm(args, target)
 
+
+def _storm(args: argparse.Namespace, target: str) -> None:
     import grpc
 
     from baton.serving.v1 import classifier_pb2 as pb
     from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
 
-    if args.target == "plain":
-        cmd = [sys.executable, "-c", _PLAIN]
-    else:
-        cmd = [sys.executable, "-m", "baton", "-q", "serve", args.target, "--port", "0", "--metrics-port", "0"]
-        cmd += args.serve_flags
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.stdout is not None
-    target = proc.stdout.readline().split(" on ")[1].split(",")[0].strip()
     stop = time.monotonic() + args.seconds
     codes: dict[str, collections.Counter[str]] = {"bystanders": collections.Counter(), "abusers": collections.Counter()}
     latencies: list[float] = []
@@ -92,11 +117,9 @@ def main() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    proc.terminate()
-    proc.wait(30)
     latencies.sort()
     total = sum(codes["bystanders"].values())
-    print(f"server: {args.target} {' '.join(args.serve_flags)}; abusers {args.abusers}")
+    print(f"server: {args.target} {' '.join(args.serve_flags + args.grpc_option)}; abusers {args.abusers}")
     for group, counter in codes.items():
         print(f"  {group}: {dict(counter)}")
     if latencies:

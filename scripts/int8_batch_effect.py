@@ -11,13 +11,13 @@ Figures: docs/benchmarks.md, "Batched or alone".
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
 import numpy as np
 
 from baton.serving import load_bundle
+from baton.serving.bench import load_texts
 from baton.serving.encoder import length_sorted_chunks
 from baton.serving.engine import Engine, sigmoid, softmax
 
@@ -37,8 +37,7 @@ def main() -> None:
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--samples", type=int, default=872)
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
-    texts = [r[args.text_column] for r in rows][: args.samples]
+    texts = load_texts(str(args.data), args.text_column, args.samples)
     bundle = load_bundle(args.bundle)
     rng = random.Random(0)
     shuffled = list(range(len(texts)))

@@ -604,14 +604,19 @@ class StartedServer:
     cmd: list[str]
     target: str
     metrics_url: str
-    pid: int
+    process: subprocess.Popen[str]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
 
 @contextlib.contextmanager
 def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator[StartedServer]:
-    """`baton serve BUNDLE` on free ports in a subprocess, until the block ends (then SIGTERM).
+    """`baton serve BUNDLE` on free ports in a subprocess, until the block ends (then SIGTERM, if still running).
 
-    Yields once the server has printed its banner, which it does after warm-up, when health is SERVING."""
+    Yields once the server has printed its banner, which it does after warm-up, when health is SERVING. Its stderr
+    goes to a temporary file, not a pipe: a long run that logs must never block on a full pipe."""
     port, metrics_port = _free_port(), _free_port()
     cmd = [
         sys.executable,
@@ -626,19 +631,23 @@ def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator
         str(metrics_port),
         *serve_args,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if "baton serving" not in line:
-            raise BatonError(f"the server did not start: {proc.stderr.read() if proc.stderr else ''}")
-        yield StartedServer(cmd, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", proc.pid)
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True)
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if "baton serving" not in line:
+                proc.wait(30)
+                stderr.seek(0)
+                raise BatonError(f"the server did not start: {stderr.read().strip()[-2000:]}")
+            yield StartedServer(cmd, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", proc)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def bench_serve(
