@@ -92,7 +92,9 @@ def load_labelled_file(path_str: str, flag: str = "--data") -> Dataset:
 
 def _check_text_file(path: Path, flag: str, jsonl: bool) -> None:
     """UTF-8 throughout, and (JSONL) one JSON object per line: name the first bad line and column, as datasets
-    reports neither."""
+    reports neither. Checked before datasets reads the file, not after it fails: a failing datasets load prints its
+    progress bar and error log on stderr, which would break the one-line error. The extra pass took 0.09 s on the
+    largest file here (GoEmotions train, 5.4 MB)."""
     import json
 
     with path.open("rb") as handle:
