@@ -11,7 +11,8 @@ __all__ = ["format_bundle", "format_train_summary"]
 
 def format_bundle(root: Path) -> str:
     manifest = json.loads((root / "bundle.json").read_text())
-    lines = [f"bundle written to {root}", "variant  file               size      accuracy"]
+    quality = manifest["parity"].get("quality_metric", "accuracy")
+    lines = [f"bundle written to {root} ({manifest['task']})", f"variant  file               size      {quality}"]
     acc = manifest["parity"].get("accuracy", {})
     for name, entry in manifest["files"].items():
         if "variant" in entry:
@@ -30,7 +31,7 @@ def format_bundle(root: Path) -> str:
         q = parity["int8_vs_fp32"]
         drop = q["accuracy_drop"]
         lines.append(
-            f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, accuracy drop "
+            f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, {quality} drop "
             + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
             + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']})"
         )
@@ -44,6 +45,12 @@ def format_train_summary(out: Path, metrics: dict[str, Any]) -> str:
     for split in ("validation", "test"):
         if split in metrics:
             m = metrics[split]
+            if "entity_f1" in m:
+                lines.append(
+                    f"{split}: entity F1 {m['entity_f1']:.4f} (precision {m['entity_precision']:.4f}, recall "
+                    f"{m['entity_recall']:.4f}), token accuracy {m['token_accuracy']:.4f}"
+                )
+                continue
             base = metrics.get("baseline", {}).get(split)
             before = f" (untrained head: accuracy {base['accuracy']:.4f})" if base else ""
             f1 = m.get("micro_f1", m["macro_f1"])

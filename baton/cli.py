@@ -44,7 +44,7 @@ Opt = typer.Option
 def train(
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
     model: Annotated[str | None, Opt(help="Base model: 'minilm' (offline default), a local dir, or a Hub id.")] = None,
-    train_file: Annotated[str | None, Opt(help="Training data: .csv/.tsv/.json/.jsonl/.parquet.")] = None,
+    train_file: Annotated[str | None, Opt(help="Training data: .csv/.tsv/.json/.jsonl/.parquet; entity data also .conll/.iob/.txt.")] = None,
     validation_file: Annotated[str | None, Opt(help="Validation data (default: stratified 10% of train).")] = None,
     test_file: Annotated[str | None, Opt(help="Test data, scored once at the end.")] = None,
     dataset: Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")] = None,
@@ -53,6 +53,21 @@ def train(
     text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
     label_column: Annotated[
         str | None, Opt(help="Label column (default: label); a column of lists means multi-label.")
+    ] = None,
+    task: Annotated[
+        str | None,
+        Opt(help="auto, text-classification or token-classification (default: auto, detected from the data)."),
+    ] = None,
+    tokens_column: Annotated[str | None, Opt(help="Entity data: the word-list column (default: tokens).")] = None,
+    tags_column: Annotated[str | None, Opt(help="Entity data: the IOB2 tag-list column (default: ner_tags).")] = None,
+    tag_names: Annotated[
+        str | None, Opt(help="Entity data with int tags: the tag of each id, comma-separated, in id order.")
+    ] = None,
+    label_all_tokens: Annotated[
+        bool | None, Opt("--label-all-tokens", help="Entity data: tag every sub-token, not only the first.")
+    ] = None,
+    stride: Annotated[
+        int | None, Opt(help="Entity data: sub-tokens shared by the windows of a long sentence (default: 32).")
     ] = None,
     output_dir: Annotated[str | None, Opt(help="Run directory (default: runs/latest).")] = None,
     epochs: Annotated[float | None, Opt(help="Epochs (default: 3).")] = None,
@@ -78,7 +93,7 @@ def train(
     resume: Annotated[bool | None, Opt("--resume", help="Continue from the last checkpoint in --output-dir.")] = None,
     overwrite: Annotated[bool | None, Opt("--overwrite", help="Replace a finished run in --output-dir.")] = None,
 ) -> None:
-    """Fine-tune a Hugging Face encoder for text classification."""
+    """Fine-tune a Hugging Face encoder for text classification or entity recognition."""
     overrides = {k: v for k, v in locals().items() if k != "config"}
     from baton.training import load_train_config, run_training
 

@@ -1,4 +1,16 @@
-"""Parity gates: baton's own checks that an exported model still predicts what the trained one did."""
+"""Parity gates: baton's own checks that an exported model still predicts what the trained one did.
+
+The samples are encoded by the runtime's own task (`baton.serving.tasks`) on the staged bundle's tokenizer, so
+PyTorch and onnxruntime see exactly the rows the server would build. What "the same prediction" means is the
+task's: a `Judge` per task compares logits and scores quality.
+
+| task                 | compared over            | agreement                              | quality     |
+|----------------------|--------------------------|----------------------------------------|-------------|
+| text-classification  | one row per text         | argmax (multi-label: the label set)    | accuracy    |
+| token-classification | every unpadded token     | argmax per token                       | entity F1 * |
+
+* of the runtime's own entities (its windows, aggregation and character offsets) against the gold spans.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +18,61 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from baton._ort import new_session
-from baton.serving.encoder import TextEncoder, length_sorted_chunks
+from baton.serving.encoder import Encoded, length_sorted_chunks
 
-__all__ = ["ParityInputs", "agreement", "encode_for_parity", "max_abs_diff", "onnx_logits", "torch_logits"]
+__all__ = [
+    "ClassificationJudge",
+    "Judge",
+    "ParityInputs",
+    "TokenJudge",
+    "agreement",
+    "decisions",
+    "encode_for_parity",
+    "max_abs_diff",
+    "onnx_logits",
+    "summary",
+    "torch_logits",
+]
 
 logger = logging.getLogger(__name__)
 
 
+class _Task(Protocol):
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None) -> list[Any]: ...
+    def collate(self, items: Sequence[Any]) -> Encoded: ...
+
+
 @dataclass(frozen=True)
 class ParityInputs:
-    """Parity samples encoded by the runtime's own `TextEncoder`, in length-sorted batches.
+    """Parity samples encoded by the runtime's own task, in length-sorted batches.
 
     The same arrays go to PyTorch and to onnxruntime, and they are what the server would feed the model for these
-    texts: the bundle's tokenizer.json, its truncation side, the character pre-cut, pairs, padding and input names.
+    texts: the bundle's tokenizer.json, its truncation side or windows, the character pre-cut, pairs, padding and
+    input names. `order` maps each position in the batches back to its sample.
     """
 
-    batches: list[dict[str, np.ndarray]]
-    label_ids: np.ndarray | None  # class ids (single-label) or multi-hot rows; None when the file has no labels
+    encoded: list[Encoded]
+    order: list[int]
+    label_ids: np.ndarray | None  # classification: class ids or multi-hot rows, in batch order; None: no labels
     source: str
     threshold: float = 0.5  # multi-label: the decision threshold the model was trained with
 
     @property
+    def batches(self) -> list[dict[str, np.ndarray]]:
+        return [e.inputs for e in self.encoded]
+
+    @property
     def size(self) -> int:
-        return sum(len(b["input_ids"]) for b in self.batches)
+        return len(self.order)
 
 
 def encode_for_parity(
-    encoder: TextEncoder,
+    task: _Task,
     texts: Sequence[str],
     pairs: Sequence[str] | None,
     label_ids: np.ndarray | None,
@@ -47,35 +82,37 @@ def encode_for_parity(
 ) -> ParityInputs:
     size = (lambda i: len(texts[i]) + len(pairs[i])) if pairs is not None else (lambda i: len(texts[i]))
     chunks = length_sorted_chunks(len(texts), size, batch_size)
-    batches = []
+    encoded = []
     for idx in chunks:
-        tokens = encoder.tokenize([texts[i] for i in idx], None if pairs is None else [pairs[i] for i in idx])
-        batches.append(encoder.collate(tokens).inputs)
+        tokens = task.tokenize([texts[i] for i in idx], None if pairs is None else [pairs[i] for i in idx])
+        encoded.append(task.collate(tokens))
     order = [i for idx in chunks for i in idx]
     labels = None if label_ids is None else np.asarray(label_ids)[order]
-    return ParityInputs(batches, labels, source, threshold)
+    return ParityInputs(encoded, order, labels, source, threshold)
 
 
-def torch_logits(model_dir: Path, inputs: ParityInputs) -> np.ndarray:
+def torch_logits(model_dir: Path, inputs: ParityInputs, auto_class: str = "AutoModelForSequenceClassification") -> list:
+    """Per-batch logits of the trained PyTorch model."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+    import transformers
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = getattr(transformers, auto_class).from_pretrained(model_dir).eval()
     out = []
     with torch.inference_mode():
         for batch in inputs.batches:
             out.append(model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.float().numpy())
-    return np.concatenate(out)
+    return out
 
 
-def onnx_logits(model_file: Path, inputs: ParityInputs, provider: str = "CPUExecutionProvider") -> np.ndarray:
+def onnx_logits(model_file: Path, inputs: ParityInputs, provider: str = "CPUExecutionProvider") -> list:
+    """Per-batch logits of an ONNX file, through baton's own session settings."""
     session = new_session(model_file, providers=[provider])
     names = {i.name for i in session.get_inputs()}
     out = []
     for batch in inputs.batches:
         (logits,) = session.run(["logits"], {k: v for k, v in batch.items() if k in names})
         out.append(np.asarray(logits, dtype=np.float32))
-    return np.concatenate(out)
+    return out
 
 
 def decisions(logits: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:
@@ -85,25 +122,88 @@ def decisions(logits: np.ndarray, multi_label: bool, threshold: float = 0.5) -> 
 
 
 def agreement(a: np.ndarray, b: np.ndarray, multi_label: bool, threshold: float = 0.5) -> float:
-    """Share of samples with the same decision: argmax, or (multi-label) the same label set at `threshold`."""
+    """Share of rows with the same decision: argmax, or (multi-label) the same label set at `threshold`."""
     da, db = decisions(a, multi_label, threshold), decisions(b, multi_label, threshold)
     same = (da == db).all(axis=-1) if multi_label else da == db
-    return float(np.mean(same))
-
-
-def accuracy(logits: np.ndarray, label_ids: np.ndarray, multi_label: bool, threshold: float = 0.5) -> float:
-    pred = decisions(logits, multi_label, threshold)
-    if multi_label:
-        return float(np.mean((pred == (label_ids >= 0.5)).all(axis=-1)))
-    return float(np.mean(pred == label_ids))
+    return float(np.mean(same)) if same.size else 1.0
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
 
 
-def summary(logits: dict[str, np.ndarray], inputs: ParityInputs, multi_label: bool) -> dict[str, Any]:
-    """Per-variant accuracy (when labels are known)."""
-    if inputs.label_ids is None:
-        return {}
-    return {name: accuracy(v, inputs.label_ids, multi_label, inputs.threshold) for name, v in logits.items()}
+class Judge(Protocol):
+    """What 'the same prediction' means for one task."""
+
+    quality_name: str
+    auto_class: str
+
+    def max_abs_diff(self, a: list, b: list) -> float: ...
+    def agreement(self, a: list, b: list) -> float: ...
+    def quality(self, logits: list) -> float | None: ...
+
+
+class ClassificationJudge:
+    quality_name = "accuracy"
+    auto_class = "AutoModelForSequenceClassification"
+
+    def __init__(self, inputs: ParityInputs, multi_label: bool) -> None:
+        self.inputs, self.multi = inputs, multi_label
+
+    def max_abs_diff(self, a: list, b: list) -> float:
+        return max_abs_diff(np.concatenate(a), np.concatenate(b))
+
+    def agreement(self, a: list, b: list) -> float:
+        return agreement(np.concatenate(a), np.concatenate(b), self.multi, self.inputs.threshold)
+
+    def quality(self, logits: list) -> float | None:
+        labels = self.inputs.label_ids
+        if labels is None:
+            return None
+        pred = decisions(np.concatenate(logits), self.multi, self.inputs.threshold)
+        if self.multi:
+            return float(np.mean((pred == (labels >= 0.5)).all(axis=-1)))
+        return float(np.mean(pred == labels))
+
+
+class TokenJudge:
+    """Token rows compared over real tokens (attention mask 1); quality is entity F1 of the runtime's own entities
+    (its windows, grouping and character offsets) against the gold character spans."""
+
+    quality_name = "entity_f1"
+    auto_class = "AutoModelForTokenClassification"
+
+    def __init__(self, inputs: ParityInputs, task: Any, gold: Sequence[set[tuple[str, int, int]]] | None) -> None:
+        self.inputs, self.task = inputs, task
+        self.gold = None if gold is None else [gold[i] for i in inputs.order]
+
+    def _real(self, logits: list) -> np.ndarray:
+        rows = []
+        for batch, encoded in zip(logits, self.inputs.encoded, strict=True):
+            mask = encoded.inputs.get("attention_mask")
+            mask = np.ones(batch.shape[:2], dtype=bool) if mask is None else mask.astype(bool)
+            rows.append(batch[mask])
+        return np.concatenate(rows)
+
+    def max_abs_diff(self, a: list, b: list) -> float:
+        return max_abs_diff(self._real(a), self._real(b))
+
+    def agreement(self, a: list, b: list) -> float:
+        return agreement(self._real(a), self._real(b), False)
+
+    def quality(self, logits: list) -> float | None:
+        from baton.training.ner_metrics import span_metrics
+
+        if self.gold is None:
+            return None
+        pred: list[set[tuple[str, int, int]]] = []
+        for batch, encoded in zip(logits, self.inputs.encoded, strict=True):
+            for answer in self.task.postprocess(batch, encoded):
+                pred.append({(e.label, e.start, e.end) for e in answer.entities})
+        return float(span_metrics(self.gold, pred)["entity_f1"])
+
+
+def summary(judge: Judge, logits: dict[str, list]) -> dict[str, Any]:
+    """Per-variant quality (when labels are known)."""
+    scores = {name: judge.quality(v) for name, v in logits.items()}
+    return {} if any(v is None for v in scores.values()) else scores

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +38,21 @@ class Tokens:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A tokenized batch, padded to its longest member."""
+    """A tokenized batch, padded to its longest member. Classification: one row per item. A task that runs an item
+    as several rows (entity windows) sets `rows`, each item's [start, end) rows, and keeps its per-item state in
+    `items`."""
 
     inputs: dict[str, np.ndarray]
     truncated: list[bool]
+    rows: list[tuple[int, int]] | None = None
+    items: Sequence[Any] = ()
+
+    def item_logits(self, logits: np.ndarray, index: int) -> np.ndarray:
+        """The logits rows of item `index`."""
+        if self.rows is None:
+            return logits[index]  # type: ignore[no-any-return]
+        start, end = self.rows[index]
+        return logits[start:end]  # type: ignore[no-any-return]
 
     @property
     def size(self) -> int:
@@ -72,6 +84,9 @@ class TextEncoder:
         # Padding happens in `collate`, per batch, after the batcher has grouped texts by length.
         self._tokenizer.enable_truncation(spec.max_length, direction=spec.truncation_side, strategy="longest_first")
         self._tokenizer.no_padding()
+        self.file = Path(tokenizer_file)
+        self.spec = spec
+        self.input_names = tuple(input_names)
         self.max_length = spec.max_length
         self._pad_id = spec.pad_id
         self._left = spec.truncation_side == "left"

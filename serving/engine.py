@@ -1,7 +1,9 @@
-"""The inference engine: `preprocess` (tokenizers) → `run` (onnxruntime) → `postprocess` (probabilities, labels).
+"""The inference engine: `preprocess` (tokenizers) → `run` (onnxruntime) → `postprocess` (the task's answers).
 
 Three separate steps so the batcher can tokenize the next batch while the current one runs, and so tests can fake
-any one of them. Imports neither torch nor transformers.
+any one of them. What the texts become and what the logits mean is the bundle's task (`baton.serving.tasks`);
+the engine itself only runs sessions. `load_engine` is the one place an engine is built from a bundle directory.
+Imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -9,39 +11,112 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from baton._ort import new_session
 from baton.errors import BundleError
-from baton.serving.bundle import Bundle
+from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
+from baton.serving.tasks import RuntimeTask, runtime_task
+from baton.serving.tasks.classification import Prediction, sigmoid, softmax
 
-__all__ = ["Encoded", "Engine", "Prediction", "Tokens", "available_providers", "default_threads", "sigmoid", "softmax"]
+__all__ = [
+    "Encoded",
+    "Engine",
+    "Prediction",
+    "Tokens",
+    "available_providers",
+    "build_engine",
+    "choose_variant",
+    "default_threads",
+    "sigmoid",
+    "softmax",
+]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
-    scores: dict[str, float]
-    top_k: list[tuple[str, float]]
-    truncated: bool
-    labels: list[str] | None = None  # multi-label: every label at or above the threshold
+_DEVICES = ("auto", "cpu", "cuda")
+_CPU_ORDER = ("int8", "fp32")
+_CUDA_ORDER = ("fp16", "fp32")
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+def _cuda_answers() -> bool:
+    if "CUDAExecutionProvider" not in available_providers():
+        return False
+    try:
+        import ctypes
+
+        for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+            try:
+                lib = ctypes.CDLL(name)
+                count = ctypes.c_int(0)
+                return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+            except OSError:
+                continue
+    except Exception:  # any driver trouble means: no usable GPU
+        return False
+    return False
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits))  # type: ignore[no-any-return]
+def choose_variant(bundle: Bundle, device: str, variant: str | None) -> tuple[str, str, str]:
+    """Return (variant, provider, why) for a device request."""
+    if device not in _DEVICES:
+        raise BundleError(f"device must be one of {', '.join(_DEVICES)} (got {device!r})")
+    cuda = device == "cuda" or (device == "auto" and _cuda_answers())
+    if device == "cuda" and not _cuda_answers():
+        raise BundleError(
+            "device 'cuda' asked for, but onnxruntime has no CUDA provider or no GPU answers "
+            "(install onnxruntime-gpu: see the 'gpu' extra)"
+        )
+    provider = "cuda" if cuda else "cpu"
+    if variant is not None:
+        if variant not in bundle.models:
+            raise BundleError(
+                f"bundle {bundle.root} has no '{variant}' variant (it has: {', '.join(sorted(bundle.models))})"
+            )
+        return variant, provider, f"variant {variant} requested"
+    order = _CUDA_ORDER if cuda else _CPU_ORDER
+    for name in order:
+        if name in bundle.models:
+            why = (
+                "CUDA provider available and a GPU answers"
+                if cuda
+                else ("no usable CUDA provider" if device == "auto" else "CPU requested")
+            )
+            return name, provider, f"{why}; preferred {'/'.join(order)}"
+    raise BundleError(f"bundle {bundle.root} has no variant usable on {provider} (has: {', '.join(bundle.models)})")
+
+
+def build_engine(
+    bundle: Bundle | str | Path,
+    device: str = "auto",
+    variant: str | None = None,
+    threads: int | None = None,
+    workers: int = 1,
+    spin: bool = True,
+) -> Engine:
+    """The one place an engine is built: load and verify the bundle (unless given), choose the variant for the
+    device, open the sessions, and log what was chosen and why."""
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    chosen, provider, why = choose_variant(bundle, device, variant)
+    engine = Engine(bundle, chosen, provider, threads, spin=spin, workers=workers)
+    logger.info(
+        "loaded %s (%s): variant %s on %s (%s), %d intra-op thread(s), %d worker(s)%s",
+        bundle.root,
+        bundle.manifest.task,
+        chosen,
+        engine.provider,
+        why,
+        engine.threads,
+        engine.workers,
+        f" ({engine.narrow_threads} thread(s) each when two batches run at once)" if engine.workers > 1 else "",
+    )
+    return engine
 
 
 def available_providers() -> list[str]:
@@ -90,6 +165,7 @@ class Engine:
         self.max_length = manifest.max_length
         self.pairs = manifest.pairs
         self.encoder = TextEncoder(bundle.tokenizer_path, manifest.tokenizer, manifest.input_names)
+        self.task: RuntimeTask = runtime_task(manifest, self.encoder)
 
         providers = ["CPUExecutionProvider"]
         if provider == "cuda":
@@ -128,12 +204,9 @@ class Engine:
         outputs = {o.name: o.shape for o in self._session.get_outputs()}
         if "logits" not in outputs:
             raise BundleError(f"bundle {self.bundle.root}: {self.variant} model has no 'logits' output")
-        width = outputs["logits"][-1] if outputs["logits"] else None
-        if not isinstance(width, int) or width != len(self.labels):
-            raise BundleError(
-                f"bundle {self.bundle.root}: {self.variant} model returns {width} logits per text, "
-                f"the manifest lists {len(self.labels)} labels"
-            )
+        why = self.task.check_logits(list(outputs["logits"] or []))
+        if why is not None:
+            raise BundleError(f"bundle {self.bundle.root}: {self.variant} model {why}")
 
     def check_inputs(self, texts: Sequence[str], pairs: Sequence[str] | None) -> None:
         """Refuse inputs that differ from what the manifest declares (InputError)."""
@@ -142,11 +215,11 @@ class Engine:
     def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]:
         """Tokenize without padding (the batcher pads per batch, after sorting by length)."""
         self.check_inputs(texts, pairs)
-        return self.encoder.tokenize(texts, pairs)
+        return self.task.tokenize(texts, pairs)
 
     def collate(self, items: Sequence[Tokens]) -> Encoded:
         """Pad tokenized texts to the longest among them."""
-        return self.encoder.collate(items)
+        return self.task.collate(items)
 
     def preprocess(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Encoded:
         """Tokenize and pad to the longest in the batch."""
@@ -155,33 +228,17 @@ class Engine:
     def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray:
         """Logits for a batch; `wide=False` runs it on the narrow session (another batch runs beside it)."""
         if encoded.size == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+            return self.task.empty_logits()
         session = self._session if wide else self._narrow
         (logits,) = session.run(["logits"], encoded.inputs)
         return np.asarray(logits, dtype=np.float32)
 
-    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]:
-        probs = sigmoid(logits) if self.multi_label else softmax(logits)
-        k = len(self.labels) if not top_k else min(top_k, len(self.labels))
-        out: list[Prediction] = []
-        for row, truncated in zip(probs, encoded.truncated, strict=True):
-            order = np.argsort(-row, kind="stable")
-            best = int(order[0])
-            chosen = [self.labels[i] for i in order if row[i] >= self.threshold] if self.multi_label else None
-            out.append(
-                Prediction(
-                    label=self.labels[best],
-                    score=float(row[best]),
-                    scores={label: float(p) for label, p in zip(self.labels, row, strict=True)},
-                    top_k=[(self.labels[i], float(row[i])) for i in order[:k]],
-                    truncated=truncated,
-                    labels=chosen,
-                )
-            )
-        return out
+    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Any]:
+        """The task's answers: a `Prediction` per text (classification) or its `Entities` (entity recognition)."""
+        return self.task.postprocess(logits, encoded, top_k)
 
     def __call__(
         self, texts: Sequence[str], top_k: int | None = None, pairs: Sequence[str] | None = None
-    ) -> list[Prediction]:
+    ) -> list[Any]:
         encoded = self.preprocess(texts, pairs)
         return self.postprocess(self.run(encoded), encoded, top_k)

@@ -8,7 +8,7 @@ from typing import Any
 from baton._io import write_json_atomic
 from baton.errors import DataError
 from baton.serving.bundle import load_bundle
-from baton.serving.engine import Engine
+from baton.serving.engine import build_engine
 from baton.serving.predictor import Predictor
 
 __all__ = ["evaluate_bundle"]
@@ -23,6 +23,7 @@ def evaluate_bundle(
     output_dir: Path | None,
     batch_size: int = 32,
     text_pair_column: str | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     from baton.training.data import load_labelled_file
     from baton.training.metrics import classification_metrics, encode_label_ids
@@ -52,7 +53,7 @@ def evaluate_bundle(
         raise DataError(f"--data {data_file}: label(s) the model does not know: {exc.args[0]}") from exc
     results: dict[str, Any] = {}
     for variant in variants or sorted(bundle.models):
-        predictor = Predictor(Engine(bundle, variant, "cpu"), batch_size)
+        predictor = Predictor(build_engine(bundle, device, variant), batch_size)
         results[variant] = classification_metrics(
             predictor.logits(texts, pairs), label_ids, bundle.labels, bundle.multi_label, predictor.engine.threshold
         )

@@ -20,6 +20,7 @@ from typing import Any
 from baton.errors import BundleError, InputError
 
 __all__ = [
+    "AGGREGATION_CHOICES",
     "INPUTS_PAIR",
     "INPUTS_TEXT",
     "MANIFEST",
@@ -34,12 +35,16 @@ SCHEMA_VERSION = 2
 MANIFEST = "bundle.json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the manifest is read whole: refuse anything larger before reading it
 INPUTS_TEXT = ("text",)
+# Entity models: how sub-token tags become entities (serving/tasks/token_classification.py says what each does).
+AGGREGATION_CHOICES = ("simple", "first", "max", "average", "none")
 INPUTS_PAIR = ("text", "text_pair")
 
 _VARIANTS = ("fp32", "fp16", "int8")
 _PROVIDERS = ("cpu", "cuda")
-_TASKS = ("text-classification",)
-_PROBLEM_TYPES = ("single_label_classification", "multi_label_classification")
+_TASKS = ("text-classification", "token-classification")
+_PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "token_classification")
+_SCHEMES = ("IOB2",)
+_TAG = re.compile(r"O|[BI]-\S{1,64}")
 _GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _MAX_LABELS = 10_000
 _MAX_LABEL_CHARS = 256
@@ -151,6 +156,10 @@ class Manifest:
     files: Mapping[str, FileEntry]
     base_model: str
     raw: Mapping[str, Any]
+    # token-classification only: the tag scheme, the default aggregation, the overlap of long-text windows
+    scheme: str | None = None
+    aggregation: str = "simple"
+    stride: int = 0
 
     @property
     def multi_label(self) -> bool:
@@ -223,10 +232,25 @@ class Manifest:
         if len(set(variants)) != len(variants):
             raise _fail("files", "lists two model files of one variant")
         base = data.get("base_model")
+        task = _choice(data, "task", _TASKS)
+        problem_type = _choice(data, "problem_type", _PROBLEM_TYPES)
+        token_task: dict[str, Any] = {}
+        if (task == "token-classification") != (problem_type == "token_classification"):
+            raise _fail("problem_type", f"{problem_type} does not fit task {task}")
+        if task == "token-classification":
+            if inputs != INPUTS_TEXT:
+                raise _fail("inputs", "must be ['text'] for an entity model")
+            if "O" not in labels or not all(_TAG.fullmatch(label) for label in labels):
+                raise _fail("labels", "of an entity model must be IOB2 tags (O, B-TYPE, I-TYPE), O among them")
+            token_task = {
+                "scheme": _choice(data, "scheme", _SCHEMES),
+                "aggregation": _choice(data, "aggregation", AGGREGATION_CHOICES),
+                "stride": _int(data, "stride", 0, max_length - 1),
+            }
         return cls(
             name=str(_get(data, "name", str))[:256],
-            task=_choice(data, "task", _TASKS),
-            problem_type=_choice(data, "problem_type", _PROBLEM_TYPES),
+            task=task,
+            problem_type=problem_type,
             labels=tuple(labels),
             threshold=float(threshold),
             max_length=max_length,
@@ -236,4 +260,5 @@ class Manifest:
             files=files,
             base_model=str(base)[:256] if isinstance(base, str) else "",
             raw=data,
+            **token_task,
         )

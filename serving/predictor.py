@@ -8,66 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from baton.errors import BundleError
-from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.encoder import length_sorted_chunks
-from baton.serving.engine import Encoded, Engine, Prediction, available_providers
+from baton.serving.engine import Encoded, Engine, Prediction, build_engine, choose_variant
 
 __all__ = ["Predictor", "choose_variant"]
 
 logger = logging.getLogger(__name__)
-
-_DEVICES = ("auto", "cpu", "cuda")
-_CPU_ORDER = ("int8", "fp32")
-_CUDA_ORDER = ("fp16", "fp32")
-
-
-def _cuda_answers() -> bool:
-    if "CUDAExecutionProvider" not in available_providers():
-        return False
-    try:
-        import ctypes
-
-        for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
-            try:
-                lib = ctypes.CDLL(name)
-                count = ctypes.c_int(0)
-                return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
-            except OSError:
-                continue
-    except Exception:  # any driver trouble means: no usable GPU
-        return False
-    return False
-
-
-def choose_variant(bundle: Bundle, device: str, variant: str | None) -> tuple[str, str, str]:
-    """Return (variant, provider, why) for a device request."""
-    if device not in _DEVICES:
-        raise BundleError(f"device must be one of {', '.join(_DEVICES)} (got {device!r})")
-    cuda = device == "cuda" or (device == "auto" and _cuda_answers())
-    if device == "cuda" and not _cuda_answers():
-        raise BundleError(
-            "device 'cuda' asked for, but onnxruntime has no CUDA provider or no GPU answers "
-            "(install onnxruntime-gpu: see the 'gpu' extra)"
-        )
-    provider = "cuda" if cuda else "cpu"
-    if variant is not None:
-        if variant not in bundle.models:
-            raise BundleError(
-                f"bundle {bundle.root} has no '{variant}' variant (it has: {', '.join(sorted(bundle.models))})"
-            )
-        return variant, provider, f"variant {variant} requested"
-    order = _CUDA_ORDER if cuda else _CPU_ORDER
-    for name in order:
-        if name in bundle.models:
-            why = (
-                "CUDA provider available and a GPU answers"
-                if cuda
-                else ("no usable CUDA provider" if device == "auto" else "CPU requested")
-            )
-            return name, provider, f"{why}; preferred {'/'.join(order)}"
-    raise BundleError(f"bundle {bundle.root} has no variant usable on {provider} (has: {', '.join(bundle.models)})")
-
 
 class Predictor:
     """Classify texts in-process with onnxruntime and tokenizers only (no torch)."""
@@ -87,13 +33,7 @@ class Predictor:
         threads: int | None = None,
         batch_size: int = 32,
     ) -> Predictor:
-        bundle = load_bundle(bundle_dir)
-        chosen, provider, why = choose_variant(bundle, device, variant)
-        engine = Engine(bundle, chosen, provider, threads)
-        logger.info(
-            "loaded %s: variant %s on %s (%d threads): %s", bundle.root, chosen, engine.provider, engine.threads, why
-        )
-        return cls(engine, batch_size)
+        return cls(build_engine(bundle_dir, device, variant, threads), batch_size)
 
     @property
     def labels(self) -> list[str]:

@@ -31,12 +31,11 @@ from baton.serving.batcher import (
 )
 from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.config import ServeConfig
-from baton.serving.engine import Engine, default_threads
+from baton.serving.engine import build_engine, default_threads
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
 from baton.serving.kserve_codec import decode_bytes_raw, encode_bytes_raw, encode_fp32_raw
 from baton.serving.metrics import ServerMetrics
-from baton.serving.predictor import choose_variant
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
 from baton.serving.wire import Malformed, TooManyElements, count_fields, guarded_handler
@@ -171,20 +170,9 @@ class BatonServer:
         self.config = config
         self.bundle = bundle or load_bundle(config.bundle)
         if engine is None:
-            variant, provider, why = choose_variant(self.bundle, config.device, config.variant)
             threads = default_threads(config.threads)
             workers = config.workers or (2 if threads >= 2 else 1)
-            engine = Engine(self.bundle, variant, provider, threads, spin=config.spin, workers=workers)
-            logger.info(
-                "loaded bundle %s: variant %s on %s (%s), %d intra-op threads, %d worker(s)%s",
-                self.bundle.root,
-                variant,
-                engine.provider,
-                why,
-                engine.threads,
-                engine.workers,
-                f" ({engine.narrow_threads} thread(s) each when two batches run at once)" if engine.workers > 1 else "",
-            )
+            engine = build_engine(self.bundle, config.device, config.variant, threads, workers, config.spin)
         self.engine = engine
         self.variant = getattr(engine, "variant", "?")
         self.provider = getattr(engine, "provider", "cpu")

@@ -12,7 +12,9 @@ from typing import Any
 from baton._config import load_config
 from baton.errors import ConfigError
 
-__all__ = ["Bf16Mode", "TrainConfig", "load_train_config"]
+__all__ = ["TASKS", "Bf16Mode", "TrainConfig", "load_train_config"]
+
+TASKS = ("auto", "text-classification", "token-classification")
 
 
 class Bf16Mode(str, enum.Enum):
@@ -36,6 +38,14 @@ class TrainConfig:
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str = "label"
+    # "auto": token-classification when the training file holds entity data (training/ner_data.py), else text.
+    task: str = "auto"
+    tokens_column: str = "tokens"
+    tags_column: str = "ner_tags"
+    tag_names: tuple[str, ...] | None = None  # the tag of each id, when the tags column holds ints
+    label_all_tokens: bool = False  # tag every sub-token (B- turned into I- after the first), not only the first
+    # sub-tokens shared by neighbouring windows of a sentence longer than max_length (at most half a window)
+    stride: int = 32
     output_dir: str = "runs/latest"
     epochs: float = 3.0
     # Measured on MiniLM, 1,000 SST-2 sentences, 1 epoch (docs/training.md): batch 16 / lr 1e-4 -> 0.789,
@@ -71,7 +81,13 @@ class TrainConfig:
             raise ConfigError("give exactly one of --train-file or --dataset")
         if self.dataset is None and self.dataset_config is not None:
             raise ConfigError("--dataset-config needs --dataset")
+        if isinstance(self.tag_names, str):
+            object.__setattr__(self, "tag_names", tuple(t.strip() for t in self.tag_names.split(",") if t.strip()))
+        elif isinstance(self.tag_names, list):
+            object.__setattr__(self, "tag_names", tuple(self.tag_names))
         checks: list[tuple[bool, str]] = [
+            (self.task in TASKS, f"--task must be one of {', '.join(TASKS)} (got {self.task!r})"),
+            (self.stride >= 0, f"--stride must be >= 0 (got {self.stride})"),
             (self.epochs > 0, f"--epochs must be > 0 (got {self.epochs})"),
             (self.batch_size > 0, f"--batch-size must be > 0 (got {self.batch_size})"),
             (self.eval_batch_size > 0, f"--eval-batch-size must be > 0 (got {self.eval_batch_size})"),
@@ -93,10 +109,13 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.stride >= self.max_length:
+            raise ConfigError(f"--stride must be below --max-length ({self.max_length}) (got {self.stride})")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["bf16"] = self.bf16.value
+        out["tag_names"] = list(self.tag_names) if self.tag_names is not None else None
         return out
 
 

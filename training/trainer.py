@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,22 +22,27 @@ from typing import Any
 import numpy as np
 
 from baton._io import write_json_atomic
-from baton.errors import OutputDirError
-from baton.training.config import Bf16Mode, TrainConfig
+from baton.training.config import TrainConfig
 from baton.training.data import PreparedData, prepare_data
 from baton.training.metrics import classification_metrics, probabilities
 from baton.training.models import resolve_model
 from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_trainer
+from baton.training.ner_data import detect_token_layout
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
+from baton.training.rundir import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    MODEL_DIR,
+    clear_stale_checkpoints,
+    prepare_output_dir,
+    use_bf16,
+)
 from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
 
-__all__ = ["RunResult", "run_training"]
+__all__ = ["RunResult", "resolve_task", "run_training"]
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-MODEL_DIR = "model"
-CHECKPOINT_DIR = "checkpoints"
 _RUN_FILES = ("train_args.json", "report.md", "training_curves.png")
 
 
@@ -46,66 +50,6 @@ _RUN_FILES = ("train_args.json", "report.md", "training_curves.png")
 class RunResult:
     output_dir: Path
     metrics: dict[str, Any]
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
-    except OSError:
-        return False
-    if platform.machine().lower() in {"aarch64", "arm64"}:
-        return "bf16" in flags
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def _use_bf16(mode: Bf16Mode) -> bool:
-    import torch
-
-    if mode is Bf16Mode.OFF:
-        return False
-    if mode is Bf16Mode.ON:
-        return True
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    return _cpu_has_bf16()
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _last_checkpoint(output_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    ckpt_dir = output_dir / CHECKPOINT_DIR
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-
-
-def _prepare_output_dir(cfg: TrainConfig) -> tuple[Path, str | None]:
-    out = Path(cfg.output_dir)
-    finished = (out / METRICS_FILE).is_file()
-    checkpoint = _last_checkpoint(out)
-    if cfg.resume:
-        if checkpoint is None and finished:
-            raise OutputDirError(f"--resume: {out} already holds a finished run (metrics.json); nothing to resume")
-        if checkpoint is None:
-            raise OutputDirError(f"--resume: no checkpoint found under {out / CHECKPOINT_DIR}")
-        return out, checkpoint
-    if not cfg.overwrite:
-        if finished:
-            raise OutputDirError(f"--output-dir: {out} already holds a finished run; pass --overwrite to replace it")
-        if checkpoint is not None:
-            raise OutputDirError(
-                f"--output-dir: {out} holds an interrupted run; pass --resume to continue it or --overwrite"
-            )
-    return out, None
-
-
-def _clear_stale_checkpoints(out: Path) -> None:
-    """Before a fresh (--overwrite) run: drop an interrupted run's checkpoints. A finished run's model, metrics and
-    report stay until the new run has its model saved (`_write_run`): nothing is lost if this run fails."""
-    if _is_main_process():
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
 
 
 def _tokenize(data: PreparedData, tokenizer: Any, max_length: int) -> dict[str, Any]:
@@ -171,8 +115,25 @@ def _check_trivial(data: PreparedData, train_labels: np.ndarray, validation: dic
     return baseline
 
 
+def resolve_task(cfg: TrainConfig) -> str:
+    """`--task`, or (auto) token-classification when the training file holds entity data, else text."""
+    if cfg.task != "auto":
+        return cfg.task
+    if cfg.train_file is not None and detect_token_layout(cfg.train_file, cfg.tokens_column, cfg.tags_column):
+        return "token-classification"
+    return "text-classification"
+
+
 def run_training(cfg: TrainConfig) -> RunResult:
-    """Fine-tune `cfg.model` on the configured data and write the run directory."""
+    """Fine-tune `cfg.model` on the configured data and write the run directory (the task's trainer)."""
+    if resolve_task(cfg) == "token-classification":
+        from baton.training.token_trainer import run_token_training
+
+        return run_token_training(cfg)  # type: ignore[no-any-return]
+    return _run_text_classification(cfg)
+
+
+def _run_text_classification(cfg: TrainConfig) -> RunResult:
     import torch
     import transformers
     from transformers import (
@@ -185,11 +146,11 @@ def run_training(cfg: TrainConfig) -> RunResult:
     )
 
     started = time.perf_counter()
-    out, checkpoint = _prepare_output_dir(cfg)  # checks only: nothing is deleted before the inputs are valid
+    out, checkpoint = prepare_output_dir(cfg)  # checks only: nothing is deleted before the inputs are valid
     model_path = resolve_model(cfg.model)
     data = prepare_data(cfg)
     if checkpoint is None:
-        _clear_stale_checkpoints(out)
+        clear_stale_checkpoints(out)
     spec = data.spec
     metric = "micro_f1" if spec.is_multi_label else "accuracy"
 
@@ -209,7 +170,7 @@ def run_training(cfg: TrainConfig) -> RunResult:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available()
-    bf16 = _use_bf16(cfg.bf16)
+    bf16 = use_bf16(cfg.bf16)
     steps = math.ceil(len(splits["train"]) / (cfg.batch_size * world)) * cfg.epochs
     args = TrainingArguments(
         output_dir=str(out / CHECKPOINT_DIR),

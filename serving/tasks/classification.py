@@ -1,0 +1,78 @@
+"""Text classification at run time: one row per text (or pair), softmax or sigmoid, labels and top-k."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from baton.serving.encoder import Encoded, TextEncoder, Tokens
+
+__all__ = ["Classification", "Prediction", "sigmoid", "softmax"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    scores: dict[str, float]
+    top_k: list[tuple[str, float]]
+    truncated: bool
+    labels: list[str] | None = None  # multi-label: every label at or above the threshold
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))  # type: ignore[no-any-return]
+
+
+class Classification:
+    name = "text-classification"
+
+    def __init__(self, labels: Sequence[str], encoder: TextEncoder, multi_label: bool, threshold: float) -> None:
+        self.labels = list(labels)
+        self.multi_label = multi_label
+        self.threshold = threshold
+        self.encoder = encoder
+
+    def check_logits(self, shape: Sequence[Any]) -> str | None:
+        width = shape[-1] if shape else None
+        if len(shape) != 2 or not isinstance(width, int) or width != len(self.labels):
+            return f"returns logits of shape {list(shape)}, the manifest lists {len(self.labels)} labels per text"
+        return None
+
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None) -> list[Tokens]:
+        return self.encoder.tokenize(texts, pairs)
+
+    def collate(self, items: Sequence[Tokens]) -> Encoded:
+        return self.encoder.collate(items)
+
+    def empty_logits(self) -> np.ndarray:
+        return np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]:
+        probs = sigmoid(logits) if self.multi_label else softmax(logits)
+        k = len(self.labels) if not top_k else min(top_k, len(self.labels))
+        out: list[Prediction] = []
+        for row, truncated in zip(probs, encoded.truncated, strict=True):
+            order = np.argsort(-row, kind="stable")
+            best = int(order[0])
+            chosen = [self.labels[i] for i in order if row[i] >= self.threshold] if self.multi_label else None
+            out.append(
+                Prediction(
+                    label=self.labels[best],
+                    score=float(row[best]),
+                    scores={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                    top_k=[(self.labels[i], float(row[i])) for i in order[:k]],
+                    truncated=truncated,
+                    labels=chosen,
+                )
+            )
+        return out

@@ -1,0 +1,260 @@
+"""Entity recognition at run time: windows over long texts, per-token tags, entities with character offsets.
+
+Tokenize: the whole text is tokenized once, without special tokens and without truncation (character offsets
+into the original string come from the tokenizer's alignment, so accents, emoji, CJK and repeated spaces keep
+their places). A text longer than the window (`max_length` less the special tokens) runs as overlapping windows
+`stride` tokens apart; each token is read from the window where it sits furthest from an edge (the overlap is split
+at its middle). At most `MAX_WINDOWS` windows per text; beyond that the text is cut and marked `truncated`.
+
+Aggregation, as in the Hugging Face token-classification pipeline:
+  none     one entity per sub-token whose tag is not O, labelled with the full tag (B-PER)
+  simple   tokens grouped by their IOB2 tags (baton.serving.iob); score = mean of the tokens' scores
+  first    each word takes its first sub-token's tag and score; words grouped as above
+  max      each word takes the tag and score of its most confident sub-token
+  average  each word averages its sub-tokens' probabilities, then takes the best tag
+A grouped entity's score is the mean of its tokens' (or words') scores, its text the original string's
+`text[start:end]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from baton.errors import InputError
+from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens
+from baton.serving.iob import iob_spans
+from baton.serving.manifest import AGGREGATION_CHOICES
+from baton.serving.tasks.classification import softmax
+
+__all__ = ["AGGREGATIONS", "MAX_WINDOWS", "Entities", "Entity", "TokenClassification", "Windows", "aggregate"]
+
+AGGREGATIONS = AGGREGATION_CHOICES
+MAX_WINDOWS = 64
+
+
+@dataclass(frozen=True)
+class Entity:
+    label: str
+    text: str
+    start: int  # character offsets into the original text: text[start:end]
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "text": self.text, "start": self.start, "end": self.end, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Entities:
+    """The answer for one text."""
+
+    entities: list[Entity]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Windows(Tokens):
+    """One text: its content tokens (no special tokens), their offsets and words, and the windows that cover them."""
+
+    text: str = ""
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+    word_ids: list[int | None] = field(default_factory=list)
+    spans: list[tuple[int, int, int, int]] = field(default_factory=list)  # (start, end, own_start, own_end)
+    width: int = 0  # special tokens included
+
+    def __len__(self) -> int:  # the batcher's token budget counts every row
+        return sum(end - start + self.width for start, end, _, _ in self.spans)
+
+
+def _windows(n: int, budget: int, stride: int) -> list[tuple[int, int, int, int]]:
+    if n <= budget:
+        return [(0, n, 0, n)]
+    step = max(1, budget - stride)
+    starts = list(range(0, max(1, n - budget) + step, step))
+    starts = [s for s in starts if s < n]
+    if starts[-1] + budget < n:
+        starts.append(n - budget)
+    spans = [(s, min(n, s + budget)) for s in starts]
+    out = []
+    for i, (s, e) in enumerate(spans):
+        own_s = s if i == 0 else (s + spans[i - 1][1] + 1) // 2
+        own_e = e if i == len(spans) - 1 else (spans[i + 1][0] + e + 1) // 2
+        out.append((s, e, own_s, own_e))
+    return out
+
+
+def _group(
+    tags: Sequence[str], scores: Sequence[float], starts: Sequence[int], ends: Sequence[int], text: str
+) -> list[Entity]:
+    out = []
+    for kind, a, b in iob_spans(tags):
+        start, end = starts[a], ends[b - 1]
+        out.append(Entity(kind, text[start:end], start, end, float(np.mean(scores[a:b]))))
+    return out
+
+
+_OPENING = set("([{\"“«")  # split off the front of a word
+_CLOSING = set(")]}\",;:!?”»")  # split off its end; "." too, unless the word is an abbreviation or an initial
+
+
+def _split_off(token: str, core: str, closing: bool) -> bool:
+    if not closing:
+        return token in _OPENING
+    if token == ".":
+        return len(core) > 3 and "." not in core  # "Paris." → Paris + "."; "U.S.", "Inc.", "P." stay whole
+    return token in _CLOSING
+
+
+def _words(text: str, offsets: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Token indices grouped into words as the training data has them (CoNLL-style tokens): a run of tokens with
+    no space between them, less opening brackets and quotes at its front and closing punctuation at its end, which
+    are words of their own ("(Reuters)," is "(", "Reuters", ")", ","; "ex-England", "'s", "U.S." and "1996-08-22"
+    stay one word each). On CoNLL validation text joined by spaces this gives back the file's words."""
+    runs: list[list[int]] = []
+    for i, (start, _) in enumerate(offsets):
+        if runs and offsets[runs[-1][-1]][1] == start:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    words: list[list[int]] = []
+    for run in runs:
+        pieces = [text[offsets[i][0] : offsets[i][1]] for i in run]
+        lo, hi = 0, len(run)
+        while hi - lo > 1 and _split_off(pieces[lo], "", closing=False):
+            lo += 1
+        while hi - lo > 1 and _split_off(pieces[hi - 1], "".join(pieces[lo : hi - 1]), closing=True):
+            hi -= 1
+        words += [[i] for i in run[:lo]] + [run[lo:hi]] + [[i] for i in run[hi:]]
+    return words
+
+
+def aggregate(probs: np.ndarray, item: Windows, labels: Sequence[str], strategy: str) -> list[Entity]:
+    """Entities of one text from its per-token probabilities ([tokens, labels])."""
+    if strategy not in AGGREGATIONS:
+        raise InputError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {strategy!r})")
+    text, offsets = item.text, item.offsets
+    if not len(probs):
+        return []
+    best = probs.argmax(axis=-1)
+    if strategy == "none":
+        return [
+            Entity(labels[t], text[s:e], s, e, float(probs[i, t]))
+            for i, (t, (s, e)) in enumerate(zip(best, offsets, strict=True))
+            if labels[t] != "O"
+        ]
+    if strategy == "simple":
+        tags = [labels[t] for t in best]
+        scores = [float(probs[i, t]) for i, t in enumerate(best)]
+        return _group(tags, scores, [o[0] for o in offsets], [o[1] for o in offsets], text)
+    words = _words(text, offsets)
+    tags, scores, starts, ends = [], [], [], []
+    for members in words:
+        if strategy == "first":
+            row = probs[members[0]]
+        elif strategy == "max":
+            row = probs[max(members, key=lambda i: probs[i].max())]
+        else:
+            row = probs[members].mean(axis=0)
+        tag = int(row.argmax())
+        tags.append(labels[tag])
+        scores.append(float(row[tag]))
+        starts.append(offsets[members[0]][0])
+        ends.append(offsets[members[-1]][1])
+    return _group(tags, scores, starts, ends, text)
+
+
+class TokenClassification:
+    name = "token-classification"
+
+    def __init__(self, labels: Sequence[str], encoder: TextEncoder, aggregation: str, stride: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.labels = list(labels)
+        self.aggregation = aggregation
+        if self.aggregation not in AGGREGATIONS:
+            raise InputError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {self.aggregation!r})")
+        self.encoder = encoder
+        self._tokenizer = Tokenizer.from_file(str(encoder.file))  # this one never truncates: windows do
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        probe = self._tokenizer.encode("a")
+        mask = probe.special_tokens_mask
+        content = [i for i, m in enumerate(mask) if not m]
+        first, last = (content[0], content[-1]) if content else (len(mask), len(mask) - 1)
+        self._prefix = list(probe.ids[:first])
+        self._suffix = list(probe.ids[last + 1 :])
+        self.width = encoder.max_length
+        self.budget = max(1, self.width - len(self._prefix) - len(self._suffix))
+        self.stride = min(stride, self.budget // 2)
+        self._char_cap = MAX_WINDOWS * self.budget * CHARS_PER_TOKEN_CAP
+
+    def check_logits(self, shape: Sequence[Any]) -> str | None:
+        width = shape[-1] if shape else None
+        if len(shape) != 3 or not isinstance(width, int) or width != len(self.labels):
+            return f"returns logits of shape {list(shape)}, the manifest lists {len(self.labels)} tags per token"
+        return None
+
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None) -> list[Tokens]:
+        if pairs is not None:
+            raise InputError("an entity model takes single texts: send no text_pairs")
+        cut = [t[: self._char_cap] for t in texts]
+        out: list[Tokens] = []
+        encodings = self._tokenizer.encode_batch(cut, add_special_tokens=False)
+        for text, full, enc in zip(texts, cut, encodings, strict=True):
+            n = len(enc.ids)
+            limit = MAX_WINDOWS * (self.budget - self.stride) + self.stride
+            truncated = len(full) < len(text) or n > limit
+            n = min(n, limit)
+            out.append(
+                Windows(
+                    ids=list(enc.ids[:n]),
+                    type_ids=[0] * n,
+                    truncated=truncated,
+                    text=text,
+                    offsets=[tuple(o) for o in enc.offsets[:n]],  # type: ignore[misc]
+                    word_ids=list(enc.word_ids[:n]),
+                    spans=_windows(n, self.budget, self.stride) if n else [(0, 0, 0, 0)],
+                    width=len(self._prefix) + len(self._suffix),
+                )
+            )
+        return out
+
+    def collate(self, items: Sequence[Tokens]) -> Encoded:
+        rows: list[Tokens] = []
+        ranges: list[tuple[int, int]] = []
+        for item in items:
+            assert isinstance(item, Windows)
+            first = len(rows)
+            for start, end, _, _ in item.spans:
+                ids = self._prefix + item.ids[start:end] + self._suffix
+                rows.append(Tokens(ids, [0] * len(ids), False))
+            ranges.append((first, len(rows)))
+        batch = self.encoder.collate(rows)
+        return Encoded(batch.inputs, [t.truncated for t in items], ranges, list(items))
+
+    def empty_logits(self) -> np.ndarray:
+        return np.zeros((0, 1, len(self.labels)), dtype=np.float32)
+
+    def token_probs(self, logits: np.ndarray, item: Windows) -> np.ndarray:
+        """[content tokens, labels] probabilities of one text from its windows' logits rows."""
+        n = len(item.ids)
+        probs = np.zeros((n, len(self.labels)), dtype=np.float32)
+        skip = len(self._prefix)
+        for row, (start, _, own_s, own_e) in zip(logits, item.spans, strict=True):
+            if own_e > own_s:
+                probs[own_s:own_e] = softmax(row[skip + own_s - start : skip + own_e - start])
+        return probs
+
+    def postprocess(
+        self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None, aggregation: str | None = None
+    ) -> list[Entities]:
+        strategy = aggregation or self.aggregation
+        out = []
+        for index, item in enumerate(encoded.items):
+            probs = self.token_probs(encoded.item_logits(logits, index), item)
+            out.append(Entities(aggregate(probs, item, self.labels, strategy), item.truncated))
+        return out

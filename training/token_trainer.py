@@ -1,0 +1,392 @@
+"""`baton train` for entity recognition (token classification): the same run directory as classification.
+
+    data       training/ner_data.py (three layouts → sentences of words + IOB2 tags)
+    alignment  training/ner_align.py (first sub-token tagged; overlapping windows for long sentences)
+    metrics    training/ner_metrics.py (entity-level P/R/F1 per type, token accuracy, error kinds)
+
+Early stopping and the best checkpoint follow validation entity F1. Evaluation rows score each word once, in the
+window that owns it, and are scored window by window (Trainer returns them in length-grouped order): an entity of a
+sentence longer than `max_length` that crosses an ownership boundary counts as two, in the gold and in the
+prediction alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baton._io import write_json_atomic
+from baton.errors import DataError
+from baton.training.config import TrainConfig
+from baton.training.models import resolve_model
+from baton.training.ner_align import align_rows
+from baton.training.ner_data import Sentence, TokenFile, read_token_file, tag_set
+from baton.training.ner_metrics import entity_metrics
+from baton.training.report import plot_training_curves
+from baton.training.rundir import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    MODEL_DIR,
+    clear_stale_checkpoints,
+    prepare_output_dir,
+    use_bf16,
+)
+
+__all__ = ["TokenData", "prepare_token_data", "run_token_training", "tags_of_rows"]
+
+logger = logging.getLogger(__name__)
+
+TASK = "token-classification"
+SCHEME = "IOB2"
+_RUN_FILES = ("train_args.json", "report.md", "training_curves.png")
+
+
+@dataclass
+class TokenData:
+    labels: list[str]
+    train: list[Sentence]
+    validation: list[Sentence]
+    test: list[Sentence] | None
+    validation_source: str
+    report: dict[str, Any]  # per file: layout, dropped empty sentences, invalid IOB transitions
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+
+def _read(path: str, flag: str, cfg: TrainConfig) -> TokenFile:
+    return read_token_file(path, flag, cfg.tokens_column, cfg.tags_column, cfg.tag_names)
+
+
+def prepare_token_data(cfg: TrainConfig) -> TokenData:
+    """Read and check the splits; the tag set is the training split's (O, then B-/I- per type)."""
+    if cfg.train_file is None:
+        raise DataError("--task token-classification reads --train-file (CoNLL text, token/tag rows or spans)")
+    files = {"train": _read(cfg.train_file, "--train-file", cfg)}
+    for split, path, flag in (
+        ("validation", cfg.validation_file, "--validation-file"),
+        ("test", cfg.test_file, "--test-file"),
+    ):
+        if path is not None:
+            files[split] = _read(path, flag, cfg)
+    labels = tag_set(files["train"].sentences)
+    if len(labels) < 3:
+        raise DataError(f"--train-file: {cfg.train_file} has no entity tags (only O): nothing to learn")
+    known = set(labels)
+    for split, f in files.items():
+        for s in f.sentences:
+            unknown = sorted(set(s.tags) - known)
+            if unknown:
+                raise DataError(
+                    f"--{split}-file: {f.path} line {s.line}: tag(s) never seen in the training split: "
+                    f"{', '.join(unknown[:5])} (training tags: {', '.join(labels)})"
+                )
+    train = list(files["train"].sentences)
+    if "validation" in files:
+        validation, source = files["validation"].sentences, f"--validation-file {cfg.validation_file}"
+    else:
+        order = list(range(len(train)))
+        random.Random(cfg.seed).shuffle(order)
+        cut = max(1, int(len(train) * cfg.validation_fraction))
+        held = set(order[:cut])
+        validation = [s for i, s in enumerate(train) if i in held]
+        train = [s for i, s in enumerate(train) if i not in held]
+        source = f"random {cfg.validation_fraction:.0%} split of the training data (seed {cfg.seed})"
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
+        rng = random.Random(cfg.seed)
+        train = rng.sample(train, cfg.max_train_samples)
+    report = {
+        split: {"layout": f.layout, "dropped_empty": f.dropped_empty, "invalid_transitions": f.invalid_transitions}
+        for split, f in files.items()
+    }
+    logger.info(
+        "task %s, %d tags (%s); %d train / %d validation sentences (%s)",
+        TASK,
+        len(labels),
+        ", ".join(labels),
+        len(train),
+        len(validation),
+        source,
+    )
+    return TokenData(labels, train, validation, files["test"].sentences if "test" in files else None, source, report)
+
+
+def _rows(
+    tokenizer: Any, sentences: list[Sentence], data: TokenData, cfg: TrainConfig, train: bool
+) -> tuple[Any, list[int]]:
+    from datasets import Dataset
+
+    ids = data.label2id
+    begin_to_inside = {ids[t]: ids["I-" + t[2:]] for t in data.labels if t.startswith("B-")}
+    columns, owner = align_rows(
+        tokenizer,
+        [(s.words, [ids[t] for t in s.tags]) for s in sentences],
+        cfg.max_length,
+        cfg.stride,
+        label_all_tokens=cfg.label_all_tokens and train,
+        own_only=not train,
+        begin_to_inside=begin_to_inside,
+    )
+    return Dataset.from_dict(columns), owner
+
+
+def tags_of_rows(
+    logits: np.ndarray, label_ids: np.ndarray, labels: list[str]
+) -> tuple[list[list[str]], list[list[str]]]:
+    """(gold, predicted) word tags of each row: the positions whose label is not -100."""
+    pred = np.asarray(logits).argmax(axis=-1)
+    true_rows, pred_rows = [], []
+    for p_row, l_row in zip(pred, np.asarray(label_ids), strict=True):
+        keep = l_row != -100
+        true_rows.append([labels[i] for i in l_row[keep]])
+        pred_rows.append([labels[i] for i in p_row[keep]])
+    return true_rows, pred_rows
+
+
+def _score(logits: np.ndarray, label_ids: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    true_rows, pred_rows = tags_of_rows(logits, label_ids, labels)
+    return entity_metrics(true_rows, pred_rows)
+
+
+def _sentence_score(output: Any, owner: list[int], sentences: list[Sentence], labels: list[str]) -> dict[str, Any]:
+    true_rows, pred_rows = tags_of_rows(output.predictions, output.label_ids, labels)
+    true: list[list[str]] = [[] for _ in sentences]
+    pred: list[list[str]] = [[] for _ in sentences]
+    for index, t, p in zip(owner, true_rows, pred_rows, strict=True):
+        true[index] += t
+        pred[index] += p
+    return entity_metrics(true, pred, [s.words for s in sentences])
+
+
+def run_token_training(cfg: TrainConfig) -> Any:
+    """Fine-tune `cfg.model` for entity recognition and write the run directory."""
+    import torch
+    import transformers
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from baton.training.trainer import RunResult
+
+    started = time.perf_counter()
+    out, checkpoint = prepare_output_dir(cfg)
+    model_path = resolve_model(cfg.model)
+    data = prepare_token_data(cfg)
+    if checkpoint is None:
+        clear_stale_checkpoints(out)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not tokenizer.is_fast:
+        raise DataError(f"--model: {cfg.model} has no fast tokenizer; entity recognition needs its word ids")
+    tokenizer.model_max_length = cfg.max_length
+    splits = {"train": _rows(tokenizer, data.train, data, cfg, True)[0]}
+    owners = {}
+    sentences = {"validation": data.validation, "test": data.test or []}
+    splits["validation"], owners["validation"] = _rows(tokenizer, data.validation, data, cfg, False)
+    if data.test:
+        splits["test"], owners["test"] = _rows(tokenizer, data.test, data, cfg, False)
+    windows = len(splits["train"]) - len(data.train)
+    if windows:
+        logger.info("%d long training sentence(s) became %d extra overlapping window(s)", windows, windows)
+
+    transformers.set_seed(cfg.seed)
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_path,
+        num_labels=len(data.labels),
+        id2label=dict(enumerate(data.labels)),
+        label2id=data.label2id,
+        ignore_mismatched_sizes=True,
+    )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    bf16 = use_bf16(cfg.bf16)
+    steps = math.ceil(len(splits["train"]) / (cfg.batch_size * world)) * cfg.epochs
+    args = TrainingArguments(
+        output_dir=str(out / CHECKPOINT_DIR),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
+        seed=cfg.seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="entity_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=max(1, int(steps // 40)),
+        group_by_length=cfg.group_by_length,
+        bf16=bf16,
+        use_cpu=not cuda,
+        ddp_backend=None if cuda or world == 1 else "gloo",
+        report_to=[],
+        dataloader_num_workers=0,
+        save_safetensors=True,
+    )
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        m = _score(eval_pred.predictions, eval_pred.label_ids, data.labels)
+        return {k: m[k] for k in ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")}
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
+    )
+    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if cuda else "cpu", bf16, world)
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    # The final scores: rows in input order (no length grouping), windows joined back into whole sentences.
+    trainer.args.group_by_length = False
+    results = {}
+    for name in ("validation", "test"):
+        if name in splits:
+            output = trainer.predict(splits[name], metric_key_prefix=name)
+            results[name] = _sentence_score(output, owners[name], sentences[name], data.labels)
+    tmp_model = out / f".{MODEL_DIR}.tmp"
+    trainer.save_model(str(tmp_model))
+    validation = results["validation"]
+    beaten = validation["entity_f1"] >= 0.01
+    if not beaten:
+        logger.warning(
+            "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation entity F1 %.4f; tagging every word O scores 0. "
+            "`baton export` refuses it without --allow-untrained.",
+            validation["entity_f1"],
+        )
+    metrics: dict[str, Any] = dict(results)
+    metrics["baseline"] = {}
+    metrics["trivial_baseline"] = {"metric": "entity_f1", "value": 0.0, "answer": ["O"], "beaten": beaten}
+    metrics["training"] = {
+        "train_samples": len(data.train),
+        "train_rows": len(splits["train"]),
+        "epochs_run": float(trainer.state.epoch or 0.0),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "bf16": bf16,
+        "group_by_length": cfg.group_by_length,
+        "world_size": world,
+        "wall_time_s": time.perf_counter() - started,
+    }
+    if trainer.is_world_process_zero():
+        _write_run(out, tmp_model, cfg, model_path, data, metrics, trainer.state.log_history)
+    return RunResult(out, metrics)
+
+
+def _write_run(
+    out: Path,
+    tmp_model: Path,
+    cfg: TrainConfig,
+    model_path: str,
+    data: TokenData,
+    metrics: dict[str, Any],
+    log_history: list[dict[str, Any]],
+) -> None:
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for png in out.glob("confusion_matrix_*.png"):
+        png.unlink()
+    shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
+    tmp_model.rename(out / MODEL_DIR)
+    write_json_atomic(
+        out / "train_args.json",
+        {
+            "config": cfg.to_dict(),
+            "task": TASK,
+            "scheme": SCHEME,
+            "resolved_model": model_path,
+            "base_model": cfg.model,
+            "problem_type": "token_classification",
+            "labels": data.labels,
+            "text_column": None,
+            "text_pair_column": None,
+            "label_column": None,
+            "tokens_column": cfg.tokens_column,
+            "tags_column": cfg.tags_column,
+            "max_length": cfg.max_length,
+            "stride": cfg.stride,
+            "threshold": 0.5,
+            "validation_source": data.validation_source,
+            "files": data.report,
+            "sizes": {
+                "train": len(data.train),
+                "validation": len(data.validation),
+                "test": len(data.test) if data.test else 0,
+            },
+        },
+    )
+    plot_training_curves(log_history, "entity_f1", out / "training_curves.png")
+    (out / "report.md").write_text(_report(out, cfg, data, metrics), encoding="utf-8")
+    write_json_atomic(out / METRICS_FILE, metrics)  # last: its presence marks the run finished
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def _report(out: Path, cfg: TrainConfig, data: TokenData, metrics: dict[str, Any]) -> str:
+    training = metrics["training"]
+    lines = [
+        f"# Training run: {out.name}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| base model | {cfg.model} |",
+        f"| task | {TASK} ({SCHEME}) |",
+        f"| tags | {', '.join(data.labels)} |",
+        f"| train sentences | {len(data.train)} ({training['train_rows']} rows with windows) |",
+        f"| validation | {data.validation_source} |",
+        f"| epochs run | {training['epochs_run']} |",
+        f"| learning rate | {cfg.learning_rate} |",
+        f"| wall time (s) | {training['wall_time_s']:.1f} |",
+        f"| label all sub-tokens | {cfg.label_all_tokens} |",
+    ]
+    for split, f in data.report.items():
+        lines.append(
+            f"| {split} file | {f['layout']}; {f['dropped_empty']} empty sentence(s) dropped, "
+            f"{f['invalid_transitions']} invalid IOB transition(s) |"
+        )
+    if not metrics["trivial_baseline"]["beaten"]:
+        lines.append("| trivial baseline | **NOT BEATEN: entity F1 below 0.01 (tagging everything O scores 0)** |")
+    for split in ("validation", "test"):
+        if split not in metrics:
+            continue
+        m = metrics[split]
+        lines += [
+            "",
+            f"## {split} ({m['samples']} rows, {m['entities_true']} entities)",
+            "",
+            f"entity F1 {m['entity_f1']:.4f} (precision {m['entity_precision']:.4f}, recall "
+            f"{m['entity_recall']:.4f}), macro F1 {m['entity_macro_f1']:.4f}, token accuracy "
+            f"{m['token_accuracy']:.4f}",
+            "",
+            "| type | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
+        for kind, v in m["per_type"].items():
+            lines.append(f"| {kind} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+        lines += ["", "| error kind | count | examples |", "|---|---|---|"]
+        errors = sorted(m["errors"].items(), key=lambda kv: -kv[1]["count"])
+        for kind, v in errors:
+            lines.append(f"| {kind} | {v['count']} | {'; '.join(v['examples'])} |")
+    lines += ["", "## Training curves", "", "![training curves](training_curves.png)", ""]
+    return "\n".join(lines)
