@@ -44,7 +44,9 @@ Opt = typer.Option
 def train(
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
     model: Annotated[str | None, Opt(help="Base model: 'minilm' (offline default), a local dir, or a Hub id.")] = None,
-    train_file: Annotated[str | None, Opt(help="Training data: .csv/.tsv/.json/.jsonl/.parquet; entity data also .conll/.iob/.txt.")] = None,
+    train_file: Annotated[
+        str | None, Opt(help="Training data: .csv/.tsv/.json/.jsonl/.parquet; entity data also .conll/.iob/.txt.")
+    ] = None,
     validation_file: Annotated[str | None, Opt(help="Validation data (default: stratified 10% of train).")] = None,
     test_file: Annotated[str | None, Opt(help="Test data, scored once at the end.")] = None,
     dataset: Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")] = None,

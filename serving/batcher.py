@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from baton.serving.batching import select_window
-from baton.serving.engine import Encoded, Prediction, Tokens
+from baton.serving.engine import Encoded, Tokens
 
 __all__ = [
     "BatchFailed",
@@ -97,7 +97,7 @@ class EngineLike(Protocol):
     def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]: ...
     def collate(self, items: Sequence[Tokens]) -> Encoded: ...
     def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray: ...
-    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]: ...
+    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Any]: ...
 
 
 class BatchObserver(Protocol):
@@ -133,12 +133,13 @@ class RequestState:
 
 @dataclass(frozen=True)
 class ItemResult:
-    prediction: Prediction
-    logits: np.ndarray
+    prediction: Any  # the task's answer: a Prediction (classification) or Entities (entity recognition)
+    logits: np.ndarray  # this item's logits rows
     queue_s: float
     tokenize_s: float
     inference_s: float
     batch_size: int
+    tokens: Any = None  # the item as the task tokenized it (entity models re-aggregate from it on request)
 
 
 @dataclass(eq=False)
@@ -433,7 +434,15 @@ class Batcher:
                 [
                     (
                         item,
-                        ItemResult(prediction, logits[row], started - item.enqueued, item.tokenize_s, spent, size),
+                        ItemResult(
+                            prediction,
+                            encoded.item_logits(logits, row),
+                            started - item.enqueued,
+                            item.tokenize_s,
+                            spent,
+                            size,
+                            item.tokens,
+                        ),
                         None,
                     )
                     for row, (item, prediction) in enumerate(zip(live, predictions, strict=True))

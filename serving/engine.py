@@ -233,12 +233,12 @@ class Engine:
         (logits,) = session.run(["logits"], encoded.inputs)
         return np.asarray(logits, dtype=np.float32)
 
-    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Any]:
-        """The task's answers: a `Prediction` per text (classification) or its `Entities` (entity recognition)."""
-        return self.task.postprocess(logits, encoded, top_k)
-
-    def __call__(
-        self, texts: Sequence[str], top_k: int | None = None, pairs: Sequence[str] | None = None
+    def postprocess(
+        self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None, aggregation: str | None = None
     ) -> list[Any]:
+        """The task's answers: a `Prediction` per text (classification) or its `Entities` (entity recognition)."""
+        return self.task.postprocess(logits, encoded, top_k, aggregation)
+
+    def __call__(self, texts: Sequence[str], top_k: int | None = None, pairs: Sequence[str] | None = None) -> list[Any]:
         encoded = self.preprocess(texts, pairs)
         return self.postprocess(self.run(encoded), encoded, top_k)

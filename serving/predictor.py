@@ -1,22 +1,26 @@
-"""`Predictor`: the embedded runtime. Loads a bundle, picks provider and variant, classifies texts in batches."""
+"""`Predictor`: the embedded runtime. Loads a bundle, picks provider and variant, answers texts in batches."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from baton.errors import InputError
 from baton.serving.encoder import length_sorted_chunks
-from baton.serving.engine import Encoded, Engine, Prediction, build_engine, choose_variant
+from baton.serving.engine import Encoded, Engine, build_engine, choose_variant
+from baton.serving.manifest import AGGREGATION_CHOICES
 
 __all__ = ["Predictor", "choose_variant"]
 
 logger = logging.getLogger(__name__)
 
+
 class Predictor:
-    """Classify texts in-process with onnxruntime and tokenizers only (no torch)."""
+    """Classify texts or find their entities in-process, with onnxruntime and tokenizers only (no torch)."""
 
     def __init__(self, engine: Engine, batch_size: int = 32) -> None:
         if batch_size < 1:
@@ -57,21 +61,41 @@ class Predictor:
             encoded = self.engine.preprocess([texts[i] for i in idx], chunk_pairs)
             yield idx, encoded, self.engine.run(encoded)
 
+    @property
+    def task(self) -> str:
+        """The bundle's task, as its manifest names it: text-classification or token-classification."""
+        return self.engine.bundle.manifest.task
+
     def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
-        """Raw logits, one row per text in input order."""
+        """Raw logits, one row per text in input order (classification bundles)."""
+        if self.task != "text-classification":
+            raise InputError(f"logits() is for classification; this bundle's task is {self.task}: use predict()")
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         for idx, _, logits in self._batches(texts, pairs):
             out[idx] = logits
         return out
 
     def predict(
-        self, texts: Sequence[str], top_k: int | None = None, pairs: Sequence[str] | None = None
-    ) -> list[Prediction]:
-        """One prediction per text (or text pair), in input order; length-sorted into batches to cut padding."""
-        results: list[Prediction | None] = [None] * len(texts)
+        self,
+        texts: Sequence[str],
+        top_k: int | None = None,
+        pairs: Sequence[str] | None = None,
+        aggregation: str | None = None,
+    ) -> list[Any]:
+        """One answer per text (or text pair), in input order; length-sorted into batches to cut padding.
+
+        Classification: a `Prediction` each. Entity recognition: an `Entities` each (label, text, character
+        offsets into the text, score), grouped by `aggregation` (default: the bundle's; see
+        `baton.serving.tasks.token_classification`)."""
+        if aggregation is not None:
+            if self.task != "token-classification":
+                raise InputError("aggregation applies to entity models only")
+            if aggregation not in AGGREGATION_CHOICES:
+                raise InputError(f"aggregation must be one of {', '.join(AGGREGATION_CHOICES)} (got {aggregation!r})")
+        results: list[Any] = [None] * len(texts)
         for idx, encoded, logits in self._batches(texts, pairs):
-            for i, prediction in zip(idx, self.engine.postprocess(logits, encoded, top_k), strict=True):
-                results[i] = prediction
+            for i, answer in zip(idx, self.engine.postprocess(logits, encoded, top_k, aggregation), strict=True):
+                results[i] = answer
         truncated = sum(p.truncated for p in results if p is not None)
         if truncated:
             logger.info(

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from baton.errors import ConfigError, InputError
+from baton.serving._rpc import RpcFailure, abort, model_info, serve_stream, timings, wrong_task
 from baton.serving.batcher import (
     Batcher,
     BatcherError,
@@ -36,8 +37,11 @@ from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
 from baton.serving.kserve_codec import decode_bytes_raw, encode_bytes_raw, encode_fp32_raw
 from baton.serving.metrics import ServerMetrics
+from baton.serving.recognizer_service import Recognizer, kserve_entities
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+from baton.serving.v1 import recognizer_pb2 as rpb
+from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
 from baton.serving.wire import Malformed, TooManyElements, count_fields, guarded_handler
 
 __all__ = ["EXIT_WORKER_CRASHED", "BatonServer"]
@@ -61,23 +65,8 @@ _MIN_REMAINING_S = 0.001
 _KSERVE_FIELDS = 64
 
 
-class _RpcFailure(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _discard(data: bytes) -> None:
     return None
-
-
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
-    """End the call with `code`; for a call its client has already left (cancelled, deadline passed) there is no
-    one to tell, and grpc would log a traceback for the failed send: end it quietly instead (no log flood)."""
-    remaining = context.time_remaining()
-    if context.cancelled() or (remaining is not None and remaining <= 0):
-        raise asyncio.CancelledError
-    await context.abort(code, message)
 
 
 class _Capture:
@@ -147,10 +136,10 @@ class _AuthInterceptor(grpc.aio.ServerInterceptor):
         message = "missing bearer token" if not given else "invalid bearer token"
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, message)
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, message)
 
         async def deny_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, message)
+            await abort(context, grpc.StatusCode.UNAUTHENTICATED, message)
 
         # The refused call's message is never decoded: an unauthenticated client cannot make the server parse 4 MB.
         kwargs = {"request_deserializer": _discard, "response_serializer": handler.response_serializer}
@@ -177,6 +166,7 @@ class BatonServer:
         self.variant = getattr(engine, "variant", "?")
         self.provider = getattr(engine, "provider", "cpu")
         self.model_name = config.model_name or self.bundle.name
+        self.task = self.bundle.manifest.task
         self.metrics = ServerMetrics()
         self.metrics.model.labels(self.model_name, self.variant, self.provider, self.bundle.checksum).set(1)
         self.batcher = Batcher(engine, config.batcher, observer=self.metrics, on_crash=self._crash_from_worker)
@@ -222,14 +212,25 @@ class BatonServer:
 
         classify_checks = {"Classify": classify_check, "ClassifyStream": classify_check}
         _add_guarded(pb_grpc.add_TextClassifierServicer_to_server, _Classifier(self), server, classify_checks)
+        recognize_checks = {"Recognize": classify_check, "RecognizeStream": classify_check}
+        _add_guarded(rpb_grpc.add_EntityRecognizerServicer_to_server, Recognizer(self), server, recognize_checks)
         kserve_checks = {"ModelInfer": infer_check}
         _add_guarded(kpb_grpc.add_GRPCInferenceServiceServicer_to_server, _KServe(self), server, kserve_checks)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        domain = (
+            pb.DESCRIPTOR.services_by_name["TextClassifier"].full_name
+            if self.task == "text-classification"
+            else rpb.DESCRIPTOR.services_by_name["EntityRecognizer"].full_name
+        )
         services = (
-            pb.DESCRIPTOR.services_by_name["TextClassifier"].full_name,
+            domain,
             kpb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
+            # the other task's service answers FAILED_PRECONDITION naming this one; listed for reflection too
+            pb.DESCRIPTOR.services_by_name["TextClassifier"].full_name
+            if self.task != "text-classification"
+            else rpb.DESCRIPTOR.services_by_name["EntityRecognizer"].full_name,
         )
         reflection.enable_server_reflection(services, server)
         try:
@@ -326,7 +327,7 @@ class BatonServer:
     def _check_texts(self, texts: list[str], pairs: list[str] | None) -> None:
         cfg = self.config
         if len(texts) > cfg.max_texts_per_request:
-            raise _RpcFailure(
+            raise RpcFailure(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}",
             )
@@ -334,11 +335,11 @@ class BatonServer:
             try:
                 self.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
             except InputError as exc:
-                raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         for field, values in (("texts", texts), ("text_pairs", pairs or [])):
             for i, text in enumerate(values):
                 if len(text) > cfg.max_text_chars:
-                    raise _RpcFailure(
+                    raise RpcFailure(
                         grpc.StatusCode.INVALID_ARGUMENT,
                         f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}",
                     )
@@ -359,12 +360,12 @@ class BatonServer:
             try:
                 results = await self.batcher.submit(texts, state, pairs)
             except BatcherError as exc:
-                raise _RpcFailure(_ERROR_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc)) from exc
+                raise RpcFailure(_ERROR_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc)) from exc
             for r in results:
                 self.metrics.queue_s.observe(r.queue_s)
                 self.metrics.tokenize_s.observe(r.tokenize_s)
             return results
-        except _RpcFailure as failure:
+        except RpcFailure as failure:
             code = failure.code
             raise
         except asyncio.CancelledError:
@@ -380,17 +381,7 @@ class BatonServer:
     def refuse_malformed(self, method: str, request: Any) -> None:
         if isinstance(request, Malformed):
             self.metrics.requests.labels(method, grpc.StatusCode.INVALID_ARGUMENT.name).inc()
-            raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
-
-
-def _timings(results: list[ItemResult], started: float) -> pb.Timings:
-    us = 1_000_000
-    return pb.Timings(
-        queue_us=int(max((r.queue_s for r in results), default=0) * us),
-        tokenize_us=int(max((r.tokenize_s for r in results), default=0) * us),
-        inference_us=int(max((r.inference_s for r in results), default=0) * us),
-        total_us=int((time.perf_counter() - started) * us),
-    )
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
 
 
 class _Classifier(pb_grpc.TextClassifierServicer):
@@ -400,6 +391,8 @@ class _Classifier(pb_grpc.TextClassifierServicer):
     async def _answer(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> pb.ClassifyResponse:
         started = time.perf_counter()
         self.s.refuse_malformed(method, request)
+        if self.s.task != "text-classification":
+            raise wrong_task(self.s.task, "text-classification", "EntityRecognizer.Recognize")
         pairs = list(request.text_pairs) if request.text_pairs else None
         results = await self.s.classify(list(request.texts), pairs, context, method)
         k = request.top_k if request.HasField("top_k") and request.top_k > 0 else None
@@ -417,59 +410,23 @@ class _Classifier(pb_grpc.TextClassifierServicer):
                     labels=p.labels or [],
                 )
             )
-        return pb.ClassifyResponse(results=out, timings=_timings(results, started))
+        return pb.ClassifyResponse(results=out, timings=timings(results, started))
 
     async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
         try:
             return await self._answer(request, context, "Classify")
-        except _RpcFailure as failure:
-            await _abort(context, failure.code, str(failure))
+        except RpcFailure as failure:
+            await abort(context, failure.code, str(failure))
             raise  # unreachable: abort raises
 
     async def ClassifyStream(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ClassifyResponse]:
-        """One response per message, in order. On shutdown the stream answers the message it is working on, reads
-        no more, and ends with OK: the client sees which of its messages were answered."""
-        reader = request_iterator.__aiter__()
-        drained = asyncio.ensure_future(self.s.draining.wait())
-        incoming: asyncio.Future[Any] | None = None
-        try:
-            while True:
-                incoming = asyncio.ensure_future(reader.__anext__())
-                await asyncio.wait({incoming, drained}, return_when=asyncio.FIRST_COMPLETED)
-                if not incoming.done():
-                    incoming.cancel()
-                    return
-                try:
-                    request = incoming.result()
-                except StopAsyncIteration:
-                    return
-                try:
-                    response = await self._answer(request, context, "ClassifyStream")
-                except _RpcFailure as failure:
-                    await _abort(context, failure.code, str(failure))
-                    raise  # unreachable: abort raises
-                yield response
-        finally:  # also when the call itself is cancelled: no task is left pending
-            drained.cancel()
-            if incoming is not None and not incoming.done():
-                incoming.cancel()
+        async for response in serve_stream(self.s, request_iterator, context, self._answer, "ClassifyStream"):
+            yield response
 
     async def GetModelInfo(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
-        m = self.s.bundle.manifest
-        return pb.ModelInfo(
-            name=self.s.model_name,
-            task=m.task,
-            problem_type=m.problem_type,
-            labels=list(m.labels),
-            variant=self.s.variant,
-            provider=self.s.provider,
-            max_length=m.max_length,
-            bundle_sha256=self.s.bundle.checksum,
-            base_model=m.base_model,
-            inputs=list(m.inputs),
-        )
+        return model_info(self.s)
 
 
 class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
@@ -487,7 +444,7 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
 
     async def _check_model(self, name: str, context: grpc.aio.ServicerContext) -> None:
         if name != self.s.model_name:
-            await _abort(
+            await abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
                 f"unknown model '{name[:200]}'; this server serves '{self.s.model_name}'",
@@ -495,7 +452,7 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Malformed):
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         await self._check_model(request.name, context)
         return kpb.ModelReadyResponse(ready=self.s.ready)
 
@@ -506,25 +463,30 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Malformed):
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         await self._check_model(request.name, context)
         tm = kpb.ModelMetadataResponse.TensorMetadata
         n_labels = len(self.s.bundle.labels)
+        outputs = (
+            [tm(name="entities", datatype="BYTES", shape=[-1])]
+            if self.s.task == "token-classification"
+            else [
+                tm(name="label", datatype="BYTES", shape=[-1]),
+                tm(name="score", datatype="FP32", shape=[-1]),
+                tm(name="scores", datatype="FP32", shape=[-1, n_labels]),
+            ]
+        )
         return kpb.ModelMetadataResponse(
             name=self.s.model_name,
             versions=["1"],
             platform=f"onnxruntime_{self.s.variant}",
             inputs=[tm(name=name, datatype="BYTES", shape=[-1]) for name in self.s.bundle.manifest.inputs],
-            outputs=[
-                tm(name="label", datatype="BYTES", shape=[-1]),
-                tm(name="score", datatype="FP32", shape=[-1]),
-                tm(name="scores", datatype="FP32", shape=[-1, n_labels]),
-            ],
+            outputs=outputs,
         )
 
     def _inputs(self, request: Any) -> tuple[list[str], list[str] | None]:
-        def bad(message: str) -> _RpcFailure:
-            return _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
+        def bad(message: str) -> RpcFailure:
+            return RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
 
         declared = self.s.bundle.manifest.inputs
         names = [t.name for t in request.inputs]
@@ -559,22 +521,27 @@ class _KServe(kpb_grpc.GRPCInferenceServiceServicer):
         try:
             self.s.refuse_malformed("ModelInfer", request)
             await self._check_model(request.model_name, context)
-            wanted = [o.name for o in request.outputs] or ["label", "score", "scores"]
-            unknown = [name for name in wanted if name not in ("label", "score", "scores")]
+            known = ("entities",) if self.s.task == "token-classification" else ("label", "score", "scores")
+            wanted = [o.name for o in request.outputs] or list(known)
+            unknown = [name for name in wanted if name not in known]
             if unknown:
-                raise _RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output(s): {', '.join(unknown[:8])}")
+                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output(s): {', '.join(unknown[:8])}")
             texts, pairs = self._inputs(request)
             results = await self.s.classify(texts, pairs, context, "ModelInfer")
-        except _RpcFailure as failure:
-            await _abort(context, failure.code, str(failure))
+        except RpcFailure as failure:
+            await abort(context, failure.code, str(failure))
             raise  # unreachable: abort raises
         import numpy as np
 
-        labels = self.s.bundle.labels
         n = len(results)
-        probs = np.asarray([[r.prediction.scores[label] for label in labels] for r in results], dtype=np.float32)
         response = kpb.ModelInferResponse(model_name=self.s.model_name, model_version="1", id=request.id)
         out_tensor = kpb.ModelInferResponse.InferOutputTensor
+        if self.s.task == "token-classification":
+            response.outputs.append(out_tensor(name="entities", datatype="BYTES", shape=[n]))
+            response.raw_output_contents.append(encode_bytes_raw(kserve_entities(results)))
+            return response
+        labels = self.s.bundle.labels
+        probs = np.asarray([[r.prediction.scores[label] for label in labels] for r in results], dtype=np.float32)
         for name in wanted:
             if name == "label":
                 response.outputs.append(out_tensor(name="label", datatype="BYTES", shape=[n]))

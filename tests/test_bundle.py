@@ -89,7 +89,7 @@ def test_the_tokenizer_is_verified_even_without_model_checksums(tiny_bundle: Pat
 def test_a_label_count_that_does_not_match_the_graph_is_refused_at_load(tiny_bundle: Path, tmp_path: Path) -> None:
     copy = _copy(tiny_bundle, tmp_path, lambda m, root: m.update(labels=["negative", "positive", "neutral"]))
     bundle = load_bundle(copy)  # the manifest alone is well-formed
-    with pytest.raises(BundleError, match="returns logits of shape .*, 2\], the manifest lists 3 labels per text"):
+    with pytest.raises(BundleError, match=r"returns logits of shape .*, 2\], the manifest lists 3 labels per text"):
         Engine(bundle, "fp32")
 
 

@@ -36,7 +36,9 @@ class RuntimeTask(Protocol):
 
     def empty_logits(self) -> np.ndarray: ...
 
-    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Any]: ...
+    def postprocess(
+        self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None, aggregation: str | None = None
+    ) -> list[Any]: ...
 
 
 def runtime_task(manifest: Manifest, encoder: TextEncoder) -> RuntimeTask:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from baton.errors import InputError
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
 
 __all__ = ["Classification", "Prediction", "sigmoid", "softmax"]
@@ -57,7 +58,11 @@ class Classification:
     def empty_logits(self) -> np.ndarray:
         return np.zeros((0, len(self.labels)), dtype=np.float32)
 
-    def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Prediction]:
+    def postprocess(
+        self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None, aggregation: str | None = None
+    ) -> list[Prediction]:
+        if aggregation is not None:
+            raise InputError("aggregation applies to entity models only")
         probs = sigmoid(logits) if self.multi_label else softmax(logits)
         k = len(self.labels) if not top_k else min(top_k, len(self.labels))
         out: list[Prediction] = []

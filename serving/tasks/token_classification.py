@@ -97,8 +97,8 @@ def _group(
     return out
 
 
-_OPENING = set("([{\"“«")  # split off the front of a word
-_CLOSING = set(")]}\",;:!?”»")  # split off its end; "." too, unless the word is an abbreviation or an initial
+_OPENING = set('([{"“«')  # split off the front of a word
+_CLOSING = set(')]}",;:!?”»')  # split off its end; "." too, unless the word is an abbreviation or an initial
 
 
 def _split_off(token: str, core: str, closing: bool) -> bool:

@@ -67,7 +67,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "task", "problem_type", "labels", "variant", "provider", "max_length", "bundle_sha256", "base_model", "inputs")
+    __slots__ = ("name", "task", "problem_type", "labels", "variant", "provider", "max_length", "bundle_sha256", "base_model", "inputs", "aggregation", "scheme")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,8 @@ class ModelInfo(_message.Message):
     BUNDLE_SHA256_FIELD_NUMBER: _ClassVar[int]
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATION_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
     name: str
     task: str
     problem_type: str
@@ -88,4 +90,6 @@ class ModelInfo(_message.Message):
     bundle_sha256: str
     base_model: str
     inputs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., problem_type: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ..., provider: _Optional[str] = ..., max_length: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ...) -> None: ...
+    aggregation: str
+    scheme: str
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., problem_type: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ..., provider: _Optional[str] = ..., max_length: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., aggregation: _Optional[str] = ..., scheme: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,100 @@
+"""What every domain servicer shares: the failure type, quiet aborts, timings, the stream loop, model info."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from baton.serving.batcher import ItemResult
+from baton.serving.v1 import classifier_pb2 as pb
+
+__all__ = ["RpcFailure", "abort", "model_info", "serve_stream", "timings", "wrong_task"]
+
+
+class RpcFailure(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    """End the call with `code`; for a call its client has already left (cancelled, deadline passed) there is no
+    one to tell, and grpc would log a traceback for the failed send: end it quietly instead (no log flood)."""
+    remaining = context.time_remaining()
+    if context.cancelled() or (remaining is not None and remaining <= 0):
+        raise asyncio.CancelledError
+    await context.abort(code, message)
+
+
+def wrong_task(task: str, wanted: str, service: str) -> RpcFailure:
+    return RpcFailure(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        f"this server's model is for {task}, not {wanted}: call {service}",
+    )
+
+
+def timings(results: list[ItemResult], started: float) -> pb.Timings:
+    us = 1_000_000
+    return pb.Timings(
+        queue_us=int(max((r.queue_s for r in results), default=0) * us),
+        tokenize_us=int(max((r.tokenize_s for r in results), default=0) * us),
+        inference_us=int(max((r.inference_s for r in results), default=0) * us),
+        total_us=int((time.perf_counter() - started) * us),
+    )
+
+
+def model_info(server: Any) -> pb.ModelInfo:
+    m = server.bundle.manifest
+    return pb.ModelInfo(
+        name=server.model_name,
+        task=m.task,
+        problem_type=m.problem_type,
+        labels=list(m.labels),
+        variant=server.variant,
+        provider=server.provider,
+        max_length=m.max_length,
+        bundle_sha256=server.bundle.checksum,
+        base_model=m.base_model,
+        inputs=list(m.inputs),
+        aggregation=m.aggregation if m.task == "token-classification" else "",
+        scheme=m.scheme or "",
+    )
+
+
+async def serve_stream(
+    server: Any,
+    request_iterator: AsyncIterator[Any],
+    context: grpc.aio.ServicerContext,
+    answer: Callable[[Any, grpc.aio.ServicerContext, str], Awaitable[Any]],
+    method: str,
+) -> AsyncIterator[Any]:
+    """One response per message, in order. On shutdown the stream answers the message it is working on, reads
+    no more, and ends with OK: the client sees which of its messages were answered."""
+    reader = request_iterator.__aiter__()
+    drained = asyncio.ensure_future(server.draining.wait())
+    incoming: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            incoming = asyncio.ensure_future(reader.__anext__())
+            await asyncio.wait({incoming, drained}, return_when=asyncio.FIRST_COMPLETED)
+            if not incoming.done():
+                incoming.cancel()
+                return
+            try:
+                request = incoming.result()
+            except StopAsyncIteration:
+                return
+            try:
+                response = await answer(request, context, method)
+            except RpcFailure as failure:
+                await abort(context, failure.code, str(failure))
+                raise  # unreachable: abort raises
+            yield response
+    finally:  # also when the call itself is cancelled: no task is left pending
+        drained.cancel()
+        if incoming is not None and not incoming.done():
+            incoming.cancel()

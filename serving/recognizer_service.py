@@ -1,0 +1,102 @@
+"""The `EntityRecognizer` service (baton.serving.v1, recognizer.proto) and the KServe `entities` output.
+
+Texts go through the same batcher as classification (token budget, length-sorted); each answer lists the text's
+entities with character offsets into the text as sent. A request may name another aggregation than the bundle's
+default; the entities are then regrouped from the item's own token probabilities, with no second model run.
+
+KServe v2: input `text` BYTES [N]; output `entities` BYTES [N], each element one UTF-8 JSON document:
+    {"entities": [{"label": "PER", "text": "Ada Lovelace", "start": 0, "end": 12, "score": 0.98}, ...],
+     "truncated": false}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from baton.errors import InputError
+from baton.serving._rpc import RpcFailure, abort, model_info, serve_stream, timings, wrong_task
+from baton.serving.batcher import ItemResult
+from baton.serving.manifest import AGGREGATION_CHOICES
+from baton.serving.tasks.token_classification import Entities, aggregate
+from baton.serving.v1 import classifier_pb2 as pb
+from baton.serving.v1 import recognizer_pb2 as rpb
+from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
+
+__all__ = ["Recognizer", "entities_of", "kserve_entities"]
+
+TASK = "token-classification"
+
+
+def entities_of(server: Any, result: ItemResult, aggregation: str | None) -> Entities:
+    """The item's entities, under `aggregation` when it differs from the bundle's default."""
+    answer: Entities = result.prediction
+    task = server.engine.task
+    if not aggregation or aggregation == task.aggregation:
+        return answer
+    probs = task.token_probs(result.logits, result.tokens)
+    return Entities(aggregate(probs, result.tokens, task.labels, aggregation), answer.truncated)
+
+
+def kserve_entities(results: list[ItemResult]) -> list[bytes]:
+    """One JSON document per text (the schema in this module's docstring)."""
+    out = []
+    for r in results:
+        answer: Entities = r.prediction
+        doc = {"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated}
+        out.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return out
+
+
+class Recognizer(rpb_grpc.EntityRecognizerServicer):
+    def __init__(self, server: Any) -> None:
+        self.s = server
+
+    async def _answer(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> rpb.RecognizeResponse:
+        started = time.perf_counter()
+        self.s.refuse_malformed(method, request)
+        if self.s.task != TASK:
+            raise wrong_task(self.s.task, TASK, "TextClassifier.Classify")
+        aggregation = request.aggregation or None
+        if aggregation is not None and aggregation not in AGGREGATION_CHOICES:
+            raise RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"aggregation must be one of {', '.join(AGGREGATION_CHOICES)} (got {aggregation[:40]!r})",
+            )
+        results = await self.s.classify(list(request.texts), None, context, method)
+        out = []
+        for r in results:
+            try:
+                answer = entities_of(self.s, r, aggregation)
+            except InputError as exc:
+                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+            out.append(
+                rpb.TextEntities(
+                    entities=[
+                        rpb.Entity(label=e.label, text=e.text, start=e.start, end=e.end, score=e.score)
+                        for e in answer.entities
+                    ],
+                    truncated=answer.truncated,
+                )
+            )
+        return rpb.RecognizeResponse(results=out, timings=timings(results, started))
+
+    async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> rpb.RecognizeResponse:
+        try:
+            return await self._answer(request, context, "Recognize")
+        except RpcFailure as failure:
+            await abort(context, failure.code, str(failure))
+            raise  # unreachable: abort raises
+
+    async def RecognizeStream(
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[rpb.RecognizeResponse]:
+        async for response in serve_stream(self.s, request_iterator, context, self._answer, "RecognizeStream"):
+            yield response
+
+    async def GetModelInfo(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
+        return model_info(self.s)
