@@ -249,17 +249,28 @@ def predict(
     tls_key: Annotated[Path | None, Opt(help="--server over mTLS: this client's PEM key.")] = None,
     file: Annotated[Path | None, Opt(help="Read one text per line from this UTF-8 file.")] = None,
     top_k: Annotated[int | None, Opt(help="Also return the k best labels.")] = None,
+    aggregation: Annotated[
+        str | None,
+        Opt(help="Entity models: simple, first, max, average or none (default: the bundle's, see GetModelInfo)."),
+    ] = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda.")] = "auto",
     variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
 ) -> None:
-    """Classify texts with a bundle; prints one JSON object per line."""
+    """Classify texts, or find their entities, with a bundle; prints one JSON object per line."""
     from baton.serving import Predictor
 
     if server is not None:
         lines, where = _read_lines([target, *(texts or [])], file)
-        _predict_remote(server, token, _tls(tls_ca, tls_cert, tls_key), lines, where, text_pair, top_k)
+        _predict_remote(server, token, _tls(tls_ca, tls_cert, tls_key), lines, where, text_pair, top_k, aggregation)
         return
     predictor = Predictor.load(target, device=device, variant=variant)
+    if predictor.task == "token-classification":
+        if text_pair:
+            raise BatonError(f"--text-pair: {target} finds entities in single texts")
+        lines, _ = _read_lines(texts, file)
+        for text, answer in zip(lines, predictor.predict(lines, aggregation=aggregation), strict=True):
+            _echo_entities(text, [e.to_dict() for e in answer.entities], answer.truncated)
+        return
     items, pairs = _with_pairs(*_read_lines(texts, file), text_pair, predictor.pairs)
     predictions = predictor.predict(items, top_k=top_k, pairs=pairs)
     for i, (text, p) in enumerate(zip(items, predictions, strict=True)):
@@ -500,19 +511,41 @@ def _predict_remote(
     where: str,
     text_pair: list[str] | None,
     top_k: int | None,
+    aggregation: str | None,
 ) -> None:
     from baton.serving.client import Client, ClientError
 
     try:
         with Client(server, token=token, tls=tls) as client:
+            info = client.model_info()
+            if info.task == "token-classification":
+                if text_pair:
+                    raise BatonError("--text-pair: the server's model finds entities in single texts")
+                for text, r in zip(lines, client.recognize(lines, aggregation), strict=True):
+                    _echo_entities(text, [dict(zip(_ENTITY_KEYS, e, strict=True)) for e in r.entities], r.truncated)
+                return
+            if aggregation is not None:
+                raise BatonError("--aggregation: the server's model is a classifier, not an entity model")
             # Lines from a file or stdin are split at tabs only for a pair model: ask the server what it takes.
-            pairs_model = not text_pair and where != "arguments" and "text_pair" in client.model_info().inputs
+            pairs_model = not text_pair and where != "arguments" and "text_pair" in info.inputs
             items, pairs = _with_pairs(lines, where, text_pair, pairs_model)
             results = client.classify(items, top_k=top_k, pairs=pairs)
     except ClientError as exc:
         raise BatonError(f"--server {server}: {exc}") from exc
     for i, (text, r) in enumerate(zip(items, results, strict=True)):
         _echo_row(text, None if pairs is None else pairs[i], r.label, r.score, r.truncated, r.top_k, top_k, None)
+
+
+_ENTITY_KEYS = ("label", "text", "start", "end", "score")
+
+
+def _echo_entities(text: str, entities: list[dict[str, Any]], truncated: bool) -> None:
+    import json
+
+    row: dict[str, Any] = {"text": text, "entities": [{**e, "score": round(e["score"], 6)} for e in entities]}
+    if truncated:
+        row["truncated"] = True
+    typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> None:

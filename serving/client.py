@@ -20,11 +20,14 @@ import grpc
 
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+from baton.serving.v1 import recognizer_pb2 as rpb
+from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
 
 __all__ = [
     "AsyncClient",
     "Client",
     "ClientError",
+    "EntityResult",
     "InvalidInput",
     "Overloaded",
     "ServerError",
@@ -110,6 +113,27 @@ def _results(response: pb.ClassifyResponse) -> list[Result]:
     ]
 
 
+@dataclass(frozen=True)
+class EntityResult:
+    """One text's entities: (label, text, start, end, score) with character offsets into the text sent."""
+
+    entities: list[tuple[str, str, int, int, float]]
+    truncated: bool
+
+
+def _entities(response: rpb.RecognizeResponse) -> list[EntityResult]:
+    return [
+        EntityResult([(e.label, e.text, e.start, e.end, e.score) for e in r.entities], r.truncated)
+        for r in response.results
+    ]
+
+
+def _recognize_request(texts: Sequence[str], aggregation: str | None) -> rpb.RecognizeRequest:
+    if isinstance(texts, str):
+        raise TypeError("takes a sequence of texts, not a single string")
+    return rpb.RecognizeRequest(texts=list(texts), aggregation=aggregation or "")
+
+
 def _channel_args(target: str, tls: TLSConfig | None, max_message_bytes: int) -> tuple[list[Any], Any]:
     options: list[Any] = [
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -141,6 +165,7 @@ class _ClientBase:
             else factory.insecure_channel(target, options)
         )
         self._stub = pb_grpc.TextClassifierStub(self._channel)
+        self._recognizer = rpb_grpc.EntityRecognizerStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
 
@@ -179,6 +204,18 @@ class Client(_ClientBase):
     ) -> list[Result]:
         """One result per text; `pairs` (one per text) for a sentence-pair model."""
         return _results(self.classify_response(texts, top_k, timeout, pairs))
+
+    def recognize(
+        self, texts: Sequence[str], aggregation: str | None = None, timeout: float | None = None
+    ) -> list[EntityResult]:
+        """Entities of each text (an entity-recognition server); `aggregation` overrides the bundle's default."""
+        try:
+            response = self._recognizer.Recognize(
+                _recognize_request(texts, aggregation), timeout=timeout or self.timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise _translate(exc) from exc
+        return _entities(response)
 
     def model_info(self) -> pb.ModelInfo:
         try:
@@ -222,6 +259,17 @@ class AsyncClient(_ClientBase):
         pairs: Sequence[str] | None = None,
     ) -> list[Result]:
         return _results(await self.classify_response(texts, top_k, timeout, pairs))
+
+    async def recognize(
+        self, texts: Sequence[str], aggregation: str | None = None, timeout: float | None = None
+    ) -> list[EntityResult]:
+        try:
+            response = await self._recognizer.Recognize(
+                _recognize_request(texts, aggregation), timeout=timeout or self.timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise _translate(exc) from exc
+        return _entities(response)
 
     async def close(self) -> None:
         await self._channel.close()

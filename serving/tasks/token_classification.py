@@ -13,7 +13,7 @@ Aggregation, as in the Hugging Face token-classification pipeline:
   max      each word takes the tag and score of its most confident sub-token
   average  each word averages its sub-tokens' probabilities, then takes the best tag
 A grouped entity's score is the mean of its tokens' (or words') scores, its text the original string's
-`text[start:end]`.
+`text[start:end]`; words of punctuation or symbols only at either edge are left out of it.
 """
 
 from __future__ import annotations
@@ -91,7 +91,15 @@ def _group(
     tags: Sequence[str], scores: Sequence[float], starts: Sequence[int], ends: Sequence[int], text: str
 ) -> list[Entity]:
     out = []
-    for kind, a, b in iob_spans(tags):
+    for kind, first, last in iob_spans(tags):
+        # an entity neither starts nor ends with a word of punctuation or symbols only (an emoji after a name)
+        a, b = first, last
+        while a < b and not any(c.isalnum() for c in text[starts[a] : ends[a]]):
+            a += 1
+        while b > a and not any(c.isalnum() for c in text[starts[b - 1] : ends[b - 1]]):
+            b -= 1
+        if a == b:
+            continue
         start, end = starts[a], ends[b - 1]
         out.append(Entity(kind, text[start:end], start, end, float(np.mean(scores[a:b]))))
     return out
