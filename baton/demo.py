@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from baton.errors import BatonError
 
-__all__ = ["DEMO_TEXTS", "run_demo"]
+__all__ = ["DEMO_TEXTS", "NER_TEXTS", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +21,14 @@ DEMO_TEXTS = [
 ]
 
 
-def _examples_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent / "examples" / "reviews"
+NER_TEXTS = [
+    "Maria Okafor flew from Lisbon to Kyoto for Acme Robotics.",
+    "Café talks: José  Núñez met the Riverside Council in Tbilisi 👋",
+]
+
+
+def _examples_dir(name: str = "reviews") -> Path:
+    here = Path(__file__).resolve().parent.parent / "examples" / name
     if not (here / "train.jsonl").is_file():
         raise BatonError(f"demo data not found at {here}: run the demo from a clone of the baton repository")
     return here
@@ -35,7 +42,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None], serve: bool = True) -> 
 
     data = _examples_dir()
     run_dir, bundle_dir = workdir / "runs" / "demo", workdir / "bundles" / "demo"
-    echo(f"== 1/5 train: fine-tune MiniLM on {data} (600 train / 150 validation / 150 test)")
+    echo(f"== 1/6 train: fine-tune MiniLM on {data} (600 train / 150 validation / 150 test)")
     result = run_training(
         TrainConfig(
             train_file=str(data / "train.jsonl"),
@@ -47,27 +54,66 @@ def run_demo(workdir: Path, echo: Callable[[str], None], serve: bool = True) -> 
     )
     echo(format_train_summary(result.output_dir, result.metrics))
     echo(f"report: {run_dir / 'report.md'}")
-    echo("== 2/5 export: ONNX (Optimum), O2, int8, parity gates")
+    echo("== 2/6 export: ONNX (Optimum), O2, int8, parity gates")
     export_bundle(ExportConfig(run_dir=str(run_dir), output=str(bundle_dir), overwrite=True))
     echo(format_bundle(bundle_dir))
-    echo("== 3/5 predict: embedded Predictor (onnxruntime + tokenizers, no torch)")
+    echo("== 3/6 predict: embedded Predictor (onnxruntime + tokenizers, no torch)")
     predictor = Predictor.load(bundle_dir, device="cpu")
     for text, p in zip(DEMO_TEXTS, predictor.predict(DEMO_TEXTS), strict=True):
         echo(f"  {p.label:<9} {p.score:.3f}  {text}")
     if serve:
         _serve_and_classify(bundle_dir, echo)
         _bench_summary(bundle_dir, data / "test.jsonl", echo)
+    _entity_demo(workdir, echo, serve)
 
 
-def _serve_and_classify(bundle_dir: Path, echo: Callable[[str], None]) -> None:
+def _entity_demo(workdir: Path, echo: Callable[[str], None], serve: bool) -> None:
+    from baton._format import format_bundle, format_train_summary
+    from baton.export import ExportConfig, export_bundle
+    from baton.serving import Predictor
+    from baton.training import TrainConfig, run_training
+
+    data = _examples_dir("ner")
+    run_dir, bundle_dir = workdir / "runs" / "demo-ner", workdir / "bundles" / "demo-ner"
+    echo(f"== 6/6 entities: the same path for entity recognition, on {data} (400 train sentences; CoNLL validation)")
+    result = run_training(
+        TrainConfig(
+            train_file=str(data / "train.jsonl"),
+            validation_file=str(data / "validation.conll"),
+            output_dir=str(run_dir),
+            overwrite=True,
+        )
+    )
+    echo(format_train_summary(result.output_dir, result.metrics))
+    export_bundle(ExportConfig(run_dir=str(run_dir), output=str(bundle_dir), overwrite=True))
+    echo(format_bundle(bundle_dir))
+    predictor = Predictor.load(bundle_dir, device="cpu")
+    for text, answer in zip(NER_TEXTS, predictor.predict(NER_TEXTS), strict=True):
+        found = ", ".join(f"{e.label} '{e.text}' [{e.start}:{e.end}] {e.score:.2f}" for e in answer.entities)
+        echo(f"  {text}\n    -> {found or 'no entities'}")
+    if serve:
+        _serve_and_recognize(bundle_dir, echo)
+
+
+def _serve_and_recognize(bundle_dir: Path, echo: Callable[[str], None]) -> None:
+    from baton.serving.client import Client
+
+    with _demo_server(bundle_dir, echo) as port, Client(f"127.0.0.1:{port}") as client:
+        info = client.model_info()
+        echo(f"  gRPC EntityRecognizer.Recognize ({info.task}, aggregation {info.aggregation}):")
+        for text, r in zip(NER_TEXTS, client.recognize(NER_TEXTS), strict=True):
+            echo(f"    {[(label, span) for label, span, *_ in r.entities]}  <- {text}")
+
+
+@contextlib.contextmanager
+def _demo_server(bundle_dir: Path, echo: Callable[[str], None]) -> Iterator[int]:
     import subprocess
     import sys
 
     from baton.serving.bench import _free_port
-    from baton.serving.client import Client
 
     port = _free_port()
-    echo(f"== 4/5 serve: `baton serve {bundle_dir} --port {port}` and classify through the gRPC client")
+    echo(f"  `baton serve {bundle_dir} --port {port}`")
     proc = subprocess.Popen(
         [sys.executable, "-m", "baton", "-q", "serve", str(bundle_dir), "--port", str(port), "--metrics-port", "0"],
         stdout=subprocess.PIPE,
@@ -79,28 +125,35 @@ def _serve_and_classify(bundle_dir: Path, echo: Callable[[str], None]) -> None:
         if "baton serving" not in line:
             raise BatonError("the demo server did not start")
         echo(f"  {line}")
-        with Client(f"127.0.0.1:{port}") as client:
-            info = client.model_info()
-            echo(f"  model {info.name}: variant {info.variant} on {info.provider}, labels {', '.join(info.labels)}")
-            response = client.classify_response(DEMO_TEXTS)
-            for text, r in zip(DEMO_TEXTS, response.results, strict=True):
-                echo(f"  {r.label:<9} {r.score:.3f}  {text}")
-            t = response.timings
-            echo(
-                f"  timings: queue {t.queue_us} us, tokenize {t.tokenize_us} us, inference {t.inference_us} us, "
-                f"total {t.total_us} us"
-            )
+        yield port
     finally:
         proc.terminate()
         code = proc.wait(30)
-    echo(f"  SIGTERM: server drained and exited with code {code}")
+        echo(f"  SIGTERM: server drained and exited with code {code}")
+
+
+def _serve_and_classify(bundle_dir: Path, echo: Callable[[str], None]) -> None:
+    from baton.serving.client import Client
+
+    echo("== 4/6 serve: start a server and classify through the gRPC client")
+    with _demo_server(bundle_dir, echo) as port, Client(f"127.0.0.1:{port}") as client:
+        info = client.model_info()
+        echo(f"  model {info.name}: variant {info.variant} on {info.provider}, labels {', '.join(info.labels)}")
+        response = client.classify_response(DEMO_TEXTS)
+        for text, r in zip(DEMO_TEXTS, response.results, strict=True):
+            echo(f"  {r.label:<9} {r.score:.3f}  {text}")
+        t = response.timings
+        echo(
+            f"  timings: queue {t.queue_us} us, tokenize {t.tokenize_us} us, inference {t.inference_us} us, "
+            f"total {t.total_us} us"
+        )
 
 
 def _bench_summary(bundle_dir: Path, data: Path, echo: Callable[[str], None]) -> None:
     from baton.serving.bench import BenchOptions, bench_serve, load_texts, markdown
 
     echo(
-        "== 5/5 bench: server under 1/8/32 concurrent clients vs the in-process ceiling (short run; see "
+        "== 5/6 bench: server under 1/8/32 concurrent clients vs the in-process ceiling (short run; see "
         "docs/benchmarks.md for the full one)"
     )
     options = BenchOptions(duration_s=2.0, warmup_s=0.5, samples=150)
