@@ -96,3 +96,38 @@ def tiny_bundle(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
     export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(out)))
     return out
+
+
+NER = REPO / "examples" / "ner"
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished entity-recognition run of the tiny model on the shipped NER demo sentences."""
+    from baton.training import TrainConfig, run_training
+
+    out = tmp_path_factory.mktemp("tiny-ner-run") / "run"
+    run_training(
+        TrainConfig(
+            model=str(tiny_model_dir),
+            train_file=str(NER / "train.jsonl"),
+            validation_file=str(NER / "validation.jsonl"),
+            output_dir=str(out),
+            epochs=6,
+            learning_rate=3e-3,
+            batch_size=16,
+            patience=0,
+            max_length=64,
+            stride=8,
+        )
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_bundle(tiny_ner_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from baton.export import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("tiny-ner-bundle") / "bundle"
+    export_bundle(ExportConfig(run_dir=str(tiny_ner_run), output=str(out), allow_fallback=True))
+    return out

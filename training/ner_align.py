@@ -43,7 +43,12 @@ def plan_windows(word_lengths: Sequence[int], budget: int, stride: int) -> list[
         if end >= n:
             break
         back, overlap = end, 0  # step back over about `stride` sub-tokens, always moving forward
-        while back - 1 > start and overlap + word_lengths[back - 1] <= stride:
+        while (
+            stride > 0
+            and back - 1 > start
+            and (overlap == 0 or overlap + word_lengths[back - 1] <= stride)
+            and overlap + word_lengths[back - 1] + word_lengths[end] <= budget  # the next window still moves on
+        ):
             back -= 1
             overlap += word_lengths[back]
         start = max(back, start + 1)
