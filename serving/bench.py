@@ -368,10 +368,23 @@ class _Caller:
             if protocol == "baton"
             else kpb_grpc.GRPCInferenceServiceStub(self.channel)
         )
+        self.task: str | None = None  # the baton protocol asks the server once: Classify or Recognize
 
     async def __call__(self, texts: list[str], timeout: float) -> None:
         pairs = pairs_of(texts)
-        if self.protocol == "baton":
+        if self.protocol == "baton" and self.task is None:
+            info = await self.stub.GetModelInfo(self.pb.GetModelInfoRequest(), timeout=timeout, metadata=self.metadata)
+            self.task = info.task
+            if self.task == "token-classification":
+                from baton.serving.v1 import recognizer_pb2 as rpb
+                from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
+
+                self.rpb, self.recognizer = rpb, rpb_grpc.EntityRecognizerStub(self.channel)
+        if self.protocol == "baton" and self.task == "token-classification":
+            await self.recognizer.Recognize(
+                self.rpb.RecognizeRequest(texts=texts), timeout=timeout, metadata=self.metadata
+            )
+        elif self.protocol == "baton":
             request = self.pb.ClassifyRequest(texts=texts, text_pairs=pairs or [])
             await self.stub.Classify(request, timeout=timeout, metadata=self.metadata)
         else:

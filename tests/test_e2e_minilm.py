@@ -45,13 +45,13 @@ def test_minilm_on_sst2_slice(tmp_path: Path) -> None:
 
 
 CONLL = SHARED_DATA / "conll2003"
-F1_FLOOR = 0.0  # set from the measured figure below
+F1_FLOOR = 0.78  # measured 0.833 (int8 runtime 0.834) on this machine; the floor leaves room for seeds and hardware
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (CONLL / "train.jsonl").is_file(), reason="../shared/data/conll2003 is not present")
 def test_minilm_entities_on_a_conll_slice(tmp_path: Path) -> None:
-    """2,000 CoNLL-2003 sentences, two epochs: measured validation entity F1 0.XX on the first 500 validation
+    """2,000 CoNLL-2003 sentences, two epochs: measured validation entity F1 0.833 on the first 500 validation
     sentences; the runtime (int8, its own windows, aggregation and offsets) must score the same sentences alike."""
     from baton.export import ExportConfig, export_bundle
     from baton.serving import Predictor
@@ -66,6 +66,7 @@ def test_minilm_entities_on_a_conll_slice(tmp_path: Path) -> None:
         TrainConfig(train_file=str(train), validation_file=str(val), output_dir=str(tmp_path / "run"), epochs=2)
     )
     f1 = result.metrics["validation"]["entity_f1"]
+    print(f"measured validation entity F1 {f1:.4f}")
     assert f1 >= F1_FLOOR, f1
 
     bundle = export_bundle(ExportConfig(run_dir=str(tmp_path / "run"), output=str(tmp_path / "bundle")))
@@ -88,4 +89,5 @@ def test_minilm_entities_on_a_conll_slice(tmp_path: Path) -> None:
         gold.append(spans)
     answers = predictor.predict(texts)
     served = span_metrics(gold, [{(e.label, e.start, e.end) for e in a.entities} for a in answers])["entity_f1"]
+    print(f"served (int8 runtime) entity F1 {served:.4f}")
     assert served >= f1 - 0.01, (served, f1)
