@@ -521,8 +521,9 @@ def _predict_remote(
             if info.task == "token-classification":
                 if text_pair:
                     raise BatonError("--text-pair: the server's model finds entities in single texts")
-                for text, r in zip(lines, client.recognize(lines, aggregation), strict=True):
-                    _echo_entities(text, [dict(zip(_ENTITY_KEYS, e, strict=True)) for e in r.entities], r.truncated)
+                for text, found in zip(lines, client.recognize(lines, aggregation), strict=True):
+                    entities = [dict(zip(_ENTITY_KEYS, e, strict=True)) for e in found.entities]
+                    _echo_entities(text, entities, found.truncated)
                 return
             if aggregation is not None:
                 raise BatonError("--aggregation: the server's model is a classifier, not an entity model")

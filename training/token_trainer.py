@@ -259,7 +259,7 @@ def run_token_training(cfg: TrainConfig) -> Any:
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     # The final scores: rows in input order (no length grouping), windows joined back into whole sentences.
     trainer.args.group_by_length = False
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for name in ("validation", "test"):
         if name in splits:
             output = trainer.predict(splits[name], metric_key_prefix=name)
