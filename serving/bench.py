@@ -373,8 +373,15 @@ class _Caller:
     async def __call__(self, texts: list[str], timeout: float) -> None:
         pairs = pairs_of(texts)
         if self.protocol == "baton" and self.task is None:
-            info = await self.stub.GetModelInfo(self.pb.GetModelInfoRequest(), timeout=timeout, metadata=self.metadata)
-            self.task = info.task
+            try:
+                info = await self.stub.GetModelInfo(
+                    self.pb.GetModelInfoRequest(), timeout=timeout, metadata=self.metadata
+                )
+                self.task = info.task
+            except self.grpc.aio.AioRpcError as exc:
+                if exc.code() != self.grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self.task = "text-classification"  # the echo server (load-generator ceiling) answers Classify only
             if self.task == "token-classification":
                 from baton.serving.v1 import recognizer_pb2 as rpb
                 from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc

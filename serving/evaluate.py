@@ -30,6 +30,11 @@ def evaluate_bundle(
     from baton.training.report import plot_confusion_matrix, write_report
 
     bundle = load_bundle(bundle_dir)
+    if bundle.manifest.task != "text-classification":
+        raise DataError(
+            f"{bundle.root} is a {bundle.manifest.task} bundle: `baton evaluate` scores classification bundles only "
+            "(an entity bundle's entity F1 is in its bundle.json parity section and its run's report)"
+        )
     if bundle.manifest.pairs and not text_pair_column:
         raise DataError(
             f"{bundle.root} is a sentence-pair model: name the second text's column with --text-pair-column"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -349,3 +351,27 @@ def test_grpc_recognize_kserve_and_the_wrong_task(tiny_ner_bundle: Path, tiny_bu
         with pytest.raises(ClientError) as exc:
             client.recognize(["hello"])
         assert exc.value.code == grpc.StatusCode.FAILED_PRECONDITION and "text-classification" in str(exc.value)
+
+
+# ---- the command line ------------------------------------------------------------------------------------------
+
+
+def _baton(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "baton", "-q", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_predict_prints_entities_and_bad_input_is_one_line(tiny_ner_bundle: Path, tmp_path: Path) -> None:
+    text = "Maria Okafor joined Acme Robotics in Lisbon last week ."
+    proc = _baton("predict", str(tiny_ner_bundle), text, "--aggregation", "none")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["text"] == text and all(text[e["start"] : e["end"]] == e["text"] for e in row["entities"])
+    assert all(e["label"][:2] in ("B-", "I-") for e in row["entities"])
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"tokens": ["a", "b"], "ner_tags": ["O"]}])
+    proc = _baton("train", "--train-file", str(bad), "--output-dir", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"error: --train-file: {bad} line 1: 2 tokens but 1 tags"
+
+    proc = _baton("evaluate", str(tiny_ner_bundle), "--data", str(NER / "validation.jsonl"))
+    assert proc.returncode == 2 and "scores classification bundles only" in proc.stderr
