@@ -44,7 +44,7 @@ class TrainConfig:
     tags_column: str = "ner_tags"
     tag_names: tuple[str, ...] | None = None  # the tag of each id, when the tags column holds ints
     label_all_tokens: bool = False  # tag every sub-token (B- turned into I- after the first), not only the first
-    # sub-tokens shared by neighbouring windows of a sentence longer than max_length (at most half a window)
+    # entity data: sub-tokens shared by neighbouring windows of a long sentence (capped at half a window)
     stride: int = 32
     output_dir: str = "runs/latest"
     epochs: float = 3.0
@@ -109,8 +109,6 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        if self.stride >= self.max_length:
-            raise ConfigError(f"--stride must be below --max-length ({self.max_length}) (got {self.stride})")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -32,6 +32,7 @@ __all__ = [
     "TokenFile",
     "detect_token_layout",
     "iob_problems",
+    "joined_text",
     "read_token_file",
     "tag_set",
     "words_with_offsets",
@@ -101,6 +102,18 @@ def words_with_offsets(text: str, cuts: Sequence[int] = ()) -> list[tuple[str, i
         for a, b in zip([start, *inner], [*inner, end], strict=True):
             out.append((text[a:b], a, b))
     return out
+
+
+def joined_text(words: Sequence[str], tags: Sequence[str]) -> tuple[str, set[tuple[str, int, int]]]:
+    """Words joined by single spaces, and the (type, start, end) character spans of their entities in that text."""
+    from baton.serving.iob import iob_spans
+
+    starts, text = [], ""
+    for word in words:
+        starts.append(len(text) + (1 if text else 0))
+        text = f"{text} {word}" if text else word
+    spans = {(kind, starts[a], starts[b - 1] + len(words[b - 1])) for kind, a, b in iob_spans(list(tags))}
+    return text, spans
 
 
 def iob_problems(tags: Sequence[str]) -> list[int]:

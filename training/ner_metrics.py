@@ -7,7 +7,7 @@ the runtime groups them with (`baton.serving.iob`); tests pin the figures to seq
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from baton.serving.iob import iob_spans
@@ -53,22 +53,22 @@ def span_metrics(true: Sequence[set[Span]], pred: Sequence[set[Span]]) -> dict[s
 def error_kinds(
     true: Sequence[set[Span]],
     pred: Sequence[set[Span]],
-    words: Sequence[Sequence[str]] | None = None,
+    quote: Callable[[int, Span], str] | None = None,
     examples: int = 3,
 ) -> dict[str, Any]:
     """Count the errors by kind: a gold entity found with the right span but the wrong type, found with an
     overlapping but different span (wrong boundary, whatever the type), or not found at all (missed); a predicted
-    entity that overlaps no gold one (spurious). Up to `examples` examples each."""
+    entity that overlaps no gold one (spurious). Up to `examples` examples each, quoted by `quote(row, span)`."""
     counts: Counter[str] = Counter()
     shown: dict[str, list[str]] = {k: [] for k in ERROR_KINDS}
 
     def show(kind: str, row: int, gold: Span | None, guess: Span | None) -> None:
         counts[kind] += 1
-        if words is None or len(shown[kind]) >= examples:
+        if quote is None or len(shown[kind]) >= examples:
             return
 
         def text(s: Span) -> str:
-            return f"'{' '.join(words[row][s[1] : s[2]])}' {s[0]}"
+            return f"'{quote(row, s)}' {s[0]}"
 
         parts = [f"gold {text(gold)}" if gold else "", f"predicted {text(guess)}" if guess else ""]
         shown[kind].append(" / ".join(p for p in parts if p))
@@ -100,5 +100,6 @@ def entity_metrics(
     out = span_metrics(true, pred)
     out["token_accuracy"] = correct / tokens if tokens else 0.0
     out["samples"] = len(true_tags)
-    out["errors"] = error_kinds(true, pred, words)
+    quote = None if words is None else (lambda row, s: " ".join(words[row][s[1] : s[2]]))
+    out["errors"] = error_kinds(true, pred, quote)
     return out

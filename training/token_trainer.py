@@ -326,7 +326,7 @@ def _write_run(
             "tokens_column": cfg.tokens_column,
             "tags_column": cfg.tags_column,
             "max_length": cfg.max_length,
-            "stride": cfg.stride,
+            "stride": min(cfg.stride, cfg.max_length // 2),  # what the windows used (capped at half a window)
             "threshold": 0.5,
             "validation_source": data.validation_source,
             "files": data.report,
