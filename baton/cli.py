@@ -143,20 +143,40 @@ def export(
 @app.command()
 def evaluate(
     bundle: Annotated[str, typer.Argument(help="Bundle directory.")],
-    data: Annotated[str, Opt(help="Labelled CSV/JSON/JSONL/parquet file.")],
+    data: Annotated[
+        str, Opt(help="Labelled CSV/JSON/JSONL/parquet file; entity bundles: token/tag rows, CoNLL text or spans.")
+    ],
     variant: Annotated[list[str] | None, Opt(help="Variant(s) to score (default: each).")] = None,
     text_column: Annotated[str, Opt()] = "text",
     text_pair_column: Annotated[str | None, Opt(help="Second text's column (sentence-pair models).")] = None,
     label_column: Annotated[str, Opt()] = "label",
     output_dir: Annotated[Path | None, Opt(help="Write metrics.json, report.md and plots here.")] = None,
+    aggregation: Annotated[
+        str | None, Opt(help="Entity bundles: simple, first, max, average or none (default: the bundle's).")
+    ] = None,
+    device: Annotated[str, Opt(help="auto, cpu, cuda.")] = "auto",
 ) -> None:
-    """Score bundle variants on a labelled file with the embedded runtime."""
-    from baton.serving.evaluate import evaluate_bundle
+    """Score bundle variants on a labelled file with the embedded runtime (classification or entities)."""
+    from baton.tools.evaluate import evaluate_bundle
 
     results = evaluate_bundle(
-        bundle, data, variant, text_column, label_column, output_dir, text_pair_column=text_pair_column
+        bundle,
+        data,
+        variant,
+        text_column,
+        label_column,
+        output_dir,
+        text_pair_column=text_pair_column,
+        device=device,
+        aggregation=aggregation,
     )
     for name, m in results.items():
+        if "entity_f1" in m:
+            typer.echo(
+                f"{name}: entity F1 {m['entity_f1']:.4f} (precision {m['entity_precision']:.4f}, recall "
+                f"{m['entity_recall']:.4f}; {m['samples']} texts, aggregation {m['aggregation']})"
+            )
+            continue
         f1 = m.get("micro_f1", m["macro_f1"])
         typer.echo(
             f"{name}: accuracy {m['accuracy']:.4f}, {'micro' if 'micro_f1' in m else 'macro'}_f1 {f1:.4f} "
@@ -366,7 +386,7 @@ def _ints(value: str, flag: str) -> list[int]:
 
 
 def _bench_options(duration: float, warmup: float, seed: int, samples: int, quick: bool) -> Any:
-    from baton.serving.bench import BenchOptions
+    from baton.tools.bench import BenchOptions
 
     try:
         return BenchOptions(duration_s=duration, warmup_s=warmup, seed=seed, samples=samples, quick=quick)
@@ -375,7 +395,7 @@ def _bench_options(duration: float, warmup: float, seed: int, samples: int, quic
 
 
 def _bench_finish(report: dict[str, Any], output: Path | None) -> None:
-    from baton.serving.bench import check_counts, markdown, save
+    from baton.tools.bench import check_counts, markdown, save
 
     check_counts(report)
     path = save(report, output)
@@ -407,7 +427,7 @@ def bench_inprocess_cmd(
     output: Annotated[Path | None, Opt(help="JSON file (default: bench-results/inprocess-<time>.json).")] = None,
 ) -> None:
     """Throughput and latency of each backend through the Predictor's code path, per batch size and length."""
-    from baton.serving.bench import bench_inprocess, load_texts
+    from baton.tools.bench import bench_inprocess, load_texts
 
     options = _bench_options(duration, 0, seed, samples, quick)
     texts = load_texts(data, text_column, samples, seed, text_pair_column)
@@ -445,7 +465,7 @@ def bench_grpc_cmd(
     output: Annotated[Path | None, Opt()] = None,
 ) -> None:
     """Load a running server: closed loop per concurrency level, optional open loop per rate."""
-    from baton.serving.bench import Load, bench_grpc, load_texts
+    from baton.tools.bench import Load, bench_grpc, load_texts
 
     options = _bench_options(duration, warmup, seed, samples, quick)
     texts = load_texts(data, text_column, samples, seed, text_pair_column)
@@ -485,7 +505,7 @@ def bench_serve_cmd(
     output: Annotated[Path | None, Opt()] = None,
 ) -> None:
     """Start `baton serve` on a free port, load it, measure the in-process ceiling, report server / ceiling."""
-    from baton.serving.bench import bench_serve, load_texts
+    from baton.tools.bench import bench_serve, load_texts
 
     options = _bench_options(duration, warmup, seed, samples, quick)
     texts = load_texts(data, text_column, samples, seed, text_pair_column)

@@ -110,9 +110,9 @@ def _demo_server(bundle_dir: Path, echo: Callable[[str], None]) -> Iterator[int]
     import subprocess
     import sys
 
-    from baton.serving.bench import _free_port
+    from baton.tools.bench.loadgen import free_port
 
-    port = _free_port()
+    port = free_port()
     echo(f"  `baton serve {bundle_dir} --port {port}`")
     proc = subprocess.Popen(
         [sys.executable, "-m", "baton", "-q", "serve", str(bundle_dir), "--port", str(port), "--metrics-port", "0"],
@@ -150,7 +150,7 @@ def _serve_and_classify(bundle_dir: Path, echo: Callable[[str], None]) -> None:
 
 
 def _bench_summary(bundle_dir: Path, data: Path, echo: Callable[[str], None]) -> None:
-    from baton.serving.bench import BenchOptions, bench_serve, load_texts, markdown
+    from baton.tools.bench import BenchOptions, bench_serve, load_texts, markdown
 
     echo(
         "== 5/6 bench: server under 1/8/32 concurrent clients vs the in-process ceiling (short run; see "

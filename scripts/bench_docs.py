@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from baton.serving import bench
+from baton.tools import bench
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "sst2_sentence"

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from baton.serving.bench import started_server
+from baton.tools.bench import started_server
 
 _PLAIN = """
 import asyncio, json, sys, grpc

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from baton.serving import load_bundle
-from baton.serving.bench import load_texts
 from baton.serving.encoder import length_sorted_chunks
 from baton.serving.engine import Engine, sigmoid, softmax
+from baton.tools.bench import load_texts
 
 
 def _probs(engine: Engine, texts: list[str], chunks: list[list[int]]) -> np.ndarray:

@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-import baton.serving.bench as bench
+import baton.tools.bench as bench
 from baton.serving.bundle import load_bundle
 from baton.serving.client import Client
 from baton.serving.engine import Engine

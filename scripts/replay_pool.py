@@ -11,9 +11,9 @@ import random
 import sys
 import time
 
-from baton.serving.bench import load_texts
 from baton.serving.bundle import load_bundle
 from baton.serving.engine import Engine
+from baton.tools.bench import load_texts
 
 
 def main() -> None:

@@ -30,9 +30,9 @@ from typing import Any
 
 import grpc
 
-from baton.serving.bench import started_server
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+from baton.tools.bench import started_server
 
 TOKEN = "soak-token"
 METHOD = "/baton.serving.v1.TextClassifier/Classify"

@@ -23,9 +23,9 @@ import numpy as np
 
 from baton._ort import new_session
 from baton.serving import load_bundle
-from baton.serving.bench import load_texts
 from baton.serving.encoder import length_sorted_chunks
 from baton.serving.engine import Engine, softmax
+from baton.tools.bench import load_texts
 
 
 def _quantize(engine: Engine, source: Path, out: Path, calibration: list[str], fmt: str) -> None:

@@ -17,7 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-import baton.serving.bench as bench
+import baton.tools.bench as bench
 
 
 def main() -> None:

@@ -132,11 +132,11 @@ def test_serve_mode_reports_the_ratio(tiny_bundle: Path, tmp_path: Path) -> None
 
 
 def test_the_ceiling_is_the_mean_of_before_and_after() -> None:
-    from baton.serving.bench import _mean_ceiling
+    from baton.tools.bench.report import mean_ceiling
 
     before = {"variant": "int8", "best_batch_size": 16, "texts_per_s": 100.0, "batch1_p50_ms": 2.0}
     after = {"variant": "int8", "best_batch_size": 32, "texts_per_s": 300.0, "batch1_p50_ms": None}
-    mean = _mean_ceiling(before, after)
+    mean = mean_ceiling(before, after)
     assert (mean["texts_per_s"], mean["batch1_p50_ms"]) == (200.0, 2.0)  # a missing figure is left out, not zero
     assert mean["before"] is before and mean["after"] is after
 
@@ -160,7 +160,7 @@ def test_bad_input(tiny_bundle: Path, tmp_path: Path, args: list[str], message: 
 
 def test_check_counts_names_what_does_not_add_up() -> None:
     from baton.errors import BatonError
-    from baton.serving.bench import check_counts
+    from baton.tools.bench import check_counts
 
     good = {"results": [{"concurrency": 8, "requests_sent": 10, "answered": 7, "errors": {"UNAVAILABLE": 3}}]}
     check_counts(good)

@@ -1,6 +1,6 @@
 """A trivial echo of the TextClassifier and KServe APIs: measures the load generator's own ceiling.
 
-Run as `python -m baton.serving.bench_echo PORT_FILE`; it writes its port to PORT_FILE and serves until killed.
+Run as `python -m baton.tools.bench.echo PORT_FILE`; it writes its port to PORT_FILE and serves until killed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""`baton evaluate`: score bundle variants on a labelled file with the training metrics (needs the train extra)."""
+"""`baton evaluate`: score bundle variants on a labelled file with the embedded runtime (needs the train extra).
+
+Classification bundles: accuracy, F1 and confusion matrices from the training metrics. Entity bundles: entity
+P/R/F1 of the runtime's own entities against gold spans (`tools/evaluate_entities.py`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,25 @@ from baton.serving.predictor import Predictor
 __all__ = ["evaluate_bundle"]
 
 
+def _evaluate_entities(
+    bundle: Any,
+    data_file: str,
+    variants: list[str] | None,
+    device: str,
+    aggregation: str | None,
+    batch_size: int,
+    output_dir: Path | None,
+) -> dict[str, Any]:
+    from baton.tools.evaluate_entities import evaluate_entities, write_entity_report
+
+    results = evaluate_entities(bundle, data_file, variants or sorted(bundle.models), device, aggregation, batch_size)
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_entity_report(output_dir / "report.md", f"Evaluation of {bundle.name} on {data_file}", results)
+        write_json_atomic(output_dir / "metrics.json", results)
+    return results
+
+
 def evaluate_bundle(
     bundle_dir: str | Path,
     data_file: str,
@@ -24,17 +47,17 @@ def evaluate_bundle(
     batch_size: int = 32,
     text_pair_column: str | None = None,
     device: str = "auto",
+    aggregation: str | None = None,
 ) -> dict[str, Any]:
     from baton.training.data import load_labelled_file
     from baton.training.metrics import classification_metrics, encode_label_ids
     from baton.training.report import plot_confusion_matrix, write_report
 
     bundle = load_bundle(bundle_dir)
-    if bundle.manifest.task != "text-classification":
-        raise DataError(
-            f"{bundle.root} is a {bundle.manifest.task} bundle: `baton evaluate` scores classification bundles only "
-            "(an entity bundle's entity F1 is in its bundle.json parity section and its run's report)"
-        )
+    if bundle.manifest.task == "token-classification":
+        return _evaluate_entities(bundle, data_file, variants, device, aggregation, batch_size, output_dir)
+    if aggregation is not None:
+        raise DataError(f"--aggregation: {bundle.root} is a classifier, not an entity model")
     if bundle.manifest.pairs and not text_pair_column:
         raise DataError(
             f"{bundle.root} is a sentence-pair model: name the second text's column with --text-pair-column"

@@ -1,0 +1,180 @@
+"""In-process runs: backends timed on length buckets, and the sorted in-process ceiling."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from baton.errors import BatonError
+from baton.tools.bench.accounting import percentiles
+from baton.tools.bench.options import BenchOptions, pairs_of
+
+__all__ = ["bench_inprocess", "inprocess_ceiling", "progress_bar"]
+
+logger = logging.getLogger(__name__)
+
+
+def progress_bar(total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty())
+
+
+# ---- in-process ----------------------------------------------------------------------------------------------
+
+
+def _buckets(texts: list[str]) -> dict[str, list[str]]:
+    ordered = sorted(texts, key=len)
+    third = max(1, len(ordered) // 3)
+    return {"short": ordered[:third], "medium": ordered[third : 2 * third], "long": ordered[2 * third :], "all": texts}
+
+
+def _synthetic(lengths: Sequence[int], count: int, seed: int) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    words = ["the", "film", "was", "good", "bad", "great", "awful", "plot", "acting", "slow", "quick", "story"]
+    return {
+        f"{n}tok": [" ".join(rng.choice(words) for _ in range(max(1, n - 2))) for _ in range(count)] for n in lengths
+    }
+
+
+def _time_batches(call: Callable[[list[str]], Any], texts: list[str], batch: int, duration: float) -> dict[str, Any]:
+    """Run sorted batches of `texts` repeatedly for `duration`; per-batch latency and texts/s."""
+    ordered = sorted(texts, key=len)
+    batches = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
+    call(batches[0])
+    latencies: list[float] = []
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < duration or not latencies:
+        for b in batches:
+            t0 = time.perf_counter()
+            call(b)
+            latencies.append(time.perf_counter() - t0)
+            done += len(b)
+            if time.perf_counter() - start >= duration:
+                break
+    elapsed = time.perf_counter() - start
+    return {"texts_per_s": done / elapsed, "batches": len(latencies), **percentiles(latencies)}
+
+
+def _torch_backend(run_dir: Path, threads: int | None) -> Callable[[list[str]], Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
+    max_length = json.loads((run_dir / "train_args.json").read_text())["max_length"]
+
+    def call(texts: list[str]) -> Any:
+        with torch.inference_mode():
+            enc = tok(texts, pairs_of(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            return model(**enc).logits.softmax(-1).numpy()
+
+    return call
+
+
+def _resolve_bundle(path: Path) -> tuple[Path | None, Path]:
+    """(run_dir or None, bundle_dir) from a run directory with a bundle inside or beside it, or a bundle."""
+    if (path / "bundle.json").is_file():
+        return None, path
+    for candidate in (path / "bundle", path.parent.parent / "bundles" / path.name):
+        if (candidate / "bundle.json").is_file():
+            return path, candidate
+    raise BatonError(
+        f"{path} is neither a bundle nor a run directory with an exported bundle "
+        "(run `baton export RUN --output RUN/bundle`)"
+    )
+
+
+def bench_inprocess(
+    target: Path,
+    texts: list[str],
+    backends: Sequence[str] | None,
+    batch_sizes: Sequence[int],
+    options: BenchOptions,
+    synthetic: Sequence[int] | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    from baton.serving.bundle import load_bundle
+    from baton.serving.engine import Engine
+
+    run_dir, bundle_dir = _resolve_bundle(target)
+    bundle = load_bundle(bundle_dir)
+    available = [f"onnx-{v}" for v in sorted(bundle.models) if v != "fp16"] + (["torch"] if run_dir else [])
+    chosen = list(backends or available)
+    for name in chosen:
+        if name not in available:
+            raise BatonError(f"backend '{name}' is not available here (available: {', '.join(available)})")
+    groups = _synthetic(synthetic, 64, options.seed) if synthetic else _buckets(texts)
+    duration = 0.3 if options.quick else options.duration_s / max(1, len(groups))
+    rows: list[dict[str, Any]] = []
+    progress = progress_bar(len(chosen) * len(batch_sizes) * len(groups), "in-process")
+    for backend in chosen:
+        if backend == "torch":
+            assert run_dir is not None
+            call = _torch_backend(run_dir, threads)
+            tokenize = None
+        else:
+            engine = Engine(bundle, backend.removeprefix("onnx-"), "cpu", threads)
+
+            def call(batch: list[str], engine: Engine = engine) -> Any:
+                return engine(batch, pairs=pairs_of(batch))
+
+            def tokenize(batch: list[str], engine: Engine = engine) -> Any:
+                return engine.preprocess(batch, pairs_of(batch))
+
+        for bs in batch_sizes:
+            for group, group_texts in groups.items():
+                row = {
+                    "backend": backend,
+                    "batch_size": bs,
+                    "bucket": group,
+                    **_time_batches(call, group_texts, bs, duration),
+                }
+                if tokenize is not None:
+                    tok = _time_batches(tokenize, group_texts, bs, min(duration, 0.5))
+                    row["tokenize_texts_per_s"] = tok["texts_per_s"]
+                rows.append(row)
+                progress.update(1)
+    progress.close()
+    return {"mode": "inprocess", "bundle": str(bundle_dir), "bundle_sha256": bundle.checksum, "results": rows}
+
+
+def inprocess_ceiling(
+    bundle_dir: Path,
+    texts: list[str],
+    variant: str | None,
+    duration: float,
+    batch_sizes: Sequence[int] = (1, 8, 16, 32, 64),
+) -> dict[str, Any]:
+    """The best in-process throughput: the same texts, pre-sorted by length, at the best batch size."""
+    from baton.serving.bundle import load_bundle
+    from baton.serving.engine import Engine
+    from baton.serving.predictor import choose_variant
+
+    bundle = load_bundle(bundle_dir)
+    chosen, _, _ = choose_variant(bundle, "cpu", variant)
+    engine = Engine(bundle, chosen, "cpu")
+
+    def call(batch: list[str]) -> Any:
+        return engine(batch, pairs=pairs_of(batch))
+
+    sweep = {bs: _time_batches(call, texts, bs, duration) for bs in batch_sizes}
+    best = max(sweep, key=lambda bs: sweep[bs]["texts_per_s"])
+    return {
+        "variant": chosen,
+        "best_batch_size": best,
+        "texts_per_s": sweep[best]["texts_per_s"],
+        "batch1_p50_ms": sweep[1]["p50_ms"] if 1 in sweep else None,
+        "sweep": {str(k): v for k, v in sweep.items()},
+    }
+
+
+# ---- gRPC load ------------------------------------------------------------------------------------------------
