@@ -384,3 +384,22 @@ def test_cli_predict_prints_entities_and_bad_input_is_one_line(tiny_ner_bundle: 
     assert "| error kind | count | examples |" in (out / "report.md").read_text()
     spans = _baton("evaluate", str(tiny_ner_bundle), "--data", str(NER / "spans.jsonl"), "--variant", "fp32")
     assert spans.returncode == 0 and spans.stdout.startswith("fp32: entity F1 "), spans.stderr
+
+
+def test_recognize_stream_answers_in_order_and_limits_hold(tiny_ner_bundle: Path) -> None:
+    from baton.serving.config import ServeConfig
+    from baton.serving.v1 import recognizer_pb2 as rpb
+    from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
+
+    cfg = ServeConfig(bundle=str(tiny_ner_bundle), variant="fp32", threads=1, max_texts_per_request=4)
+    texts = [["Maria Okafor visited Oslo ."], ["It rained .", "Chen Wei joined Orion Labs ."], []]
+    with ServerThread(cfg) as s, grpc.insecure_channel(s.target) as channel:
+        stub = rpb_grpc.EntityRecognizerStub(channel)
+        responses = list(stub.RecognizeStream(iter([rpb.RecognizeRequest(texts=t) for t in texts]), timeout=30))
+        assert [len(r.results) for r in responses] == [1, 2, 0]
+        for batch, response in zip(texts, responses, strict=True):
+            for text, result in zip(batch, response.results, strict=True):
+                assert all(text[e.start : e.end] == e.text for e in result.entities)
+        with pytest.raises(grpc.RpcError) as exc:
+            stub.Recognize(rpb.RecognizeRequest(texts=["a"] * 50), timeout=30)
+        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "4 texts" in exc.value.details()
