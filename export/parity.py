@@ -31,10 +31,12 @@ __all__ = [
     "ParityInputs",
     "TokenJudge",
     "agreement",
+    "confident_agreement",
     "decisions",
     "encode_for_parity",
     "max_abs_diff",
     "onnx_logits",
+    "paired_drop",
     "summary",
     "torch_logits",
 ]
@@ -141,6 +143,9 @@ class Judge(Protocol):
     def max_abs_diff(self, a: list, b: list) -> float: ...
     def agreement(self, a: list, b: list) -> float: ...
     def quality(self, logits: list) -> float | None: ...
+    def margins(self, logits: list) -> np.ndarray: ...
+    def same(self, a: list, b: list) -> np.ndarray: ...
+    def correct(self, logits: list) -> np.ndarray | None: ...
 
 
 class ClassificationJudge:
@@ -157,13 +162,31 @@ class ClassificationJudge:
         return agreement(np.concatenate(a), np.concatenate(b), self.multi, self.inputs.threshold)
 
     def quality(self, logits: list) -> float | None:
+        right = self.correct(logits)
+        return None if right is None else float(np.mean(right))
+
+    def correct(self, logits: list) -> np.ndarray | None:
+        """Per sample: 1 where the decision is right (multi-label: the whole label set), else 0."""
         labels = self.inputs.label_ids
         if labels is None:
             return None
         pred = decisions(np.concatenate(logits), self.multi, self.inputs.threshold)
         if self.multi:
-            return float(np.mean((pred == (labels >= 0.5)).all(axis=-1)))
-        return float(np.mean(pred == labels))
+            return (pred == (labels >= 0.5)).all(axis=-1).astype(float)  # type: ignore[no-any-return]
+        return (pred == labels).astype(float)  # type: ignore[no-any-return]
+
+    def same(self, a: list, b: list) -> np.ndarray:
+        da = decisions(np.concatenate(a), self.multi, self.inputs.threshold)
+        db = decisions(np.concatenate(b), self.multi, self.inputs.threshold)
+        return (da == db).all(axis=-1) if self.multi else da == db  # type: ignore[no-any-return]
+
+    def margins(self, logits: list) -> np.ndarray:
+        """How far each decision is from flipping: top-1 minus top-2 probability; multi-label: the label closest
+        to the threshold, |p - threshold| (on the 0..1 scale both ways)."""
+        x = np.concatenate(logits).astype(np.float64)
+        if self.multi:
+            return np.abs(1.0 / (1.0 + np.exp(-x)) - self.inputs.threshold).min(axis=-1)  # type: ignore[no-any-return]
+        return _top2_margin(x)
 
 
 class TokenJudge:
@@ -191,6 +214,15 @@ class TokenJudge:
     def agreement(self, a: list, b: list) -> float:
         return agreement(self._real(a), self._real(b), False)
 
+    def margins(self, logits: list) -> np.ndarray:
+        return _top2_margin(self._real(logits).astype(np.float64))
+
+    def same(self, a: list, b: list) -> np.ndarray:
+        return self._real(a).argmax(axis=-1) == self._real(b).argmax(axis=-1)  # type: ignore[no-any-return]
+
+    def correct(self, logits: list) -> np.ndarray | None:
+        return None  # entity F1 is not a mean over samples: the gate takes its point estimate
+
     def quality(self, logits: list) -> float | None:
         from baton.training.ner_metrics import span_metrics
 
@@ -201,6 +233,34 @@ class TokenJudge:
             for answer in self.task.postprocess(batch, encoded):
                 pred.append({(e.label, e.start, e.end) for e in answer.entities})
         return float(span_metrics(self.gold, pred)["entity_f1"])
+
+
+def _top2_margin(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs = shifted / shifted.sum(axis=-1, keepdims=True)
+    top = np.sort(probs, axis=-1)
+    return top[..., -1] - top[..., -2]  # type: ignore[no-any-return]
+
+
+def paired_drop(correct_a: np.ndarray, correct_b: np.ndarray, z: float = 1.96) -> tuple[float, float, float]:
+    """Quality drop a → b on the same samples (a paired comparison), with its normal-approximation interval:
+    (drop, low, high), as fractions. Only samples on which the two disagree in correctness move it."""
+    diff = np.asarray(correct_a, dtype=np.float64) - np.asarray(correct_b, dtype=np.float64)
+    n = len(diff)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    mean = float(diff.mean())
+    half = z * float(diff.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+    return mean, mean - half, mean + half
+
+
+def confident_agreement(judge: Judge, reference: list, other: list, min_margin: float) -> tuple[float, float]:
+    """(agreement where the reference is confident, share of decisions that are): a flip of a 0.51-vs-0.49
+    decision is not a regression."""
+    sure = judge.margins(reference) >= min_margin
+    if not sure.any():
+        return 1.0, 0.0
+    return float(judge.same(reference, other)[sure].mean()), float(sure.mean())
 
 
 def summary(judge: Judge, logits: dict[str, list]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Score every int8 recipe of `baton export` on a finished run, without stopping at the first that passes.
 
-Usage: python scripts/int8_recipes.py RUN_DIR [PARITY_SAMPLES]
+Usage: python scripts/int8_recipes.py RUN_DIR [PARITY_SAMPLES] [--no-speed]
 Prints, per graph (the plain export; the O2-fused one baton quantizes; for comparison the O2 graph with
 SkipLayerNormalization fused, as exported before) and recipe, the argmax agreement with the fp32
 (O2) export, the accuracy and the file size, then the speed of every model side by side (interleaved rounds, 2
@@ -90,18 +90,18 @@ def _fused_with_skip_layer_norm(onnx_dir: Path) -> Path:
 
 def main() -> None:
     run = Path(sys.argv[1])
-    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 512
+    samples = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 512
     cfg = ExportConfig(run_dir=str(run), output=str(run / "unused"), parity_samples=samples)
     trained = read_run(run)
-    multi = trained.multi_label
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_dir = steps.export_fp32(run / "model", Path(tmp), "text-classification", None)
+        onnx_dir = steps.export_fp32(run / "model", Path(tmp), trained.task, None)
         plain = onnx_dir / "model.onnx"
         fused = steps.optimize_graph(onnx_dir, cfg.optimize)
         names = [i.name for i in new_session(fused).get_inputs()]
-        inputs, _ = parity_inputs(cfg, trained, Path(tmp), names)
+        inputs, _, judge = parity_inputs(cfg, trained, Path(tmp), names)
         fp32 = parity.onnx_logits(fused, inputs)
-        print(f"fp32: accuracy {parity.summary({'fp32': fp32}, inputs, multi).get('fp32', float('nan')):.4f}")
+        print(f"fp32: {judge.quality_name} {parity.summary(judge, {'fp32': fp32}).get('fp32', float('nan')):.4f}")
+        right32 = judge.correct(fp32)
         typed, kind = steps.quantizable_graph(fused, plain)
         graphs = {"plain": plain, kind: typed}  # one entry when the fused graph could not be typed
         models = {"fp32 (O2)": fused}
@@ -114,15 +114,25 @@ def main() -> None:
                 exclude = steps.int8_exclusions(source, recipe)
                 model = steps.quantize_int8(source, cfg.resolved_preset, exclude, tag=f"int8-{graph}-{recipe}")
                 logits = parity.onnx_logits(model, inputs)
-                accuracy = parity.summary({"int8": logits}, inputs, multi).get("int8", float("nan"))
+                accuracy = parity.summary(judge, {"int8": logits}).get("int8", float("nan"))
+                sure = ", ".join(
+                    "confident(≥{:.1f}) {:.4f} of {:.0%}".format(m, *parity.confident_agreement(judge, fp32, logits, m))
+                    for m in (0.1, 0.2, 0.4)
+                )
+                right = judge.correct(logits)
+                ci = ""
+                if right is not None and right32 is not None:
+                    drop, low, high = parity.paired_drop(right32, right)
+                    ci = f", drop {drop * 100:+.2f} points (95% CI {low * 100:+.2f}..{high * 100:+.2f})"
                 print(
                     f"{graph} graph, {recipe}: {len(exclude)} MatMuls in fp32, "
-                    f"agreement {parity.agreement(fp32, logits, multi):.4f}, accuracy {accuracy:.4f}, "
-                    f"{model.stat().st_size / 2**20:.1f} MiB",
+                    f"agreement {judge.agreement(fp32, logits):.4f}; {sure}; {judge.quality_name} {accuracy:.4f}"
+                    f"{ci}, {model.stat().st_size / 2**20:.1f} MiB",
                     flush=True,
                 )
                 models[f"{graph} {recipe}"] = model
-        _speed(models, inputs)
+        if "--no-speed" not in sys.argv:
+            _speed(models, inputs)
 
 
 if __name__ == "__main__":
