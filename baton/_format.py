@@ -30,10 +30,17 @@ def format_bundle(root: Path) -> str:
     if "int8_vs_fp32" in parity:
         q = parity["int8_vs_fp32"]
         drop = q["accuracy_drop"]
+        sure = (
+            f" ({q['confident_agreement']:.4f} where fp32 is sure, {q['confident_share']:.0%} of decisions)"
+            if "confident_agreement" in q
+            else ""
+        )
+        ci = q.get("accuracy_drop_95ci")
         lines.append(
-            f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}, {quality} drop "
+            f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}{sure}, {quality} drop "
             + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
-            + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']})"
+            + (f" (95% CI {ci[0] * 100:+.2f}..{ci[1] * 100:+.2f})" if ci and ci[0] != ci[1] else "")
+            + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']}, {q.get('gate', 'agreement')} gate)"
         )
     if "fallback" in parity:
         lines.append(f"fallback: {parity['fallback']}")

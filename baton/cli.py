@@ -13,7 +13,7 @@ import typer
 from baton._format import format_bundle, format_train_summary
 from baton._optional import missing_extra_message
 from baton.errors import BatonError
-from baton.export.config import Optimize, Quantize, QuantPreset
+from baton.export.config import GateThresholds, Optimize, Quantize, QuantPreset
 
 __all__ = ["app", "main"]
 
@@ -115,6 +115,13 @@ def export(
     parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
     calibration_file: Annotated[str | None, Opt(help="Labelled texts for the gates (default: validation).")] = None,
     allow_fallback: Annotated[bool, Opt(help="If the int8 gate fails, ship fp32 only and record why.")] = False,
+    int8_gate: Annotated[
+        str,
+        Opt(
+            help="confident: agreement where fp32 is sure + the accuracy drop's 95% interval; agreement: raw "
+            "agreement and the point drop (the earlier rule)."
+        ),
+    ] = "confident",
     allow_untrained: Annotated[
         bool, Opt(help="Export a run that does not beat the trivial baseline (a constant answer).")
     ] = False,
@@ -134,6 +141,7 @@ def export(
         calibration_file=calibration_file,
         allow_fallback=allow_fallback,
         allow_untrained=allow_untrained,
+        gates=GateThresholds(int8_gate=int8_gate),
         overwrite=overwrite,
     )
     result = export_bundle(cfg)

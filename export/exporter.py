@@ -291,6 +291,38 @@ def _gate_fp32(
     }
 
 
+def _int8_verdict(
+    judge: parity.Judge, fp32: list[np.ndarray], int8: list[np.ndarray], cfg: ExportConfig
+) -> dict[str, Any]:
+    """Every int8 figure of one recipe, and whether it passes the configured gate (`GateThresholds`)."""
+    gates = cfg.gates
+    agree = judge.agreement(fp32, int8)
+    sure_agree, sure_share = parity.confident_agreement(judge, fp32, int8, gates.confident_margin)
+    acc = parity.summary(judge, {"fp32": fp32, "int8": int8})
+    drop = acc["fp32"] - acc["int8"] if acc else None
+    right32, right8 = judge.correct(fp32), judge.correct(int8)
+    low = high = drop
+    if right32 is not None and right8 is not None:
+        drop, low, high = parity.paired_drop(right32, right8)
+    if gates.int8_gate == "agreement":
+        passed = agree >= gates.min_int8_agreement and (drop is None or drop <= gates.max_int8_accuracy_drop)
+    else:
+        # a drop over the limit fails when it is real (its interval lies above zero), and at 3x the limit anyway
+        limit = gates.max_int8_accuracy_drop
+        real_drop = drop is not None and ((drop > limit and low is not None and low > 0) or drop > 3 * limit)
+        passed = sure_agree >= gates.min_int8_agreement and not real_drop
+    return {
+        "gate": gates.int8_gate,
+        "argmax_agreement": agree,
+        "confident_agreement": sure_agree,
+        "confident_share": sure_share,
+        "confident_margin": gates.confident_margin,
+        "accuracy_drop": drop,
+        "accuracy_drop_95ci": None if drop is None else [low, high],
+        "passed": passed,
+    }
+
+
 def _int8_ladder(
     cfg: ExportConfig,
     fused_file: Path,
@@ -312,21 +344,17 @@ def _int8_ladder(
         seen.add(tuple(exclude))
         int8_file = onnx_steps.quantize_int8(model_file, preset, exclude, tag=f"int8-{recipe}")
         out = parity.onnx_logits(int8_file, inputs)
-        agree = judge.agreement(logits["fp32"], out)
-        acc = parity.summary(judge, {"fp32": logits["fp32"], "int8": out})
-        drop = acc["fp32"] - acc["int8"] if acc else None
-        ok = agree >= cfg.gates.min_int8_agreement and (drop is None or drop <= cfg.gates.max_int8_accuracy_drop)
-        attempts.append(
-            {
-                "recipe": recipe,
-                "fp32_matmuls": len(exclude),
-                "argmax_agreement": agree,
-                "accuracy_drop": drop,
-                "passed": ok,
-            }
-        )
+        attempt = {"recipe": recipe, "fp32_matmuls": len(exclude), **_int8_verdict(judge, logits["fp32"], out, cfg)}
+        ok = attempt["passed"]
+        agree, drop = attempt["argmax_agreement"], attempt["accuracy_drop"]
+        attempts.append(attempt)
         logger.info(
-            "int8 recipe %s: agreement %.4f, accuracy drop %s -> %s", recipe, agree, drop, "pass" if ok else "fail"
+            "int8 recipe %s: agreement %.4f (%.4f where fp32 is sure), accuracy drop %s -> %s",
+            recipe,
+            agree,
+            attempt["confident_agreement"],
+            drop,
+            "pass" if ok else "fail",
         )
         if ok:
             logits["int8"] = out
@@ -339,11 +367,12 @@ def _int8_ladder(
                 "max_accuracy_drop": cfg.gates.max_int8_accuracy_drop,
             }
             return int8_file, None
-    best = max(attempts, key=lambda a: a["argmax_agreement"])
+    key = "argmax_agreement" if cfg.gates.int8_gate == "agreement" else "confident_agreement"
+    best = max(attempts, key=lambda a: a[key])
     drop = best["accuracy_drop"]
     why = (
-        f"no int8 recipe passed: best {best['recipe']} with argmax agreement {best['argmax_agreement']:.4f} "
-        f"(min {cfg.gates.min_int8_agreement}), accuracy drop "
+        f"no int8 recipe passed the {cfg.gates.int8_gate} gate: best {best['recipe']} with "
+        f"{key.replace('_', ' ')} {best[key]:.4f} (min {cfg.gates.min_int8_agreement}), accuracy drop "
         f"{'n/a' if drop is None else f'{drop * 100:.2f} points'} (max {cfg.gates.max_int8_accuracy_drop * 100:.1f})"
     )
     report["int8_vs_fp32"] = {

@@ -176,16 +176,17 @@ class ClassificationJudge:
         return (pred == labels).astype(float)  # type: ignore[no-any-return]
 
     def same(self, a: list, b: list) -> np.ndarray:
+        """Per decision: the same answer (multi-label: per label, flattened)."""
         da = decisions(np.concatenate(a), self.multi, self.inputs.threshold)
         db = decisions(np.concatenate(b), self.multi, self.inputs.threshold)
-        return (da == db).all(axis=-1) if self.multi else da == db  # type: ignore[no-any-return]
+        return (da == db).reshape(-1)  # type: ignore[no-any-return]
 
     def margins(self, logits: list) -> np.ndarray:
-        """How far each decision is from flipping: top-1 minus top-2 probability; multi-label: the label closest
-        to the threshold, |p - threshold| (on the 0..1 scale both ways)."""
+        """How far each decision is from flipping: top-1 minus top-2 probability; multi-label: per label decision,
+        |p - threshold| (flattened like `same`)."""
         x = np.concatenate(logits).astype(np.float64)
         if self.multi:
-            return np.abs(1.0 / (1.0 + np.exp(-x)) - self.inputs.threshold).min(axis=-1)  # type: ignore[no-any-return]
+            return np.abs(1.0 / (1.0 + np.exp(-x)) - self.inputs.threshold).reshape(-1)  # type: ignore[no-any-return]
         return _top2_margin(x)
 
 
