@@ -40,7 +40,8 @@ def format_bundle(root: Path) -> str:
             f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}{sure}, {quality} drop "
             + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
             + (f" (95% CI {ci[0] * 100:+.2f}..{ci[1] * 100:+.2f})" if ci and ci[0] != ci[1] else "")
-            + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']}, {q.get('gate', 'agreement')} gate)"
+            + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']}, "
+            + f"{q.get('gate', 'agreement')} gate)"
         )
     if "fallback" in parity:
         lines.append(f"fallback: {parity['fallback']}")

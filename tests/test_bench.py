@@ -167,3 +167,20 @@ def test_check_counts_names_what_does_not_add_up() -> None:
     bad = {"results": [{"concurrency": 8, "requests_sent": 10, "answered": 7, "errors": {"UNAVAILABLE": 1}}]}
     with pytest.raises(BatonError, match=r"at 8 the counts do not add up .*2 unaccounted"):
         check_counts(bad)
+
+
+def test_the_ceiling_is_the_best_setting_at_its_median_run(tiny_bundle: Path) -> None:
+    import statistics
+
+    from baton.tools.bench import inprocess_ceiling
+
+    texts = [f"the battery lasts {'very ' * (i % 7)}long" for i in range(40)]
+    c = inprocess_ceiling(tiny_bundle, texts, None, 0.3, batch_sizes=(1, 8), repeats=3)
+    assert sorted(c["sweep"]) == ["1", "1 no-spin", "8", "8 no-spin"]
+    for setting in c["sweep"].values():
+        assert len(setting["texts_per_s_runs"]) == 3
+        assert setting["texts_per_s"] == statistics.median(setting["texts_per_s_runs"])
+    best = max(c["sweep"].values(), key=lambda v: v["texts_per_s"])
+    assert c["texts_per_s"] == best["texts_per_s"] and c["best_batch_size"] == best["batch_size"]
+    assert c["batch1_p50_ms"] == min(c["sweep"][k]["p50_ms"] for k in ("1", "1 no-spin"))
+    assert "median of 3 runs" in c["how"]

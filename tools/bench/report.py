@@ -83,6 +83,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"{c['before']['texts_per_s']:.0f} before and {c['after']['texts_per_s']:.0f} after the load): "
             f"{c['texts_per_s']:.0f} texts/s; batch-1 p50 {c['batch1_p50_ms']:.2f} ms"
         )
+        lines.append(f"  (how: {c['before'].get('how', 'sorted batches through the engine')})")
+        one = next((r for r in grpc_part["results"] if r["mode"] == "closed" and r["concurrency"] == 1), None)
+        if one is not None and echo and c.get("batch1_p50_ms") is not None:
+            rest = one["p50_ms"] - c["batch1_p50_ms"] - echo["one_client_p50_ms"]
+            lines.append(
+                f"1 client: p50 {one['p50_ms']:.2f} ms = in-process batch 1 {c['batch1_p50_ms']:.2f} ms + gRPC round "
+                f"trip {echo['one_client_p50_ms']:.2f} ms + the server's own {rest:+.2f} ms (target: at most +0.30)"
+            )
         top = next(k for k in report if k.startswith("ratio_at_"))
         lines.append(
             f"server / ceiling: {report[top]:.2f} at {top.removeprefix('ratio_at_')} clients, "
