@@ -349,6 +349,10 @@ def serve(
     max_queue_delay_ms: Annotated[
         float | None, Opt(help="Wait this long for a fuller batch when idle (default: 0).")
     ] = None,
+    min_second_batch: Annotated[
+        int | None,
+        Opt(help="Texts that must wait before a second batch runs beside one; fewer wait and go wide (default: 0)."),
+    ] = None,
     max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED (default: 4096).")] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="Texts per request (default: 256).")] = None,
     max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected (default: 20000).")] = None,

@@ -113,6 +113,9 @@ class BatcherConfig:
     max_queue_delay_ms: float = 0.0  # 0: run as soon as the engine is free; >0: wait up to this for a fuller batch
     max_queue_items: int = 4096
     max_consecutive_failures: int = 3  # failed batches in a row that mean the engine is broken (then crash)
+    # With two workers: a second batch starts beside a running one only once this many texts wait (0: at once).
+    # Fewer wait for the running batch to end and then go as one batch, wide when nothing is left over.
+    min_second_batch: int = 0
 
     def __post_init__(self) -> None:
         if self.max_batch_tokens < 1 or self.max_batch_size < 1 or self.max_queue_items < 1:
@@ -121,6 +124,8 @@ class BatcherConfig:
             raise ValueError("max_consecutive_failures must be >= 1")
         if self.max_queue_delay_ms < 0:
             raise ValueError("max_queue_delay_ms must be >= 0")
+        if self.min_second_batch < 0:
+            raise ValueError("min_second_batch must be >= 0")
 
 
 @dataclass
@@ -373,7 +378,8 @@ class Batcher:
         delay = self.config.max_queue_delay_ms / 1000.0
         with self._lock:
             while True:
-                if self._ready and self._runs < self._workers and not self._wide_running:
+                few = self._runs > 0 and len(self._ready) < self.config.min_second_batch and not self._closing
+                if self._ready and self._runs < self._workers and not self._wide_running and not few:
                     oldest = min(self._ready, key=lambda i: i.enqueued)
                     waited = time.perf_counter() - oldest.enqueued
                     full = len(self._ready) >= self.config.max_batch_size
@@ -394,7 +400,7 @@ class Batcher:
             batch = self._ready[lo:hi]
             del self._ready[lo:hi]
             # Alone and nothing left waiting: use every core. Otherwise leave room for a second batch.
-            wide = self._runs == 0 and (not self._ready or self._workers == 1)
+            wide = self._runs == 0 and (len(self._ready) < max(1, self.config.min_second_batch) or self._workers == 1)
             self._runs += 1
             self._wide_running = wide
             self._running.update(batch)

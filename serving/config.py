@@ -27,6 +27,7 @@ class ServeConfig:
     max_batch_tokens: int = 8192
     max_batch_size: int = 8  # measured with 2 workers: 16 pads more and runs longer on one core (docs/benchmarks.md)
     max_queue_delay_ms: float = 0.0
+    min_second_batch: int = 0  # texts waiting before a second batch runs beside one (serving/batcher.py)
     max_queue_items: int = 4096
     max_texts_per_request: int = 256
     max_text_chars: int = 20000
@@ -85,6 +86,7 @@ class ServeConfig:
             max_batch_tokens=self.max_batch_tokens,
             max_batch_size=self.max_batch_size,
             max_queue_delay_ms=self.max_queue_delay_ms,
+            min_second_batch=self.min_second_batch,
             max_queue_items=self.max_queue_items,
         )
 

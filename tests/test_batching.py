@@ -229,3 +229,32 @@ def test_timings_split_queue_tokenize_and_inference(tiny_bundle: Path) -> None:
         assert r.tokenize_s >= 0.03 and r.inference_s >= 0.1
         assert r.queue_s + r.tokenize_s + r.inference_s <= wall
     assert max(a.queue_s, b.queue_s) >= 0.03  # one of the two waited for the other's run
+
+
+def test_min_second_batch_holds_a_small_second_batch_back(tiny_bundle: Path) -> None:
+    """Nine texts at once, batches of at most 8. With --min-second-batch 0 (the default) the first batch leaves one
+    text over, so it runs narrow and the second worker takes that one at once beside it. With 4, one left over is
+    too few for a second batch: the first runs wide and the last text runs after it, wide too."""
+
+    def calls_for(min_second: int) -> list[tuple[bool, int, int]]:
+        engine = SlowEngine(real_engine(tiny_bundle, workers=2), delay=0.2)
+        sizes: list[int] = []
+        collate = engine.collate
+
+        def counting(items):  # type: ignore[no-untyped-def]
+            sizes.append(len(items))
+            return collate(items)
+
+        engine.collate = counting  # type: ignore[method-assign]
+
+        async def main() -> None:
+            batcher = Batcher(engine, BatcherConfig(max_batch_size=8, min_second_batch=min_second))
+            batcher.start()
+            await batcher.submit([f"text number {i}" for i in range(9)])
+            batcher.stop(5)
+
+        _run(main())
+        return [(wide, in_flight, size) for (wide, in_flight), size in zip(engine.calls, sizes, strict=True)]
+
+    assert calls_for(4) == [(True, 1, 8), (True, 1, 1)]
+    assert calls_for(0) == [(False, 1, 8), (False, 2, 1)]
