@@ -149,6 +149,38 @@ def export(
 
 
 @app.command()
+def distill(
+    run_dir: Annotated[str, typer.Argument(help="A finished `baton train` run (the teacher).")],
+    output_dir: Annotated[str, Opt(help="Run directory for the student.")],
+    layers: Annotated[int, Opt(help="Encoder layers the student keeps, evenly spread.")] = 3,
+    temperature: Annotated[float, Opt(help="Softmax temperature of the soft labels.")] = 2.0,
+    alpha: Annotated[float, Opt(help="Weight of the teacher's soft labels (1 - alpha: the true labels).")] = 0.5,
+    epochs: Annotated[float | None, Opt(help="Epochs (default: the teacher's).")] = None,
+    learning_rate: Annotated[float | None, Opt(help="Peak learning rate (default: the teacher's).")] = None,
+    seed: Annotated[int | None, Opt(help="Random seed (default: the teacher's).")] = None,
+    resume: Annotated[bool, Opt("--resume", help="Continue from the last checkpoint in --output-dir.")] = False,
+    overwrite: Annotated[bool, Opt("--overwrite", help="Replace a finished run in --output-dir.")] = False,
+) -> None:
+    """Distil a fine-tuned classifier into a smaller student; the output is a run `baton export` takes."""
+    from baton.training.distill import DistillConfig, run_distillation
+
+    cfg = DistillConfig(
+        run_dir=run_dir,
+        output_dir=output_dir,
+        layers=layers,
+        temperature=temperature,
+        alpha=alpha,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        seed=seed,
+        overwrite=overwrite,
+        resume=resume,
+    )
+    result = run_distillation(cfg)
+    typer.echo(format_train_summary(result.output_dir, result.metrics))
+
+
+@app.command()
 def evaluate(
     bundle: Annotated[str, typer.Argument(help="Bundle directory.")],
     data: Annotated[

@@ -39,7 +39,7 @@ from baton.training.rundir import (
 )
 from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
 
-__all__ = ["RunResult", "resolve_task", "run_training"]
+__all__ = ["Recipe", "RunResult", "resolve_task", "run_text_classification", "run_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,14 +130,35 @@ def run_training(cfg: TrainConfig) -> RunResult:
         from baton.training.token_trainer import run_token_training
 
         return run_token_training(cfg)  # type: ignore[no-any-return]
-    return _run_text_classification(cfg)
+    return run_text_classification(cfg)
 
 
-def _run_text_classification(cfg: TrainConfig) -> RunResult:
+class Recipe:
+    """How a classification run builds its model and Trainer; `baton distill` swaps in a student and its loss."""
+
+    def build_model(self, model_path: str, spec: Any) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_path,
+            num_labels=len(spec.labels),
+            id2label=dict(enumerate(spec.labels)),
+            label2id=spec.label2id,
+            problem_type=spec.problem_type,
+            ignore_mismatched_sizes=True,
+        )
+
+    def trainer_class(self, trainer_cls: type) -> type:
+        return trainer_cls
+
+    def train_args(self) -> dict[str, Any]:
+        return {}
+
+
+def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> RunResult:
     import torch
     import transformers
     from transformers import (
-        AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
@@ -159,14 +180,8 @@ def _run_text_classification(cfg: TrainConfig) -> RunResult:
     splits = _tokenize(data, tokenizer, cfg.max_length)
 
     transformers.set_seed(cfg.seed)  # the new head's initialisation depends on it
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_path,
-        num_labels=len(spec.labels),
-        id2label=dict(enumerate(spec.labels)),
-        label2id=spec.label2id,
-        problem_type=spec.problem_type,
-        ignore_mismatched_sizes=True,
-    )
+    recipe = recipe or Recipe()
+    model = recipe.build_model(model_path, spec)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available()
@@ -213,6 +228,7 @@ def _run_text_classification(cfg: TrainConfig) -> RunResult:
         if checkpoint is None:
             init_bias_to_prior(model, train_labels)
         trainer_cls = weighted_trainer(Trainer, pos_weights(train_labels))
+    trainer_cls = recipe.trainer_class(trainer_cls)
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -247,7 +263,8 @@ def _run_text_classification(cfg: TrainConfig) -> RunResult:
         "wall_time_s": time.perf_counter() - started,
     }
     if trainer.is_world_process_zero():
-        _write_run(out, tmp_model, cfg, model_path, data, metrics, trainer.state.log_history, metric)
+        history = trainer.state.log_history
+        _write_run(out, tmp_model, cfg, model_path, data, metrics, history, metric, recipe.train_args())
     return RunResult(out, metrics)
 
 
@@ -260,6 +277,7 @@ def _write_run(
     metrics: dict[str, Any],
     log_history: list[dict[str, Any]],
     metric: str,
+    extra_args: dict[str, Any] | None = None,
 ) -> None:
     # The new model is saved: now the old run (if --overwrite) goes. metrics.json first, so a crash from here on
     # leaves an interrupted run, never a 'finished' one that mixes two runs.
@@ -287,6 +305,7 @@ def _write_run(
             "threshold": metrics.get("decision_threshold", cfg.threshold if cfg.threshold is not None else 0.5),
             "validation_source": data.validation_source,
             "dropped_rows": data.dropped,
+            **(extra_args or {}),
             "sizes": {
                 "train": len(data.train),
                 "validation": len(data.validation),

@@ -1,0 +1,61 @@
+"""`baton distill`: the student keeps evenly spread teacher layers, trains on soft labels, and exports like any run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from baton.errors import ConfigError
+from baton.training.distill import DistillConfig, _Distill, kept_layers, run_distillation
+
+
+def test_kept_layers_are_evenly_spread() -> None:
+    assert kept_layers(6, 3) == [0, 2, 4]
+    assert kept_layers(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert kept_layers(2, 1) == [0]
+    with pytest.raises(ConfigError, match=r"--layers must be in \[1, 5\]"):
+        kept_layers(6, 6)
+
+
+def test_the_student_starts_as_the_teacher_s_kept_layers(tmp_path: Path) -> None:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32)
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "teacher")
+    teacher = BertForSequenceClassification.from_pretrained(tmp_path / "teacher")
+    recipe = _Distill(tmp_path / "teacher", DistillConfig(run_dir="r", output_dir="x", layers=2), 4)
+    student = recipe.build_model(str(tmp_path / "teacher"), None)
+    assert student.config.num_hidden_layers == 2 and recipe.keep == [0, 2]
+    t, s = teacher.state_dict(), student.state_dict()
+    for key in s:
+        source = key.replace(".layer.1.", ".layer.2.")  # student layer 1 is teacher layer 2
+        assert torch.equal(s[key], t[source]), key
+    assert any(".layer.1." in k for k in s) and not any(".layer.2." in k for k in s)
+
+
+def test_distil_then_export(tiny_run: Path, tmp_path: Path) -> None:
+    from baton.export import ExportConfig, export_bundle
+    from baton.serving import Predictor
+
+    result = run_distillation(
+        DistillConfig(run_dir=str(tiny_run), output_dir=str(tmp_path / "student"), layers=1, epochs=2)
+    )
+    args = json.loads((tmp_path / "student" / "train_args.json").read_text())
+    assert args["distilled_from"]["kept_layers"] == [0] and args["distilled_from"]["teacher_layers"] == 2
+    assert json.loads((tmp_path / "student" / "model" / "config.json").read_text())["num_hidden_layers"] == 1
+    assert result.metrics["validation"]["accuracy"] > result.metrics["trivial_baseline"]["value"]
+    export_bundle(ExportConfig(run_dir=str(tmp_path / "student"), output=str(tmp_path / "b"), allow_fallback=True))
+    predictions = Predictor.load(tmp_path / "b", device="cpu").predict(["great battery", "broke after a week"])
+    assert len(predictions) == 2
+
+
+def test_bad_distillations_are_one_line(tiny_run: Path, tiny_ner_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--layers must be in \[1, 1\]"):
+        run_distillation(DistillConfig(run_dir=str(tiny_run), output_dir=str(tmp_path / "s"), layers=2))
+    with pytest.raises(ConfigError, match="token-classification run: `baton distill` distils classifiers"):
+        run_distillation(DistillConfig(run_dir=str(tiny_ner_run), output_dir=str(tmp_path / "s"), layers=1))
+    with pytest.raises(ConfigError, match="--alpha must be in"):
+        DistillConfig(run_dir="r", output_dir="o", alpha=1.5)

@@ -1,0 +1,168 @@
+"""`baton distill`: a smaller student from a fine-tuned teacher run (DistilBERT's recipe, on our runs).
+
+The student is the teacher with `layers` of its encoder layers, taken evenly spread (6 → 3 keeps layers 0, 2, 4 as
+DistilBERT keeps every other one), its embeddings, pooler and classifier head copied. It trains with `Trainer` on
+the teacher's own data and labels, with the loss
+
+    alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, labels)
+
+(multi-label: BCE against the teacher's sigmoid probabilities, and against the labels). The output is a normal
+run directory: `baton export` takes it as it takes any run, and its train_args.json says what it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from baton.errors import ConfigError, ModelError
+from baton.training.config import TrainConfig
+from baton.training.trainer import Recipe, RunResult, run_text_classification
+
+__all__ = ["DistillConfig", "kept_layers", "run_distillation"]
+
+logger = logging.getLogger(__name__)
+
+_LAYER = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig:
+    run_dir: str
+    output_dir: str
+    layers: int = 3
+    temperature: float = 2.0
+    alpha: float = 0.5
+    epochs: float | None = None  # None: the teacher's
+    learning_rate: float | None = None  # None: the teacher's
+    seed: int | None = None
+    overwrite: bool = False
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.layers < 1:
+            raise ConfigError(f"--layers must be >= 1 (got {self.layers})")
+        if self.temperature <= 0:
+            raise ConfigError(f"--temperature must be > 0 (got {self.temperature})")
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"--alpha must be in [0, 1] (got {self.alpha})")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"--epochs must be > 0 (got {self.epochs})")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            raise ConfigError(f"--learning-rate must be in (0, 1) (got {self.learning_rate})")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other")
+
+
+def kept_layers(teacher_layers: int, student_layers: int) -> list[int]:
+    """Evenly spread teacher layers, first one included: 6 → 3 gives [0, 2, 4]; 12 → 6 gives [0, 2, ..., 10]."""
+    if not 1 <= student_layers < teacher_layers:
+        raise ConfigError(f"--layers must be in [1, {teacher_layers - 1}] for a {teacher_layers}-layer teacher")
+    return [int(i * teacher_layers / student_layers) for i in range(student_layers)]
+
+
+class _Distill(Recipe):
+    def __init__(self, teacher_dir: Path, cfg: DistillConfig, teacher_layers: int) -> None:
+        self.teacher_dir, self.cfg = teacher_dir, cfg
+        self.keep = kept_layers(teacher_layers, cfg.layers)
+        self.teacher_layers = teacher_layers
+        self.teacher: Any = None
+
+    def build_model(self, model_path: str, spec: Any) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        teacher = AutoModelForSequenceClassification.from_pretrained(self.teacher_dir).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher = teacher
+        config = teacher.config.__class__.from_dict({**teacher.config.to_dict(), "num_hidden_layers": self.cfg.layers})
+        student = AutoModelForSequenceClassification.from_config(config)
+        position = {old: new for new, old in enumerate(self.keep)}
+        state = {}
+        for key, value in teacher.state_dict().items():
+            m = _LAYER.match(key)
+            if m is None:
+                state[key] = value
+            elif int(m.group(2)) in position:
+                state[f"{m.group(1)}{position[int(m.group(2))]}{m.group(3)}"] = value
+        missing, unexpected = student.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelError(
+                f"cannot map the teacher's weights onto the student: missing {missing[:3]}, extra {unexpected[:3]}"
+            )
+        logger.info("student: %d of the teacher's %d layers %s", self.cfg.layers, self.teacher_layers, self.keep)
+        return student
+
+    def trainer_class(self, trainer_cls: type) -> type:
+        import torch
+        import torch.nn.functional as F
+
+        recipe = self
+
+        class _DistillTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+            def compute_loss(
+                self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+            ) -> Any:
+                labels = inputs.pop("labels")
+                outputs = model(**inputs)
+                student = outputs.logits.float()
+                teacher_model = recipe.teacher.to(student.device)
+                with torch.no_grad():
+                    teacher = teacher_model(**inputs).logits.float()
+                t, a = recipe.cfg.temperature, recipe.cfg.alpha
+                if model.config.problem_type == "multi_label_classification":
+                    soft = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t)) * t * t
+                    hard = F.binary_cross_entropy_with_logits(student, labels.to(student.dtype))
+                else:
+                    soft = F.kl_div(
+                        F.log_softmax(student / t, dim=-1), F.softmax(teacher / t, dim=-1), reduction="batchmean"
+                    ) * (t * t)
+                    hard = F.cross_entropy(student, labels)
+                loss = a * soft + (1 - a) * hard
+                return (loss, outputs) if return_outputs else loss
+
+        return _DistillTrainer
+
+    def train_args(self) -> dict[str, Any]:
+        return {
+            "distilled_from": {
+                "run": str(Path(self.cfg.run_dir).resolve()),
+                "teacher_layers": self.teacher_layers,
+                "kept_layers": self.keep,
+                "temperature": self.cfg.temperature,
+                "alpha": self.cfg.alpha,
+            }
+        }
+
+
+def run_distillation(cfg: DistillConfig) -> RunResult:
+    """Distil the run at `cfg.run_dir` into a `cfg.layers`-layer student and write its run directory."""
+    run = Path(cfg.run_dir)
+    model_dir = run / "model"
+    for needed in (model_dir / "config.json", run / "train_args.json", run / "metrics.json"):
+        if not needed.is_file():
+            raise ModelError(f"{run} is not a finished `baton train` run (no {needed.relative_to(run)})")
+    args = json.loads((run / "train_args.json").read_text())
+    if args.get("task", "text-classification") != "text-classification":
+        raise ConfigError(f"{run} is a {args['task']} run: `baton distill` distils classifiers")
+    teacher_layers = int(json.loads((model_dir / "config.json").read_text()).get("num_hidden_layers", 0))
+    kept_layers(teacher_layers, cfg.layers)  # refuse a student as deep as its teacher before loading anything
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    base = {k: v for k, v in args["config"].items() if k in fields}
+    overrides = {
+        "model": str(model_dir),
+        "output_dir": cfg.output_dir,
+        "overwrite": cfg.overwrite,
+        "resume": cfg.resume,
+        "baseline": False,
+        **({"epochs": cfg.epochs} if cfg.epochs is not None else {}),
+        **({"learning_rate": cfg.learning_rate} if cfg.learning_rate is not None else {}),
+        **({"seed": cfg.seed} if cfg.seed is not None else {}),
+    }
+    train_cfg = TrainConfig(**{**base, **overrides})
+    return run_text_classification(train_cfg, _Distill(model_dir, cfg, teacher_layers))
