@@ -103,7 +103,7 @@ def bench_inprocess(
     threads: int | None = None,
 ) -> dict[str, Any]:
     from baton.serving.bundle import load_bundle
-    from baton.serving.engine import Engine
+    from baton.serving.engine import Engine, build_engine
 
     run_dir, bundle_dir = _resolve_bundle(target)
     bundle = load_bundle(bundle_dir)
@@ -122,7 +122,7 @@ def bench_inprocess(
             call = _torch_backend(run_dir, threads)
             tokenize = None
         else:
-            engine = Engine(bundle, backend.removeprefix("onnx-"), "cpu", threads)
+            engine = build_engine(bundle, "cpu", backend.removeprefix("onnx-"), threads)
 
             def call(batch: list[str], engine: Engine = engine) -> Any:
                 return engine(batch, pairs=pairs_of(batch))
@@ -163,14 +163,14 @@ def inprocess_ceiling(
     import statistics
 
     from baton.serving.bundle import load_bundle
-    from baton.serving.engine import Engine, choose_variant
+    from baton.serving.engine import Engine, build_engine, choose_variant
 
     bundle = load_bundle(bundle_dir)
     chosen, _, _ = choose_variant(bundle, "cpu", variant)
     sweep: dict[str, dict[str, Any]] = {}
     per_run = max(0.2, duration / repeats)
     for spin in (True, False):
-        engine = Engine(bundle, chosen, "cpu", spin=spin)
+        engine = build_engine(bundle, "cpu", chosen, spin=spin)
 
         def call(batch: list[str], engine: Engine = engine) -> Any:
             encoded = engine.preprocess(batch, pairs_of(batch))
