@@ -334,17 +334,17 @@ def test_int8_gate_failure_refuses_or_falls_back(
 ) -> None:
     import baton.export.exporter as exporter
 
-    real = exporter.parity.agreement
     calls: list[int] = []
 
-    def poor_int8_agreement(a: np.ndarray, b: np.ndarray, multi: bool, threshold: float = 0.5) -> float:
+    def poor_int8_agreement(*args: object) -> tuple[float, float]:  # only the int8 gate asks for it
         calls.append(1)
-        return 0.5 if len(calls) > 1 else real(a, b, multi, threshold)  # the first is the fp32 gate: keep it real
+        return 0.5, 1.0
 
-    monkeypatch.setattr(exporter.parity, "agreement", poor_int8_agreement)
+    monkeypatch.setattr(exporter.parity, "confident_agreement", poor_int8_agreement)
     with pytest.raises(GateError, match="no int8 recipe passed"):
         export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32))
     assert not (tmp_path / "a").exists()
+    assert len(calls) == len(steps.INT8_RECIPES)  # every recipe was tried and judged
     calls.clear()
     result = export_bundle(
         ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, allow_fallback=True)
