@@ -149,6 +149,41 @@ def export(
 
 
 @app.command()
+def adapt(
+    train_file: Annotated[
+        str, Opt(help="Unlabeled in-domain text: .txt (one document per line) or CSV/JSON/JSONL/parquet.")
+    ],
+    output_dir: Annotated[str, Opt(help="Run directory; its model/ loads with `baton train --model RUN/model`.")],
+    validation_file: Annotated[str | None, Opt(help="Held-out text (default: a seeded 5% of --train-file).")] = None,
+    text_column: Annotated[str, Opt(help="Text column of a CSV/JSON/JSONL/parquet file.")] = "text",
+    model: Annotated[str, Opt(help="Base model: 'minilm', a local dir, or a Hub id.")] = "minilm",
+    epochs: Annotated[float, Opt(help="Epochs.")] = 1.0,
+    batch_size: Annotated[int, Opt(help="Blocks per batch.")] = 32,
+    learning_rate: Annotated[float, Opt(help="Peak learning rate.")] = 5e-5,
+    max_length: Annotated[int, Opt(help="Tokens per packed block.")] = 128,
+    mlm_probability: Annotated[float, Opt(help="Share of words masked (whole-word masking).")] = 0.15,
+    max_train_samples: Annotated[int | None, Opt(help="Use at most this many documents.")] = None,
+    patience: Annotated[int, Opt(help="Early-stopping patience on held-out loss; 0 disables.")] = 2,
+    seed: Annotated[int, Opt(help="Random seed.")] = 42,
+    bf16: Annotated[str, Opt(help="auto, on, off.")] = "auto",
+    resume: Annotated[bool, Opt("--resume", help="Continue from the last checkpoint in --output-dir.")] = False,
+    overwrite: Annotated[bool, Opt("--overwrite", help="Replace a finished run in --output-dir.")] = False,
+) -> None:
+    """Continue masked-LM pre-training on unlabeled in-domain text (domain adaptation)."""
+    params = dict(locals())
+    from baton.training.adapt import AdaptConfig, run_adaptation
+
+    result = run_adaptation(AdaptConfig(**params))
+    v = result.metrics["validation"]
+    before = v["perplexity_before"]
+    typer.echo(
+        f"run written to {result.output_dir}\nheld-out perplexity "
+        + (f"{before:.2f} -> " if before is not None else "")
+        + f"{v['perplexity_after']:.2f}; fine-tune with: baton train --model {result.output_dir / 'model'} ..."
+    )
+
+
+@app.command()
 def distill(
     run_dir: Annotated[str, typer.Argument(help="A finished `baton train` run (the teacher).")],
     output_dir: Annotated[str, Opt(help="Run directory for the student.")],

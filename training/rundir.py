@@ -6,9 +6,10 @@ import os
 import platform
 import shutil
 from pathlib import Path
+from typing import Protocol
 
 from baton.errors import OutputDirError
-from baton.training.config import Bf16Mode, TrainConfig
+from baton.training.config import Bf16Mode
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -59,7 +60,17 @@ def last_checkpoint(output_dir: Path) -> str | None:
     return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
 
 
-def prepare_output_dir(cfg: TrainConfig) -> tuple[Path, str | None]:
+class _RunFlags(Protocol):
+    @property
+    def output_dir(self) -> str: ...
+    @property
+    def resume(self) -> bool: ...
+    @property
+    def overwrite(self) -> bool: ...
+
+
+def prepare_output_dir(cfg: _RunFlags) -> tuple[Path, str | None]:
+    """(output dir, checkpoint to resume or None); refuses a finished or interrupted run unless told what to do."""
     out = Path(cfg.output_dir)
     finished = (out / METRICS_FILE).is_file()
     checkpoint = last_checkpoint(out)

@@ -1,0 +1,90 @@
+"""`baton adapt`: packed blocks, whole-word masking, a run whose model/ fine-tunes with `baton train --model`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REVIEWS
+
+from baton.errors import DataError
+from baton.training.adapt import AdaptConfig, pack_blocks, read_documents, run_adaptation
+
+
+def test_blocks_pack_documents_and_keep_them_apart(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    docs = ["great battery", "broke after a week", "ok"]
+    blocks = pack_blocks(tok, docs, 8)
+    content = [
+        i
+        for ids, mask, special in zip(
+            blocks["input_ids"], blocks["attention_mask"], blocks["special_tokens_mask"], strict=True
+        )
+        for i, m, sp in zip(ids, mask, special, strict=True)
+        if m and not sp
+    ]
+    assert content == [i for d in docs for i in tok(d, add_special_tokens=False)["input_ids"]]  # nothing lost
+    for ids, mask in zip(blocks["input_ids"], blocks["attention_mask"], strict=True):
+        real = [i for i, m in zip(ids, mask, strict=True) if m]
+        assert len(ids) == 8 and real[0] == tok.cls_token_id and real[-1] == tok.sep_token_id
+    ends = [
+        o
+        for offs, special in zip(blocks["offset_mapping"], blocks["special_tokens_mask"], strict=True)
+        for o, sp in zip(offs, special, strict=True)
+        if not sp
+    ]
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(ends))  # offsets only move forward
+    # the first token of each document starts after a gap: whole-word masking cannot join two documents' words
+    first = tok(docs[1], add_special_tokens=False)["input_ids"]
+    at = content.index(first[0], len(tok(docs[0], add_special_tokens=False)["input_ids"]))
+    assert ends[at][0] > ends[at - 1][1]
+
+
+def test_adapt_then_fine_tune(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from baton.training import TrainConfig, run_training
+
+    texts = tmp_path / "reviews.txt"
+    texts.write_text(
+        "\n".join(json.loads(x)["text"] for x in (REVIEWS / "train.jsonl").read_text().splitlines()), encoding="utf-8"
+    )
+    result = run_adaptation(
+        AdaptConfig(
+            train_file=str(texts),
+            output_dir=str(tmp_path / "adapted"),
+            model=str(tiny_model_dir),
+            epochs=3,
+            learning_rate=2e-3,
+            max_length=32,
+            batch_size=16,
+        )
+    )
+    v = result.metrics["validation"]
+    assert v["perplexity_after"] < v["perplexity_before"]  # it learned the domain's words
+    assert (tmp_path / "adapted" / "model" / "config.json").is_file()
+    assert json.loads((tmp_path / "adapted" / "train_args.json").read_text())["fresh_mlm_head"] is True
+    run = run_training(
+        TrainConfig(
+            model=str(tmp_path / "adapted" / "model"),
+            train_file=str(REVIEWS / "train.jsonl"),
+            validation_file=str(REVIEWS / "validation.jsonl"),
+            output_dir=str(tmp_path / "run"),
+            epochs=1,
+            max_length=32,
+            baseline=False,
+        )
+    )
+    assert run.metrics["validation"]["samples"] == 150
+
+
+def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="--train-file: file not found"):
+        read_documents(str(tmp_path / "missing.txt"), "--train-file", "text")
+    with pytest.raises(DataError, match="no column 'body' \\(--text-column\\); columns found: text, label"):
+        read_documents(str(REVIEWS / "train.jsonl"), "--train-file", "body")
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(DataError, match="holds no text"):
+        read_documents(str(tmp_path / "empty.txt"), "--train-file", "text")
