@@ -67,10 +67,11 @@ class TrainedRun:
 
     @property
     def aggregation(self) -> str:
-        """An entity model's default aggregation: `first` when only first sub-tokens were trained (the others'
-        tags are untrained, and `simple` grouping over them cut entities apart: entity F1 0.32 vs 0.49 on a CoNLL
-        slice), `simple` when every sub-token was (`--label-all-tokens`)."""
-        return "simple" if self.train_args.get("config", {}).get("label_all_tokens") else "first"
+        """An entity model's default aggregation: `first`. Measured on CoNLL-2003 validation through the runtime:
+        a first-sub-token run scored 0.49 (`first`) vs 0.32 (`simple`) on a slice, and even a `--label-all-tokens`
+        run scored 0.909 (`first`) vs 0.874 (`simple`) on the whole split: token-level grouping cuts entities at
+        the pre-tokenizer's splits inside words ("U.S.", "ex-England"), word-level grouping does not."""
+        return "first"
 
     @property
     def task(self) -> str:

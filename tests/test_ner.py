@@ -289,7 +289,7 @@ def test_predictor_answers_entities_and_refuses_pairs(tiny_ner_bundle: Path) -> 
 def test_ner_bundle_manifest_and_gates(tiny_ner_bundle: Path) -> None:
     manifest = json.loads((tiny_ner_bundle / "bundle.json").read_text())
     assert manifest["task"] == "token-classification" and manifest["scheme"] == "IOB2"
-    assert manifest["aggregation"] == "first"  # only first sub-tokens were trained
+    assert manifest["aggregation"] == "first"  # measured best (export/exporter.py: TrainedRun.aggregation)
     assert manifest["labels"][0] == "O"
     parity = manifest["parity"]
     assert parity["quality_metric"] == "entity_f1"
