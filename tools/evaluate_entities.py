@@ -65,21 +65,10 @@ def evaluate_entities(
 
 
 def write_entity_report(path: Path, title: str, results: dict[str, Any]) -> None:
+    from baton.training.report import entity_section
+
     lines = [f"# {title}", ""]
     for variant, m in results.items():
-        lines += [
-            f"## {variant} ({m['samples']} texts, {m['entities_true']} entities, aggregation {m['aggregation']})",
-            "",
-            f"entity F1 {m['entity_f1']:.4f} (precision {m['entity_precision']:.4f}, recall {m['entity_recall']:.4f}),"
-            f" macro F1 {m['entity_macro_f1']:.4f}",
-            "",
-            "| type | precision | recall | F1 | support |",
-            "|---|---|---|---|---|",
-        ]
-        for kind, v in m["per_type"].items():
-            lines.append(f"| {kind} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
-        lines += ["", "| error kind | count | examples |", "|---|---|---|"]
-        for kind, v in sorted(m["errors"].items(), key=lambda kv: -kv[1]["count"]):
-            lines.append(f"| {kind} | {v['count']} | {'; '.join(v['examples'])} |")
-        lines.append("")
+        heading = f"{variant} ({m['samples']} texts, {m['entities_true']} entities, aggregation {m['aggregation']})"
+        lines += entity_section(heading, m)
     path.write_text("\n".join(lines), encoding="utf-8")

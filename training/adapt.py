@@ -20,7 +20,6 @@ import dataclasses
 import logging
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,13 @@ from baton.training.config import Bf16Mode
 from baton.training.models import resolve_model
 from baton.training.report import plot_training_curves
 from baton.training.rundir import (
-    CHECKPOINT_DIR,
-    METRICS_FILE,
     MODEL_DIR,
     clear_stale_checkpoints,
+    finish_run,
+    hold_out,
+    install_model,
     prepare_output_dir,
-    use_bf16,
+    trainer_arguments,
 )
 
 __all__ = ["AdaptConfig", "AdaptResult", "pack_blocks", "read_documents", "run_adaptation"]
@@ -66,8 +66,7 @@ class AdaptConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.bf16, str) and not isinstance(self.bf16, Bf16Mode):
-            object.__setattr__(self, "bf16", Bf16Mode(self.bf16.lower()))
+        object.__setattr__(self, "bf16", Bf16Mode.parse(self.bf16))
         checks = [
             (self.epochs > 0, f"--epochs must be > 0 (got {self.epochs})"),
             (self.batch_size > 0, f"--batch-size must be > 0 (got {self.batch_size})"),
@@ -149,7 +148,7 @@ def pack_blocks(tokenizer: Any, docs: list[str], max_length: int) -> dict[str, l
 
 
 def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
-    import torch
+    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
     import transformers
     from datasets import Dataset
     from transformers import (
@@ -158,7 +157,6 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
         DataCollatorForLanguageModeling,
         EarlyStoppingCallback,
         Trainer,
-        TrainingArguments,
     )
 
     started = time.perf_counter()
@@ -169,12 +167,7 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
         held = read_documents(cfg.validation_file, "--validation-file", cfg.text_column)
         source = f"--validation-file {cfg.validation_file}"
     else:
-        order = list(range(len(docs)))
-        random.Random(cfg.seed).shuffle(order)
-        cut = max(1, int(len(docs) * cfg.validation_fraction))
-        held_ids = set(order[:cut])
-        held = [d for i, d in enumerate(docs) if i in held_ids]
-        docs = [d for i, d in enumerate(docs) if i not in held_ids]
+        docs, held = hold_out(docs, cfg.validation_fraction, cfg.seed)
         source = f"random {cfg.validation_fraction:.0%} of --train-file (seed {cfg.seed})"
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(docs):
         docs = random.Random(cfg.seed).sample(docs, cfg.max_train_samples)
@@ -206,33 +199,18 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
         random_replace_prob=0.0,
         seed=cfg.seed,
     )
-    bf16 = use_bf16(cfg.bf16)
     steps = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
-    args = TrainingArguments(
-        output_dir=str(out / CHECKPOINT_DIR),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        warmup_ratio=0.06,
-        weight_decay=0.01,
-        seed=cfg.seed,
-        eval_strategy="epoch" if cfg.epochs >= 1 else "steps",
-        eval_steps=None if cfg.epochs >= 1 else max(1, int(steps // 2)),
-        save_strategy="epoch" if cfg.epochs >= 1 else "steps",
-        save_steps=max(1, int(steps // 2)),
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",
+    by_steps = {} if cfg.epochs >= 1 else {"eval_strategy": "steps", "save_strategy": "steps"}
+    args, hw = trainer_arguments(
+        cfg,
+        out,
+        len(train),
+        "eval_loss",
         greater_is_better=False,
-        logging_strategy="steps",
-        logging_steps=max(1, int(steps // 40)),
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        save_safetensors=True,
+        eval_steps=max(1, int(steps // 2)),
+        save_steps=max(1, int(steps // 2)),
+        remove_unused_columns=False,  # the collator reads the offsets and special-token masks
+        **by_steps,
     )
     trainer = Trainer(
         model=model,
@@ -261,14 +239,12 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
             "blocks": len(train),
             "epochs_run": float(trainer.state.epoch or 0.0),
             "train_runtime_s": output.metrics.get("train_runtime"),
-            "bf16": bf16,
+            "bf16": hw.bf16,
             "wall_time_s": time.perf_counter() - started,
         },
     }
     if trainer.is_world_process_zero():
-        (out / METRICS_FILE).unlink(missing_ok=True)
-        shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
-        tmp.rename(out / MODEL_DIR)
+        install_model(out, tmp)
         write_json_atomic(
             out / "train_args.json",
             {
@@ -288,6 +264,5 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
             f"| wall time (s) | {metrics['training']['wall_time_s']:.1f} |\n\n![loss](training_curves.png)\n",
             encoding="utf-8",
         )
-        write_json_atomic(out / METRICS_FILE, metrics)
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+        finish_run(out, metrics)
     return AdaptResult(out, metrics)

@@ -24,6 +24,16 @@ class Bf16Mode(str, enum.Enum):
     ON = "on"
     OFF = "off"
 
+    @classmethod
+    def parse(cls, value: object) -> Bf16Mode:
+        """A mode from a flag or YAML value (any case); a bad value is one ConfigError naming --bf16."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError as exc:
+            raise ConfigError(f"--bf16 must be one of auto, on, off (got {value!r})") from exc
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
@@ -72,11 +82,7 @@ class TrainConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.bf16, str) and not isinstance(self.bf16, Bf16Mode):
-            try:
-                object.__setattr__(self, "bf16", Bf16Mode(self.bf16.lower()))
-            except ValueError as exc:
-                raise ConfigError(f"--bf16 must be one of auto, on, off (got {self.bf16!r})") from exc
+        object.__setattr__(self, "bf16", Bf16Mode.parse(self.bf16))
         if (self.train_file is None) == (self.dataset is None):
             raise ConfigError("give exactly one of --train-file or --dataset")
         if self.dataset is None and self.dataset_config is not None:

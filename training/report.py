@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_confusion_matrix", "plot_training_curves", "write_report"]
+__all__ = ["entity_section", "plot_confusion_matrix", "plot_training_curves", "write_report"]
 
 
 def _pyplot() -> Any:
@@ -102,3 +102,24 @@ def write_report(
     if curves:
         lines += ["## Training curves", "", f"![training curves]({curves})", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def entity_section(heading: str, m: Mapping[str, Any]) -> list[str]:
+    """A report section for entity metrics (`ner_metrics.span_metrics` + `error_kinds`): the headline figures, a
+    per-type table and the error kinds with their examples, most frequent first."""
+    accuracy = f", token accuracy {m['token_accuracy']:.4f}" if "token_accuracy" in m else ""
+    lines = [
+        f"## {heading}",
+        "",
+        f"entity F1 {m['entity_f1']:.4f} (precision {m['entity_precision']:.4f}, recall {m['entity_recall']:.4f}), "
+        f"macro F1 {m['entity_macro_f1']:.4f}{accuracy}",
+        "",
+        "| type | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, v in m["per_type"].items():
+        lines.append(f"| {kind} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+    lines += ["", "| error kind | count | examples |", "|---|---|---|"]
+    for kind, v in sorted(m["errors"].items(), key=lambda kv: -kv[1]["count"]):
+        lines.append(f"| {kind} | {v['count']} | {'; '.join(v['examples'])} |")
+    return [*lines, ""]

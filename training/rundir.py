@@ -1,24 +1,37 @@
-"""The run directory's life cycle, shared by every task's trainer: refuse or resume, bf16, the main process."""
+"""What every run shares: the run directory's life cycle (refuse or resume, install the model, finish), the
+training arguments and hardware, a seeded hold-out split."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import random
 import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+from baton._io import write_json_atomic
 from baton.errors import OutputDirError
 from baton.training.config import Bf16Mode
+
+T = TypeVar("T")
 
 __all__ = [
     "CHECKPOINT_DIR",
     "METRICS_FILE",
     "MODEL_DIR",
+    "Hardware",
     "clear_stale_checkpoints",
+    "finish_run",
+    "hold_out",
+    "install_model",
     "is_main_process",
     "last_checkpoint",
     "prepare_output_dir",
+    "trainer_arguments",
     "use_bf16",
 ]
 
@@ -95,3 +108,91 @@ def clear_stale_checkpoints(out: Path) -> None:
     report stay until the new run has its model saved (`_write_run`): nothing is lost if this run fails."""
     if is_main_process():
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where a run trains: processes (torchrun), CUDA or CPU, bf16 autocast."""
+
+    world: int
+    cuda: bool
+    bf16: bool
+
+
+class _Recipe(Protocol):
+    @property
+    def epochs(self) -> float: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def bf16(self) -> Bf16Mode: ...
+
+
+def trainer_arguments(
+    cfg: _Recipe, out: Path, rows: int, metric: str, greater_is_better: bool = True, **overrides: Any
+) -> tuple[Any, Hardware]:
+    """The `TrainingArguments` every baton run shares: checkpoints under the run directory, evaluation and saving
+    each epoch, the best checkpoint by `metric` loaded at the end, about 40 log lines, bf16 where the hardware has
+    it, gloo for CPU torchrun. A config without `eval_batch_size`, `weight_decay`, `warmup_ratio` or
+    `group_by_length` gets the batch size, 0.01, 0.06 and no grouping; `overrides` win."""
+    import torch
+    from transformers import TrainingArguments
+
+    hw = Hardware(int(os.environ.get("WORLD_SIZE", "1")), torch.cuda.is_available(), use_bf16(cfg.bf16))
+    steps = math.ceil(rows / (cfg.batch_size * hw.world)) * cfg.epochs
+    args: dict[str, Any] = {
+        "output_dir": str(out / CHECKPOINT_DIR),
+        "num_train_epochs": cfg.epochs,
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": getattr(cfg, "eval_batch_size", cfg.batch_size),
+        "learning_rate": cfg.learning_rate,
+        "weight_decay": getattr(cfg, "weight_decay", 0.01),
+        "warmup_ratio": getattr(cfg, "warmup_ratio", 0.06),
+        "seed": cfg.seed,
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "save_total_limit": 2,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": metric,
+        "greater_is_better": greater_is_better,
+        "logging_strategy": "steps",
+        "logging_steps": max(1, int(steps // 40)),
+        "group_by_length": getattr(cfg, "group_by_length", False),
+        "bf16": hw.bf16,
+        "use_cpu": not hw.cuda,
+        "ddp_backend": None if hw.cuda or hw.world == 1 else "gloo",
+        "report_to": [],
+        "dataloader_num_workers": 0,
+        "save_safetensors": True,
+    }
+    return TrainingArguments(**{**args, **overrides}), hw
+
+
+def hold_out(items: list[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """A seeded random `fraction` of `items` (at least one) held out: (kept, held), both in their original order."""
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    held = set(order[: max(1, int(len(items) * fraction))])
+    return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
+
+
+def install_model(out: Path, tmp_model: Path, run_files: Iterable[str] = ()) -> None:
+    """The new model is saved: now the old run (if --overwrite) goes. metrics.json first, so a crash from here on
+    leaves an interrupted run, never a 'finished' one that mixes two runs."""
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    for name in run_files:
+        (out / name).unlink(missing_ok=True)
+    for png in out.glob("confusion_matrix_*.png"):
+        png.unlink()
+    shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
+    tmp_model.rename(out / MODEL_DIR)
+
+
+def finish_run(out: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json last (its presence marks the run finished), then the checkpoints go."""
+    write_json_atomic(out / METRICS_FILE, metrics)
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)

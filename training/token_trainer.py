@@ -13,10 +13,7 @@ prediction alike.
 from __future__ import annotations
 
 import logging
-import math
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +28,15 @@ from baton.training.models import resolve_model
 from baton.training.ner_align import align_rows
 from baton.training.ner_data import Sentence, TokenFile, read_token_file, tag_set
 from baton.training.ner_metrics import entity_metrics
-from baton.training.report import plot_training_curves
+from baton.training.report import entity_section, plot_training_curves
 from baton.training.rundir import (
-    CHECKPOINT_DIR,
-    METRICS_FILE,
     MODEL_DIR,
     clear_stale_checkpoints,
+    finish_run,
+    hold_out,
+    install_model,
     prepare_output_dir,
-    use_bf16,
+    trainer_arguments,
 )
 
 __all__ = ["TokenData", "prepare_token_data", "run_token_training", "tags_of_rows"]
@@ -95,12 +93,7 @@ def prepare_token_data(cfg: TrainConfig) -> TokenData:
     if "validation" in files:
         validation, source = files["validation"].sentences, f"--validation-file {cfg.validation_file}"
     else:
-        order = list(range(len(train)))
-        random.Random(cfg.seed).shuffle(order)
-        cut = max(1, int(len(train) * cfg.validation_fraction))
-        held = set(order[:cut])
-        validation = [s for i, s in enumerate(train) if i in held]
-        train = [s for i, s in enumerate(train) if i not in held]
+        train, validation = hold_out(train, cfg.validation_fraction, cfg.seed)
         source = f"random {cfg.validation_fraction:.0%} split of the training data (seed {cfg.seed})"
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
         rng = random.Random(cfg.seed)
@@ -170,7 +163,7 @@ def _sentence_score(output: Any, owner: list[int], sentences: list[Sentence], la
 
 def run_token_training(cfg: TrainConfig) -> Any:
     """Fine-tune `cfg.model` for entity recognition and write the run directory."""
-    import torch
+    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
     import transformers
     from transformers import (
         AutoModelForTokenClassification,
@@ -178,7 +171,6 @@ def run_token_training(cfg: TrainConfig) -> Any:
         DataCollatorForTokenClassification,
         EarlyStoppingCallback,
         Trainer,
-        TrainingArguments,
     )
 
     from baton.training.trainer import RunResult
@@ -211,35 +203,7 @@ def run_token_training(cfg: TrainConfig) -> Any:
         label2id=data.label2id,
         ignore_mismatched_sizes=True,
     )
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    bf16 = use_bf16(cfg.bf16)
-    steps = math.ceil(len(splits["train"]) / (cfg.batch_size * world)) * cfg.epochs
-    args = TrainingArguments(
-        output_dir=str(out / CHECKPOINT_DIR),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_ratio=cfg.warmup_ratio,
-        seed=cfg.seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="entity_f1",
-        greater_is_better=True,
-        logging_strategy="steps",
-        logging_steps=max(1, int(steps // 40)),
-        group_by_length=cfg.group_by_length,
-        bf16=bf16,
-        use_cpu=not cuda,
-        ddp_backend=None if cuda or world == 1 else "gloo",
-        report_to=[],
-        dataloader_num_workers=0,
-        save_safetensors=True,
-    )
+    args, hw = trainer_arguments(cfg, out, len(splits["train"]), "entity_f1")
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         m = _score(eval_pred.predictions, eval_pred.label_ids, data.labels)
@@ -255,7 +219,7 @@ def run_token_training(cfg: TrainConfig) -> Any:
         compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
     )
-    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if cuda else "cpu", bf16, world)
+    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     # The final scores: rows in input order (no length grouping), windows joined back into whole sentences.
     trainer.args.group_by_length = False
@@ -284,9 +248,9 @@ def run_token_training(cfg: TrainConfig) -> Any:
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
-        "bf16": bf16,
+        "bf16": hw.bf16,
         "group_by_length": cfg.group_by_length,
-        "world_size": world,
+        "world_size": hw.world,
         "wall_time_s": time.perf_counter() - started,
     }
     if trainer.is_world_process_zero():
@@ -303,13 +267,7 @@ def _write_run(
     metrics: dict[str, Any],
     log_history: list[dict[str, Any]],
 ) -> None:
-    (out / METRICS_FILE).unlink(missing_ok=True)
-    for name in _RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    for png in out.glob("confusion_matrix_*.png"):
-        png.unlink()
-    shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
-    tmp_model.rename(out / MODEL_DIR)
+    install_model(out, tmp_model, _RUN_FILES)
     write_json_atomic(
         out / "train_args.json",
         {
@@ -339,8 +297,7 @@ def _write_run(
     )
     plot_training_curves(log_history, "entity_f1", out / "training_curves.png")
     (out / "report.md").write_text(_report(out, cfg, data, metrics), encoding="utf-8")
-    write_json_atomic(out / METRICS_FILE, metrics)  # last: its presence marks the run finished
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    finish_run(out, metrics)
 
 
 def _report(out: Path, cfg: TrainConfig, data: TokenData, metrics: dict[str, Any]) -> str:
@@ -371,22 +328,6 @@ def _report(out: Path, cfg: TrainConfig, data: TokenData, metrics: dict[str, Any
         if split not in metrics:
             continue
         m = metrics[split]
-        lines += [
-            "",
-            f"## {split} ({m['samples']} rows, {m['entities_true']} entities)",
-            "",
-            f"entity F1 {m['entity_f1']:.4f} (precision {m['entity_precision']:.4f}, recall "
-            f"{m['entity_recall']:.4f}), macro F1 {m['entity_macro_f1']:.4f}, token accuracy "
-            f"{m['token_accuracy']:.4f}",
-            "",
-            "| type | precision | recall | F1 | support |",
-            "|---|---|---|---|---|",
-        ]
-        for kind, v in m["per_type"].items():
-            lines.append(f"| {kind} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
-        lines += ["", "| error kind | count | examples |", "|---|---|---|"]
-        errors = sorted(m["errors"].items(), key=lambda kv: -kv[1]["count"])
-        for kind, v in errors:
-            lines.append(f"| {kind} | {v['count']} | {'; '.join(v['examples'])} |")
+        lines += ["", *entity_section(f"{split} ({m['samples']} sentences, {m['entities_true']} entities)", m)]
     lines += ["", "## Training curves", "", "![training curves](training_curves.png)", ""]
     return "\n".join(lines)

@@ -11,9 +11,6 @@ Run directory (the contract `baton export` reads):
 from __future__ import annotations
 
 import logging
-import math
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +27,12 @@ from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_
 from baton.training.ner_data import detect_token_layout
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
 from baton.training.rundir import (
-    CHECKPOINT_DIR,
-    METRICS_FILE,
     MODEL_DIR,
     clear_stale_checkpoints,
+    finish_run,
+    install_model,
     prepare_output_dir,
-    use_bf16,
+    trainer_arguments,
 )
 from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
 
@@ -156,14 +153,13 @@ class Recipe:
 
 
 def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> RunResult:
-    import torch
+    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
     import transformers
     from transformers import (
         AutoTokenizer,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
         Trainer,
-        TrainingArguments,
     )
 
     started = time.perf_counter()
@@ -183,35 +179,7 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
     recipe = recipe or Recipe()
     model = recipe.build_model(model_path, spec)
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    bf16 = use_bf16(cfg.bf16)
-    steps = math.ceil(len(splits["train"]) / (cfg.batch_size * world)) * cfg.epochs
-    args = TrainingArguments(
-        output_dir=str(out / CHECKPOINT_DIR),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_ratio=cfg.warmup_ratio,
-        seed=cfg.seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model=metric,
-        greater_is_better=True,
-        logging_strategy="steps",
-        logging_steps=max(1, int(steps // 40)),
-        group_by_length=cfg.group_by_length,
-        bf16=bf16,
-        use_cpu=not cuda,
-        ddp_backend=None if cuda or world == 1 else "gloo",
-        report_to=[],
-        dataloader_num_workers=0,
-        save_safetensors=True,
-    )
+    args, hw = trainer_arguments(cfg, out, len(splits["train"]), metric)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         # multi-label without --threshold: each evaluation at its own best threshold, so early stopping and the
@@ -240,7 +208,7 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
         callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
     )
     baseline = _evaluate(trainer, splits, data, cfg) if cfg.baseline and checkpoint is None else {}
-    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if cuda else "cpu", bf16, world)
+    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     results = _evaluate(trainer, splits, data, cfg)
 
@@ -257,9 +225,9 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
-        "bf16": bf16,
+        "bf16": hw.bf16,
         "group_by_length": cfg.group_by_length,
-        "world_size": world,
+        "world_size": hw.world,
         "wall_time_s": time.perf_counter() - started,
     }
     if trainer.is_world_process_zero():
@@ -279,15 +247,7 @@ def _write_run(
     metric: str,
     extra_args: dict[str, Any] | None = None,
 ) -> None:
-    # The new model is saved: now the old run (if --overwrite) goes. metrics.json first, so a crash from here on
-    # leaves an interrupted run, never a 'finished' one that mixes two runs.
-    (out / METRICS_FILE).unlink(missing_ok=True)
-    for name in _RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    for png in out.glob("confusion_matrix_*.png"):
-        png.unlink()
-    shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
-    tmp_model.rename(out / MODEL_DIR)
+    install_model(out, tmp_model, _RUN_FILES)
     spec = data.spec
     write_json_atomic(
         out / "train_args.json",
@@ -344,5 +304,4 @@ def _write_run(
         {k: v for k, v in metrics.items() if k in ("validation", "test")},
         metrics.get("baseline") or None,
     )
-    write_json_atomic(out / METRICS_FILE, metrics)  # last: its presence marks the run finished
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    finish_run(out, metrics)
