@@ -12,7 +12,7 @@ import grpc
 from baton.serving.batcher import ItemResult
 from baton.serving.v1 import classifier_pb2 as pb
 
-__all__ = ["RpcFailure", "abort", "model_info", "serve_stream", "timings", "wrong_task"]
+__all__ = ["RpcFailure", "abort", "model_info", "serve_stream", "serve_unary", "timings", "wrong_task"]
 
 
 class RpcFailure(Exception):
@@ -65,6 +65,20 @@ def model_info(server: Any) -> pb.ModelInfo:
     )
 
 
+async def serve_unary(
+    answer: Callable[[Any, grpc.aio.ServicerContext, str], Awaitable[Any]],
+    request: Any,
+    context: grpc.aio.ServicerContext,
+    method: str,
+) -> Any:
+    """One answer; an `RpcFailure` ends the call with its status."""
+    try:
+        return await answer(request, context, method)
+    except RpcFailure as failure:
+        await abort(context, failure.code, str(failure))
+        raise  # unreachable: abort raises
+
+
 async def serve_stream(
     server: Any,
     request_iterator: AsyncIterator[Any],
@@ -88,12 +102,7 @@ async def serve_stream(
                 request = incoming.result()
             except StopAsyncIteration:
                 return
-            try:
-                response = await answer(request, context, method)
-            except RpcFailure as failure:
-                await abort(context, failure.code, str(failure))
-                raise  # unreachable: abort raises
-            yield response
+            yield await serve_unary(answer, request, context, method)
     finally:  # also when the call itself is cancelled: no task is left pending
         drained.cancel()
         if incoming is not None and not incoming.done():

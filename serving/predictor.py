@@ -12,7 +12,7 @@ import numpy as np
 from baton.errors import InputError
 from baton.serving.encoder import length_sorted_chunks
 from baton.serving.engine import Encoded, Engine, build_engine, choose_variant
-from baton.serving.manifest import AGGREGATION_CHOICES
+from baton.serving.tasks import check_aggregation
 
 __all__ = ["Predictor", "choose_variant"]
 
@@ -87,11 +87,7 @@ class Predictor:
         Classification: a `Prediction` each. Entity recognition: an `Entities` each (label, text, character
         offsets into the text, score), grouped by `aggregation` (default: the bundle's; see
         `baton.serving.tasks.token_classification`)."""
-        if aggregation is not None:
-            if self.task != "token-classification":
-                raise InputError("aggregation applies to entity models only")
-            if aggregation not in AGGREGATION_CHOICES:
-                raise InputError(f"aggregation must be one of {', '.join(AGGREGATION_CHOICES)} (got {aggregation!r})")
+        check_aggregation(self.task, aggregation)  # before any batch runs
         results: list[Any] = [None] * len(texts)
         for idx, encoded, logits in self._batches(texts, pairs):
             for i, answer in zip(idx, self.engine.postprocess(logits, encoded, top_k, aggregation), strict=True):

@@ -19,9 +19,9 @@ from typing import Any
 import grpc
 
 from baton.errors import InputError
-from baton.serving._rpc import RpcFailure, abort, model_info, serve_stream, timings, wrong_task
+from baton.serving._rpc import RpcFailure, model_info, serve_stream, serve_unary, timings, wrong_task
 from baton.serving.batcher import ItemResult
-from baton.serving.manifest import AGGREGATION_CHOICES
+from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.token_classification import Entities, aggregate
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import recognizer_pb2 as rpb
@@ -62,18 +62,14 @@ class Recognizer(rpb_grpc.EntityRecognizerServicer):
         if self.s.task != TASK:
             raise wrong_task(self.s.task, TASK, "TextClassifier.Classify")
         aggregation = request.aggregation or None
-        if aggregation is not None and aggregation not in AGGREGATION_CHOICES:
-            raise RpcFailure(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"aggregation must be one of {', '.join(AGGREGATION_CHOICES)} (got {aggregation[:40]!r})",
-            )
+        try:
+            check_aggregation(TASK, aggregation)  # before any text is queued
+        except InputError as exc:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         results = await self.s.classify(list(request.texts), None, context, method)
         out = []
         for r in results:
-            try:
-                answer = entities_of(self.s, r, aggregation)
-            except InputError as exc:
-                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+            answer = entities_of(self.s, r, aggregation)
             out.append(
                 rpb.TextEntities(
                     entities=[
@@ -86,11 +82,7 @@ class Recognizer(rpb_grpc.EntityRecognizerServicer):
         return rpb.RecognizeResponse(results=out, timings=timings(results, started))
 
     async def Recognize(self, request: Any, context: grpc.aio.ServicerContext) -> rpb.RecognizeResponse:
-        try:
-            return await self._answer(request, context, "Recognize")
-        except RpcFailure as failure:
-            await abort(context, failure.code, str(failure))
-            raise  # unreachable: abort raises
+        return await serve_unary(self._answer, request, context, "Recognize")  # type: ignore[no-any-return]
 
     async def RecognizeStream(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext

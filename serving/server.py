@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from baton.errors import ConfigError, InputError
-from baton.serving._rpc import RpcFailure, abort, model_info, serve_stream, timings, wrong_task
+from baton.serving._rpc import RpcFailure, abort, model_info, serve_stream, serve_unary, timings, wrong_task
 from baton.serving.batcher import (
     Batcher,
     BatcherError,
@@ -413,11 +413,7 @@ class _Classifier(pb_grpc.TextClassifierServicer):
         return pb.ClassifyResponse(results=out, timings=timings(results, started))
 
     async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
-        try:
-            return await self._answer(request, context, "Classify")
-        except RpcFailure as failure:
-            await abort(context, failure.code, str(failure))
-            raise  # unreachable: abort raises
+        return await serve_unary(self._answer, request, context, "Classify")  # type: ignore[no-any-return]
 
     async def ClassifyStream(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext

@@ -17,7 +17,8 @@ from serving_helpers import ServerThread
 from baton.errors import DataError, GateError, InputError
 from baton.serving.iob import iob_spans
 from baton.serving.tasks.token_classification import Entity, Windows, aggregate
-from baton.training.ner_align import align_rows, plan_windows
+from baton.serving.windows import plan_windows
+from baton.training.ner_align import align_rows
 from baton.training.ner_data import read_token_file
 from baton.training.ner_metrics import entity_metrics
 
@@ -212,7 +213,8 @@ def _tagging_logits(task, encoded, wanted: list[tuple[int, int, str]]) -> np.nda
     skip = len(task._prefix)
     for index, item in enumerate(encoded.items):
         first_row, _ = encoded.rows[index]
-        for r, (start, end, _, _) in enumerate(item.spans):
+        for r, window in enumerate(item.spans):
+            start, end = window.start, window.end
             for g in range(start, end):
                 s, e = item.offsets[g]
                 for a, b, kind in wanted:
@@ -264,7 +266,7 @@ def test_long_texts_run_as_windows_and_entities_merge_across_them(tiny_ner_bundl
     (answer,) = engine.postprocess(logits, encoded)
     assert [(e.start, e.end) for e in answer.entities] == [(a, b) for a, b, _ in wanted]
     # the long name crosses a window edge: still one entity
-    owned_from = [item.offsets[own][0] for _, _, own, _ in item.spans[1:]]
+    owned_from = [item.offsets[w.own_start][0] for w in item.spans[1:]]
     assert any(wanted[2][0] < edge < wanted[2][1] for edge in owned_from), (owned_from, wanted)
 
 
@@ -403,3 +405,17 @@ def test_recognize_stream_answers_in_order_and_limits_hold(tiny_ner_bundle: Path
         with pytest.raises(grpc.RpcError) as exc:
             stub.Recognize(rpb.RecognizeRequest(texts=["a"] * 50), timeout=30)
         assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "4 texts" in exc.value.details()
+
+
+def test_words_are_grouped_as_conll_has_them() -> None:
+    import re
+
+    from baton.serving.tasks.token_classification import _words
+
+    text = 'Visit (Reuters), "U.S." ex-England Paris. Acme Corp. 1996-08-22'
+    pieces = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]  # a pre-tokenizer's pieces
+    words = [text[pieces[w[0]][0] : pieces[w[-1]][1]] for w in _words(text, pieces)]
+    assert words == [
+        "Visit", "(", "Reuters", ")", ",", '"', "U.S.", '"', "ex-England", "Paris", ".", "Acme", "Corp", ".",
+        "1996-08-22",
+    ]  # fmt: skip

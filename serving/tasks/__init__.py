@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from baton.errors import InputError
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
-from baton.serving.manifest import Manifest
+from baton.serving.manifest import AGGREGATION_CHOICES, Manifest
 
-__all__ = ["RuntimeTask", "runtime_task"]
+__all__ = ["RuntimeTask", "check_aggregation", "runtime_task"]
 
 
 class RuntimeTask(Protocol):
@@ -39,6 +40,17 @@ class RuntimeTask(Protocol):
     def postprocess(
         self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None, aggregation: str | None = None
     ) -> list[Any]: ...
+
+
+def check_aggregation(task: str, aggregation: str | None) -> None:
+    """Refuse an aggregation the task cannot use (InputError): any for classification, an unknown name for
+    entities. None means the bundle's default and always passes."""
+    if aggregation is None:
+        return
+    if task != "token-classification":
+        raise InputError("aggregation applies to entity models only")
+    if aggregation not in AGGREGATION_CHOICES:
+        raise InputError(f"aggregation must be one of {', '.join(AGGREGATION_CHOICES)} (got {aggregation[:40]!r})")
 
 
 def runtime_task(manifest: Manifest, encoder: TextEncoder) -> RuntimeTask:

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from baton.errors import InputError
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
+from baton.serving.tasks import check_aggregation
 
 __all__ = ["Classification", "Prediction", "sigmoid", "softmax"]
 
@@ -61,8 +61,7 @@ class Classification:
     def postprocess(
         self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None, aggregation: str | None = None
     ) -> list[Prediction]:
-        if aggregation is not None:
-            raise InputError("aggregation applies to entity models only")
+        check_aggregation(self.name, aggregation)
         probs = sigmoid(logits) if self.multi_label else softmax(logits)
         k = len(self.labels) if not top_k else min(top_k, len(self.labels))
         out: list[Prediction] = []

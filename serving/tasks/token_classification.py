@@ -27,12 +27,12 @@ import numpy as np
 from baton.errors import InputError
 from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens
 from baton.serving.iob import iob_spans
-from baton.serving.manifest import AGGREGATION_CHOICES
+from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.classification import softmax
+from baton.serving.windows import Window, plan_windows
 
-__all__ = ["AGGREGATIONS", "MAX_WINDOWS", "Entities", "Entity", "TokenClassification", "Windows", "aggregate"]
+__all__ = ["MAX_WINDOWS", "Entities", "Entity", "TokenClassification", "Windows", "aggregate"]
 
-AGGREGATIONS = AGGREGATION_CHOICES
 MAX_WINDOWS = 64
 
 
@@ -58,33 +58,15 @@ class Entities:
 
 @dataclass(frozen=True)
 class Windows(Tokens):
-    """One text: its content tokens (no special tokens), their offsets and words, and the windows that cover them."""
+    """One text: its content tokens (no special tokens), their offsets, and the windows that cover them."""
 
     text: str = ""
     offsets: list[tuple[int, int]] = field(default_factory=list)
-    word_ids: list[int | None] = field(default_factory=list)
-    spans: list[tuple[int, int, int, int]] = field(default_factory=list)  # (start, end, own_start, own_end)
+    spans: list[Window] = field(default_factory=list)
     width: int = 0  # special tokens included
 
     def __len__(self) -> int:  # the batcher's token budget counts every row
-        return sum(end - start + self.width for start, end, _, _ in self.spans)
-
-
-def _windows(n: int, budget: int, stride: int) -> list[tuple[int, int, int, int]]:
-    if n <= budget:
-        return [(0, n, 0, n)]
-    step = max(1, budget - stride)
-    starts = list(range(0, max(1, n - budget) + step, step))
-    starts = [s for s in starts if s < n]
-    if starts[-1] + budget < n:
-        starts.append(n - budget)
-    spans = [(s, min(n, s + budget)) for s in starts]
-    out = []
-    for i, (s, e) in enumerate(spans):
-        own_s = s if i == 0 else (s + spans[i - 1][1] + 1) // 2
-        own_e = e if i == len(spans) - 1 else (spans[i + 1][0] + e + 1) // 2
-        out.append((s, e, own_s, own_e))
-    return out
+        return sum(w.end - w.start + self.width for w in self.spans)
 
 
 def _group(
@@ -142,8 +124,7 @@ def _words(text: str, offsets: Sequence[tuple[int, int]]) -> list[list[int]]:
 
 def aggregate(probs: np.ndarray, item: Windows, labels: Sequence[str], strategy: str) -> list[Entity]:
     """Entities of one text from its per-token probabilities ([tokens, labels])."""
-    if strategy not in AGGREGATIONS:
-        raise InputError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {strategy!r})")
+    check_aggregation("token-classification", strategy)
     text, offsets = item.text, item.offsets
     if not len(probs):
         return []
@@ -182,9 +163,8 @@ class TokenClassification:
         from tokenizers import Tokenizer
 
         self.labels = list(labels)
+        check_aggregation(self.name, aggregation)
         self.aggregation = aggregation
-        if self.aggregation not in AGGREGATIONS:
-            raise InputError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {self.aggregation!r})")
         self.encoder = encoder
         self._tokenizer = Tokenizer.from_file(str(encoder.file))  # this one never truncates: windows do
         self._tokenizer.no_truncation()
@@ -224,8 +204,7 @@ class TokenClassification:
                     truncated=truncated,
                     text=text,
                     offsets=[tuple(o) for o in enc.offsets[:n]],  # type: ignore[misc]
-                    word_ids=list(enc.word_ids[:n]),
-                    spans=_windows(n, self.budget, self.stride) if n else [(0, 0, 0, 0)],
+                    spans=plan_windows([1] * n, self.budget, self.stride),
                     width=len(self._prefix) + len(self._suffix),
                 )
             )
@@ -237,8 +216,8 @@ class TokenClassification:
         for item in items:
             assert isinstance(item, Windows)
             first = len(rows)
-            for start, end, _, _ in item.spans:
-                ids = self._prefix + item.ids[start:end] + self._suffix
+            for w in item.spans:
+                ids = self._prefix + item.ids[w.start : w.end] + self._suffix
                 rows.append(Tokens(ids, [0] * len(ids), False))
             ranges.append((first, len(rows)))
         batch = self.encoder.collate(rows)
@@ -252,9 +231,9 @@ class TokenClassification:
         n = len(item.ids)
         probs = np.zeros((n, len(self.labels)), dtype=np.float32)
         skip = len(self._prefix)
-        for row, (start, _, own_s, own_e) in zip(logits, item.spans, strict=True):
-            if own_e > own_s:
-                probs[own_s:own_e] = softmax(row[skip + own_s - start : skip + own_e - start])
+        for row, w in zip(logits, item.spans, strict=True):
+            if w.own_end > w.own_start:
+                probs[w.own_start : w.own_end] = softmax(row[skip + w.own_start - w.start : skip + w.own_end - w.start])
         return probs
 
     def postprocess(
