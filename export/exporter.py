@@ -133,21 +133,9 @@ class _Samples:
     spans: list[set[tuple[str, int, int]]] | None = None  # entity models: gold (type, start, end) character spans
 
 
-def _sentence_text(words: Any, tags: Any) -> tuple[str, set[tuple[str, int, int]]]:
-    """Words joined by single spaces, and the character spans of their entities in that text."""
-    from baton.serving.iob import iob_spans
-
-    starts, text = [], ""
-    for word in words:
-        starts.append(len(text) + (1 if text else 0))
-        text = f"{text} {word}" if text else word
-    spans = {(kind, starts[a], starts[b - 1] + len(words[b - 1])) for kind, a, b in iob_spans(list(tags))}
-    return text, spans
-
-
 def _token_samples(cfg: ExportConfig, run: TrainedRun) -> _Samples:
     from baton.training.config import TrainConfig
-    from baton.training.ner_data import read_token_file
+    from baton.training.ner_data import joined_text, read_token_file
     from baton.training.token_trainer import prepare_token_data
 
     if cfg.calibration_file:
@@ -169,7 +157,7 @@ def _token_samples(cfg: ExportConfig, run: TrainedRun) -> _Samples:
                 f"cannot reload the run's validation split ({exc}); pass --calibration-file with tagged sentences"
             ) from exc
         sentences, source = data.validation, f"validation split: {data.validation_source}"
-    pairs = [_sentence_text(s.words, s.tags) for s in sentences[: cfg.parity_samples]]
+    pairs = [joined_text(s.words, s.tags) for s in sentences[: cfg.parity_samples]]
     return _Samples([t for t, _ in pairs], None, None, source, [g for _, g in pairs])
 
 

@@ -7,28 +7,29 @@ Prints each bundle's texts/s per round and its ratio to the first bundle within 
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 from pathlib import Path
 
 from baton.tools.bench import inprocess_ceiling, load_texts
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 2
-    if "--rounds" in sys.argv:
-        args.remove(str(rounds))
-    data, bundles = args[0], [Path(b) for b in args[1:]]
-    texts = load_texts(data, samples=512)
-    ratios: dict[Path, list[float]] = {b: [] for b in bundles}
-    for r in range(rounds):
-        rates = {b: inprocess_ceiling(b, texts, None, 3.0)["texts_per_s"] for b in bundles}
-        for b in bundles:
-            ratios[b].append(rates[b] / rates[bundles[0]])
-        print(f"round {r + 1}: " + ", ".join(f"{b}: {rates[b]:.0f} texts/s" for b in bundles), flush=True)
-    for b in bundles:
-        print(f"{b}: median ratio to {bundles[0]} {statistics.median(ratios[b]):.2f}x")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data")
+    parser.add_argument("bundles", nargs="+", type=Path)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    texts = load_texts(args.data, samples=512)
+    ratios: dict[Path, list[float]] = {b: [] for b in args.bundles}
+    first = args.bundles[0]
+    for r in range(args.rounds):
+        rates = {b: inprocess_ceiling(b, texts, None, 3.0)["texts_per_s"] for b in args.bundles}
+        for b in args.bundles:
+            ratios[b].append(rates[b] / rates[first])
+        print(f"round {r + 1}: " + ", ".join(f"{b}: {rates[b]:.0f} texts/s" for b in args.bundles), flush=True)
+    for b in args.bundles:
+        print(f"{b}: median ratio to {first} {statistics.median(ratios[b]):.2f}x")
 
 
 if __name__ == "__main__":

@@ -48,8 +48,11 @@ def test_distil_then_export(tiny_run: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "student" / "model" / "config.json").read_text())["num_hidden_layers"] == 1
     assert result.metrics["validation"]["accuracy"] > result.metrics["trivial_baseline"]["value"]
     export_bundle(ExportConfig(run_dir=str(tmp_path / "student"), output=str(tmp_path / "b"), allow_fallback=True))
+    manifest = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    # the bundle is the trained student: its gates, on the same validation rows, score what training scored
+    assert manifest["parity"]["accuracy"]["fp32"] == pytest.approx(result.metrics["validation"]["accuracy"])
     predictions = Predictor.load(tmp_path / "b", device="cpu").predict(["great battery", "broke after a week"])
-    assert len(predictions) == 2
+    assert {p.label for p in predictions} <= set(manifest["labels"])
 
 
 def test_bad_distillations_are_one_line(tiny_run: Path, tiny_ner_run: Path, tmp_path: Path) -> None:

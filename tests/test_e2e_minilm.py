@@ -56,6 +56,7 @@ def test_minilm_entities_on_a_conll_slice(tmp_path: Path) -> None:
     from baton.export import ExportConfig, export_bundle
     from baton.serving import Predictor
     from baton.training import TrainConfig, run_training
+    from baton.training.ner_data import joined_text
     from baton.training.ner_metrics import span_metrics
 
     rows = [json.loads(x) for x in (CONLL / "train.jsonl").read_text().splitlines()]
@@ -72,21 +73,8 @@ def test_minilm_entities_on_a_conll_slice(tmp_path: Path) -> None:
     bundle = export_bundle(ExportConfig(run_dir=str(tmp_path / "run"), output=str(tmp_path / "bundle")))
     assert bundle.parity["fp32_vs_torch"]["passed"]
     predictor = Predictor.load(tmp_path / "bundle", device="cpu")
-    texts, gold = [], []
-    for r in validation:
-        text, spans, pos = "", set(), []
-        for w in r["tokens"]:
-            pos.append(len(text) + (1 if text else 0))
-            text = f"{text} {w}" if text else w
-        texts.append(text)
-        tags = r["ner_tags"]
-        for i, tag in enumerate(tags):
-            if tag.startswith("B-") or (tag.startswith("I-") and (i == 0 or tags[i - 1][2:] != tag[2:])):
-                j = i + 1
-                while j < len(tags) and tags[j] == f"I-{tag[2:]}":
-                    j += 1
-                spans.add((tag[2:], pos[i], pos[j - 1] + len(r["tokens"][j - 1])))
-        gold.append(spans)
+    pairs = [joined_text(r["tokens"], r["ner_tags"]) for r in validation]
+    texts, gold = [t for t, _ in pairs], [g for _, g in pairs]
     answers = predictor.predict(texts)
     served = span_metrics(gold, [{(e.label, e.start, e.end) for e in a.entities} for a in answers])["entity_f1"]
     print(f"served (int8 runtime) entity F1 {served:.4f}")
