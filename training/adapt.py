@@ -38,6 +38,7 @@ from baton.training.rundir import (
     install_model,
     prepare_output_dir,
     trainer_arguments,
+    training_record,
 )
 
 __all__ = ["AdaptConfig", "AdaptResult", "pack_blocks", "read_documents", "run_adaptation"]
@@ -234,14 +235,7 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
             "perplexity_after": math.exp(after),
             "blocks": len(validation),
         },
-        "training": {
-            "documents": len(docs),
-            "blocks": len(train),
-            "epochs_run": float(trainer.state.epoch or 0.0),
-            "train_runtime_s": output.metrics.get("train_runtime"),
-            "bf16": hw.bf16,
-            "wall_time_s": time.perf_counter() - started,
-        },
+        "training": training_record(trainer, output, hw, started, documents=len(docs), blocks=len(train)),
     }
     if trainer.is_world_process_zero():
         install_model(out, tmp)

@@ -8,6 +8,7 @@ import os
 import platform
 import random
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "last_checkpoint",
     "prepare_output_dir",
     "trainer_arguments",
+    "training_record",
     "use_bf16",
 ]
 
@@ -196,3 +198,18 @@ def finish_run(out: Path, metrics: dict[str, Any]) -> None:
     """metrics.json last (its presence marks the run finished), then the checkpoints go."""
     write_json_atomic(out / METRICS_FILE, metrics)
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def training_record(trainer: Any, train_output: Any, hw: Hardware, started: float, **extra: Any) -> dict[str, Any]:
+    """metrics.json's `training` section: what ran, for how long, where (`extra` first: sizes of the run's data)."""
+    return {
+        **extra,
+        "epochs_run": float(trainer.state.epoch or 0.0),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "bf16": hw.bf16,
+        "group_by_length": bool(trainer.args.group_by_length),
+        "world_size": hw.world,
+        "wall_time_s": time.perf_counter() - started,
+    }

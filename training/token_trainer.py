@@ -37,6 +37,7 @@ from baton.training.rundir import (
     install_model,
     prepare_output_dir,
     trainer_arguments,
+    training_record,
 )
 
 __all__ = ["TokenData", "prepare_token_data", "run_token_training", "tags_of_rows"]
@@ -241,18 +242,9 @@ def run_token_training(cfg: TrainConfig) -> Any:
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = {}
     metrics["trivial_baseline"] = {"metric": "entity_f1", "value": 0.0, "answer": ["O"], "beaten": beaten}
-    metrics["training"] = {
-        "train_samples": len(data.train),
-        "train_rows": len(splits["train"]),
-        "epochs_run": float(trainer.state.epoch or 0.0),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "train_runtime_s": train_output.metrics.get("train_runtime"),
-        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
-        "bf16": hw.bf16,
-        "group_by_length": cfg.group_by_length,
-        "world_size": hw.world,
-        "wall_time_s": time.perf_counter() - started,
-    }
+    metrics["training"] = training_record(
+        trainer, train_output, hw, started, train_samples=len(data.train), train_rows=len(splits["train"])
+    )
     if trainer.is_world_process_zero():
         _write_run(out, tmp_model, cfg, model_path, data, metrics, trainer.state.log_history)
     return RunResult(out, metrics)

@@ -33,6 +33,7 @@ from baton.training.rundir import (
     install_model,
     prepare_output_dir,
     trainer_arguments,
+    training_record,
 )
 from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
 
@@ -219,17 +220,7 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
     metrics["trivial_baseline"] = _check_trivial(data, train_labels, results["validation"])
     if spec.is_multi_label:
         metrics["decision_threshold"] = results["validation"]["threshold"]
-    metrics["training"] = {
-        "train_samples": len(splits["train"]),
-        "epochs_run": float(trainer.state.epoch or 0.0),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "train_runtime_s": train_output.metrics.get("train_runtime"),
-        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
-        "bf16": hw.bf16,
-        "group_by_length": cfg.group_by_length,
-        "world_size": hw.world,
-        "wall_time_s": time.perf_counter() - started,
-    }
+    metrics["training"] = training_record(trainer, train_output, hw, started, train_samples=len(splits["train"]))
     if trainer.is_world_process_zero():
         history = trainer.state.log_history
         _write_run(out, tmp_model, cfg, model_path, data, metrics, history, metric, recipe.train_args())
