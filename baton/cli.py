@@ -259,6 +259,72 @@ def evaluate(
         )
 
 
+@app.command()
+def score(
+    bundle: Annotated[str, typer.Argument(help="Bundle directory.")],
+    input: Annotated[str, Opt("--input", help="A parquet, JSONL or CSV file, a folder of them, or a glob.")],
+    output: Annotated[Path, Opt(help="A .parquet or .jsonl file, or a folder (one output per input, resumable).")],
+    format: Annotated[str | None, Opt("--format", help="Folder outputs: parquet (default) or jsonl.")] = None,
+    text_column: Annotated[str, Opt()] = "text",
+    text_pair_column: Annotated[str | None, Opt(help="Second text's column (sentence-pair models).")] = None,
+    id_column: Annotated[str | None, Opt(help="A key column carried into the output.")] = None,
+    keep_columns: Annotated[bool, Opt("--keep-columns", help="Carry every input column into the output.")] = False,
+    scores: Annotated[bool, Opt("--scores", help="Classifiers: add every label's score.")] = False,
+    aggregation: Annotated[
+        str | None, Opt(help="Entity bundles: simple, first, max, average or none (default: the bundle's).")
+    ] = None,
+    engine: Annotated[str, Opt(help="embedded (one process) or ray (Ray Data; needs the ray extra).")] = "embedded",
+    address: Annotated[str | None, Opt(help="--engine ray: a cluster address (auto, ray://host:10001).")] = None,
+    actors: Annotated[int, Opt(help="--engine ray: scoring actors, each loading the bundle once.")] = 1,
+    threads: Annotated[int | None, Opt(help="onnxruntime threads (per actor with ray; default: CPUs shared).")] = None,
+    chunk_rows: Annotated[int, Opt(help="Rows read, sorted by length and scored at a time.")] = 4096,
+    batch_size: Annotated[int, Opt(help="Texts per model call.")] = 32,
+    device: Annotated[str, Opt(help="auto, cpu, cuda.")] = "auto",
+    variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
+    resume: Annotated[bool, Opt("--resume", help="Skip inputs whose output is already complete.")] = False,
+    overwrite: Annotated[
+        bool, Opt("--overwrite", help="Replace existing outputs (each once its new one is complete).")
+    ] = False,
+    progress: Annotated[bool, Opt("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Score files with a bundle (batch inference): label and score, or entities, per row."""
+    import json
+
+    from baton.tools.score import Columns, plan_job, run_score
+
+    try:
+        columns = Columns(
+            text=text_column,
+            text_pair=text_pair_column,
+            id=id_column,
+            keep=keep_columns,
+            all_scores=scores,
+            aggregation=aggregation,
+        )
+    except ValueError as exc:
+        raise BatonError(str(exc)) from exc
+    job = plan_job(
+        bundle,
+        input,
+        output,
+        format,
+        columns=columns,
+        engine=engine,
+        address=address,
+        actors=actors,
+        threads=threads,
+        chunk_rows=chunk_rows,
+        batch_size=batch_size,
+        device=device,
+        variant=variant,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    summary = run_score(job)
+    typer.echo(json.dumps(summary))
+
+
 def _read_lines(texts: list[str] | None, file: Path | None) -> tuple[list[str], str]:
     """The texts given, else the lines of --file or stdin; returns (lines, where they came from)."""
     from baton.errors import DataError

@@ -170,6 +170,21 @@ def test_cli_predict_and_evaluate_pairs(pair_bundle: Path, tmp_path: Path) -> No
     assert missing.returncode == 2 and b"--text-pair-column" in missing.stderr
 
 
+def test_score_reads_the_pair_column(pair_bundle: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from baton.errors import ConfigError
+    from baton.tools.score import Columns, plan_job, run_score
+
+    data = write_jsonl(tmp_path / "pairs.jsonl", _pair_rows("test")[:20])
+    run_score(plan_job(pair_bundle, str(data), tmp_path / "out.parquet", None, columns=Columns(text_pair="claim")))
+    rows = _pair_rows("test")[:20]
+    expected = Predictor.load(pair_bundle).predict([r["text"] for r in rows], pairs=[r["claim"] for r in rows])
+    assert pq.read_table(tmp_path / "out.parquet").column("label").to_pylist() == [p.label for p in expected]
+    with pytest.raises(ConfigError, match="sentence-pair model: name the second text's column with --text-pair"):
+        run_score(plan_job(pair_bundle, str(data), tmp_path / "o2.parquet", None, columns=Columns()))
+
+
 @pytest.mark.parametrize("protocol", ["baton", "kserve"])
 def test_bench_takes_pairs(pair_bundle: Path, tmp_path: Path, protocol: str) -> None:
     data = write_jsonl(tmp_path / "pairs.jsonl", _pair_rows("test"))
