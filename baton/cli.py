@@ -477,6 +477,7 @@ def serve(
     ] = None,
     model_name: Annotated[str | None, Opt(help="Model name for KServe v2 (default: the bundle's name).")] = None,
     metrics_port: Annotated[int | None, Opt(help="Prometheus port (default: 9464); 0 picks a free one.")] = None,
+    metrics_host: Annotated[str | None, Opt(help="Prometheus bind address (default: 127.0.0.1).")] = None,
     max_batch_tokens: Annotated[int | None, Opt(help="Padded tokens per batch (default: 8192).")] = None,
     max_batch_size: Annotated[int | None, Opt(help="Texts per batch (default: 8).")] = None,
     max_queue_delay_ms: Annotated[
@@ -512,6 +513,27 @@ def serve(
     code = serve_forever(cfg)
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+def health(
+    target: Annotated[str, typer.Argument(help="HOST:PORT of a running `baton serve`.")] = "127.0.0.1:50051",
+    service: Annotated[str, Opt(help="A service name; empty: the whole server.")] = "",
+    timeout: Annotated[float, Opt(help="Seconds to wait for the answer.")] = 3.0,
+    tls_ca: Annotated[Path | None, Opt(help="PEM CA that signed the server's certificate (TLS).")] = None,
+) -> None:
+    """Probe a server's grpc.health.v1 status: exit 0 when SERVING, 1 otherwise (a container HEALTHCHECK)."""
+    from baton.serving.client import Client, ClientError
+
+    try:
+        with Client(target, tls=_tls(tls_ca, None, None), timeout=timeout) as client:
+            status = client.health(service)
+    except ClientError as exc:
+        typer.echo(f"{target}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{target}: {status}")
+    if status != "SERVING":
+        raise typer.Exit(1)
 
 
 bench_app = typer.Typer(

@@ -11,6 +11,7 @@ ClientError                 base; .code is the grpc.StatusCode
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,11 +135,23 @@ def _recognize_request(texts: Sequence[str], aggregation: str | None) -> rpb.Rec
     return rpb.RecognizeRequest(texts=list(texts), aggregation=aggregation or "")
 
 
-def _channel_args(target: str, tls: TLSConfig | None, max_message_bytes: int) -> tuple[list[Any], Any]:
+LOAD_BALANCING = ("pick_first", "round_robin")
+
+
+def _channel_args(
+    target: str, tls: TLSConfig | None, max_message_bytes: int, load_balancing: str | None = None
+) -> tuple[list[Any], Any]:
+    """Channel options. `load_balancing="round_robin"` spreads calls over every address the target resolves to
+    (`dns:///name:port` for a headless Service's pods, or `ipv4:host:port,host:port`); gRPC's default,
+    `pick_first`, sends every call to one of them."""
+    if load_balancing is not None and load_balancing not in LOAD_BALANCING:
+        raise ValueError(f"load_balancing must be one of {', '.join(LOAD_BALANCING)} (got {load_balancing!r})")
     options: list[Any] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
+    if load_balancing is not None:
+        options.append(("grpc.service_config", json.dumps({"loadBalancingConfig": [{load_balancing: {}}]})))
     if tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
     return options, tls.credentials() if tls is not None else None
@@ -156,8 +169,9 @@ class _ClientBase:
         tls: TLSConfig | None = None,
         timeout: float | None = 30.0,
         max_message_bytes: int = 4 * 1024 * 1024,
+        load_balancing: str | None = None,
     ) -> None:
-        options, credentials = _channel_args(target, tls, max_message_bytes)
+        options, credentials = _channel_args(target, tls, max_message_bytes, load_balancing)
         factory: Any = grpc.aio if self._aio else grpc
         self._channel = (
             factory.secure_channel(target, credentials, options)
@@ -222,6 +236,17 @@ class Client(_ClientBase):
             return self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc) from exc
+
+    def health(self, service: str = "", timeout: float | None = None) -> str:
+        """The server's grpc.health.v1 status for `service` ("" is the whole server): SERVING, NOT_SERVING, ..."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise _translate(exc) from exc
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     def close(self) -> None:
         self._channel.close()

@@ -378,3 +378,26 @@ def test_async_client(server: ServerThread, tiny_bundle: Path) -> None:
     expected = Predictor.load(tiny_bundle, device="cpu", variant="fp32").predict(TEXTS)
     assert [r.label for r in results] == [p.label for p in expected]
     assert error is not None and "limit is 256" in str(error)
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "pick_first"])
+def test_client_load_balancing_over_two_live_servers(tiny_bundle: Path, policy: str) -> None:
+    """`load_balancing="round_robin"` spreads calls over every address of the target (two real servers here, as a
+    headless Service's DNS name resolves to its pods); gRPC's default, pick_first, sends them all to one."""
+    cfg = ServeConfig(bundle=str(tiny_bundle), device="cpu", variant="fp32")
+    with ServerThread(cfg) as a, ServerThread(cfg) as b:
+        target = f"ipv4:{a.target},{b.target}"
+        with Client(target, load_balancing=policy) as client:
+            for _ in range(20):
+                assert len(client.classify(["fine"])) == 1
+        calls = [metric_value(s.metrics_text(), "baton_requests_total", 'method="Classify"') for s in (a, b)]
+    assert sum(calls) == 20
+    if policy == "round_robin":
+        assert min(calls) >= 5, calls
+    else:
+        assert sorted(calls) == [0, 20], calls
+
+
+def test_client_refuses_an_unknown_load_balancing_policy() -> None:
+    with pytest.raises(ValueError, match="load_balancing must be one of pick_first, round_robin"):
+        Client("127.0.0.1:1", load_balancing="random")

@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# baton's serving image: the gRPC server (domain API + KServe v2 + health + metrics) with onnxruntime and tokenizers
+# only: no torch, no training code paths exercised. docs/deploy.md says how to build, run and scale it.
+#
+#   docker build -t baton-serve:0.1.0 .                                     # the server, bundle mounted at run time
+#   docker build --target serve-bundle --build-arg BUNDLE=bundles/demo \
+#       -t baton-serve-demo:0.1.0 .                                         # the server with a bundle baked in
+
+ARG PYTHON=python:3.11-slim
+
+# ---- build: a wheel of baton and the `serve` extra, installed into a venv ------------------------------------------
+FROM ${PYTHON} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY baton ./baton
+COPY serving ./serving
+COPY training ./training
+COPY export ./export
+COPY tools ./tools
+RUN python -m venv /opt/baton \
+    && /opt/baton/bin/pip install -c constraints.txt ".[serve]" \
+    && /opt/baton/bin/python -c "import baton.serving, onnxruntime, tokenizers, grpc" \
+    && ! /opt/baton/bin/python -c "import torch" 2>/dev/null
+
+# ---- serve: the runtime image, a non-root user, the gRPC and metrics ports, a health check ------------------------
+FROM ${PYTHON} AS serve
+COPY --from=build /opt/baton /opt/baton
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin baton \
+    && mkdir -p /models && chown baton /models
+ENV PATH=/opt/baton/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+USER 10001
+# 50051: gRPC (TextClassifier or EntityRecognizer, KServe v2 GRPCInferenceService, grpc.health.v1, reflection)
+# 9464: Prometheus metrics (HTTP /metrics)
+EXPOSE 50051 9464
+HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 \
+    CMD ["baton", "-q", "health", "127.0.0.1:50051", "--timeout", "3"]
+ENTRYPOINT ["baton", "serve"]
+# The bundle is mounted (or baked, below) at /models/bundle. Both ports listen on every interface in a container.
+CMD ["/models/bundle", "--host", "0.0.0.0", "--port", "50051", "--metrics-host", "0.0.0.0", "--metrics-port", "9464", "--grace-s", "20"]
+
+# ---- serve-bundle: the runtime image with one bundle inside (for Kubernetes without a volume) ---------------------
+FROM serve AS serve-bundle
+ARG BUNDLE=bundles/demo
+COPY --chown=10001 ${BUNDLE} /models/bundle

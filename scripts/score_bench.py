@@ -1,0 +1,130 @@
+"""`baton score` figures for docs/benchmarks.md: throughput of each engine against the strict in-process ceiling,
+and peak memory against the input's size.
+
+Usage:
+  python scripts/score_bench.py speed BUNDLE DATA.jsonl [--rows 50000] [--rounds 2]
+      Per round, side by side: the strict in-process ceiling (`baton bench`'s: encoder + session, texts sorted by
+      length as a whole, best batch size and spinning, median of 3), then `baton score` embedded, on Ray with 1
+      actor and on Ray with 2 actors, on a parquet file of ROWS texts cycled from DATA. Prints rows/s and each
+      figure's ratio to the round's ceiling. Ray's figure is the whole job as a user waits for it: starting the
+      local cluster and the actors included.
+  python scripts/score_bench.py memory BUNDLE DATA.jsonl [--rows 100000,1000000]
+      Runs embedded `baton score` on a file of each size and samples the process's RSS every 0.5 s; prints the
+      peak and the RSS at 25/50/75 % of the run. Memory that does not grow with the file is the claim checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _texts(data: Path) -> list[str]:
+    return [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _synthetic(texts: list[str], rows: int, folder: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = folder / f"rows{rows}.parquet"
+    if not path.exists():
+        table = pa.table({"id": [str(i) for i in range(rows)], "text": [texts[i % len(texts)] for i in range(rows)]})
+        pq.write_table(table, path, row_group_size=100_000)
+    return path
+
+
+def _score(bundle: Path, source: Path, output: Path, *extra: str) -> dict[str, Any]:
+    shutil.rmtree(output, ignore_errors=True)
+    cmd = [sys.executable, "-m", "baton", "-q", "score", str(bundle), "--input", str(source), "--output", str(output)]
+    proc = subprocess.run([*cmd, "--id-column", "id", "--no-progress", *extra], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"baton score failed: {proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def speed(args: argparse.Namespace, work: Path) -> None:
+    from baton.tools.bench import inprocess_ceiling
+
+    texts = _texts(args.data)
+    source = _synthetic(texts, args.rows, work)
+    engines = {
+        "embedded": (),
+        "ray, 1 actor": ("--engine", "ray", "--actors", "1"),
+        "ray, 2 actors": ("--engine", "ray", "--actors", "2"),
+    }
+    for r in range(args.rounds):
+        ceiling = inprocess_ceiling(args.bundle, sorted(set(texts)), None, 6.0)
+        print(
+            f"round {r + 1}: ceiling {ceiling['texts_per_s']:.0f} texts/s ({ceiling['variant']}, batch "
+            f"{ceiling['best_batch_size']}, spin {ceiling['best_spin']})",
+            flush=True,
+        )
+        for name, extra in engines.items():
+            summary = _score(args.bundle, source, work / "out", *extra)
+            rate = summary["rows_per_s"]
+            print(
+                f"  {name:<14} {rate:7.0f} rows/s  {rate / ceiling['texts_per_s']:.2f} of the ceiling  "
+                f"({summary['rows']} rows in {summary['seconds']:.1f} s)",
+                flush=True,
+            )
+
+
+def memory(args: argparse.Namespace, work: Path) -> None:
+    import psutil
+
+    texts = _texts(args.data)
+    for rows in (int(x) for x in args.rows.split(",")):
+        source = _synthetic(texts, rows, work)
+        out = work / f"mem{rows}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-m", "baton", "-q", "score", str(args.bundle), "--input", str(source)]
+        proc = subprocess.Popen([*cmd, "--output", str(out), "--id-column", "id", "--no-progress"])
+        watched = psutil.Process(proc.pid)
+        samples: list[float] = []
+        started = time.perf_counter()
+        while proc.poll() is None:
+            try:
+                samples.append(watched.memory_info().rss / 2**20)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.5)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"baton score failed on {rows} rows")
+        at = {q: samples[int(len(samples) * q)] for q in (0.25, 0.5, 0.75)} if samples else {}
+        print(
+            f"{rows:>9} rows ({source.stat().st_size / 2**20:.0f} MiB parquet): peak RSS {max(samples):.0f} MiB; "
+            + ", ".join(f"{int(q * 100)}%: {v:.0f} MiB" for q, v in at.items())
+            + f"; {seconds:.0f} s, {rows / seconds:.0f} rows/s",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("speed", "memory"))
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--rows", default=None)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    if args.mode == "speed":
+        args.rows = int(args.rows or 50_000)
+    else:
+        args.rows = args.rows or "100000,1000000"
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="baton-score-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (speed if args.mode == "speed" else memory)(args, work)
+
+
+if __name__ == "__main__":
+    main()
