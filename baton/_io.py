@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_json_atomic", "write_text_atomic"]
+__all__ = ["replace_dir", "write_json_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -31,3 +32,17 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Put the complete folder `staged` at `target`. An old `target` is moved aside first and deleted only after the
+    new one is in place, so there is always a complete result under the name (or, for an instant, none)."""
+    if not staged.is_dir():
+        raise FileNotFoundError(f"staged folder {staged} is missing")
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staged, target)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()

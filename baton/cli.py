@@ -216,6 +216,59 @@ def distill(
 
 
 @app.command()
+def tune(
+    config: Annotated[
+        Path | None, Opt(help="YAML file with `baton train` keys for the data, model and recipe.")
+    ] = None,
+    train_file: Annotated[str | None, Opt(help="Training data (as `baton train`).")] = None,
+    validation_file: Annotated[str | None, Opt(help="Validation data: every trial is scored on it.")] = None,
+    dataset: Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")] = None,
+    dataset_config: Annotated[str | None, Opt(help="Config name of --dataset.")] = None,
+    model: Annotated[str | None, Opt(help="Base model: 'minilm' (offline default), a local dir, or a Hub id.")] = None,
+    text_column: Annotated[str | None, Opt(help="Text column (default: text).")] = None,
+    text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
+    label_column: Annotated[str | None, Opt(help="Label column (default: label).")] = None,
+    max_train_samples: Annotated[int | None, Opt(help="Use at most this many training rows.")] = None,
+    max_length: Annotated[int | None, Opt(help="Max tokens per example (default: 128).")] = None,
+    seed: Annotated[int | None, Opt(help="Seed of the sampler and of every trial's training (default: 42).")] = None,
+    output_dir: Annotated[str, Opt(help="Tune directory: leaderboard, plot, tune.json and best/.")] = "runs/tune",
+    overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing tune directory when done.")] = False,
+    trials: Annotated[int, Opt(help="Trials to run.")] = 10,
+    timeout: Annotated[float | None, Opt(help="Stop starting trials after this many seconds.")] = None,
+    backend: Annotated[str, Opt(help="optuna (in-process) or ray (Ray Tune; needs the ray extra).")] = "optuna",
+    address: Annotated[str | None, Opt(help="--backend ray: a cluster address (auto, ray://host:10001).")] = None,
+    space: Annotated[Path | None, Opt(help="YAML search space (default: lr, epochs, batch, warm-up, decay).")] = None,
+    prune: Annotated[bool, Opt("--prune/--no-prune", help="Stop trials below the median early.")] = True,
+) -> None:
+    """Search the training recipe's hyperparameters; the best is retrained as a run `baton export` takes."""
+    import json
+
+    from baton.training import load_train_config
+    from baton.training.search_space import load_space
+    from baton.training.tune import TuneConfig, run_tune
+
+    keys = ["train_file", "validation_file", "dataset", "dataset_config", "model", "text_column", "text_pair_column"]
+    keys += ["label_column", "max_train_samples", "max_length", "seed", "output_dir", "overwrite"]
+    values = locals()
+    train_cfg = load_train_config(config, {k: values[k] for k in keys})
+    cfg = TuneConfig(
+        train=train_cfg,
+        trials=trials,
+        timeout_s=timeout,
+        backend=backend,
+        address=address,
+        space=load_space(space),
+        prune=prune,
+    )
+    result = run_tune(cfg)
+    best = result.summary["best"]
+    typer.echo((result.output_dir / "leaderboard.md").read_text().rstrip())
+    metric = result.summary["metric"]
+    typer.echo(f"best trial {best['trial']}: {metric} {best['objective']:.4f} with {json.dumps(best['params'])}")
+    typer.echo(f"retrained as {result.output_dir / 'best'} (baton export takes it)")
+
+
+@app.command()
 def evaluate(
     bundle: Annotated[str, typer.Argument(help="Bundle directory.")],
     data: Annotated[

@@ -86,7 +86,9 @@ def memory(args: argparse.Namespace, work: Path) -> None:
         out = work / f"mem{rows}"
         shutil.rmtree(out, ignore_errors=True)
         cmd = [sys.executable, "-m", "baton", "-q", "score", str(args.bundle), "--input", str(source)]
-        proc = subprocess.Popen([*cmd, "--output", str(out), "--id-column", "id", "--no-progress"])
+        proc = subprocess.Popen(
+            [*cmd, "--output", str(out), "--id-column", "id", "--no-progress"], stdout=subprocess.DEVNULL
+        )
         watched = psutil.Process(proc.pid)
         samples: list[float] = []
         started = time.perf_counter()

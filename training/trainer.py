@@ -37,7 +37,15 @@ from baton.training.rundir import (
 )
 from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
 
-__all__ = ["Recipe", "RunResult", "resolve_task", "run_text_classification", "run_training"]
+__all__ = [
+    "ClassificationTrainer",
+    "Recipe",
+    "RunResult",
+    "build_classification_trainer",
+    "resolve_task",
+    "run_text_classification",
+    "run_training",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -153,34 +161,50 @@ class Recipe:
         return {}
 
 
-def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> RunResult:
-    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
-    import transformers
-    from transformers import (
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        EarlyStoppingCallback,
-        Trainer,
-    )
+@dataclass
+class ClassificationTrainer:
+    """A built `Trainer` and what was built with it."""
 
-    started = time.perf_counter()
-    out, checkpoint = prepare_output_dir(cfg)  # checks only: nothing is deleted before the inputs are valid
-    model_path = resolve_model(cfg.model)
-    data = prepare_data(cfg)
-    if checkpoint is None:
-        clear_stale_checkpoints(out)
+    trainer: Any
+    splits: dict[str, Any]
+    hw: Any
+    metric: str  # the validation metric that picks the best checkpoint (and that `baton tune` maximises)
+
+
+def build_classification_trainer(
+    cfg: TrainConfig,
+    data: PreparedData,
+    model_path: str,
+    out: Path,
+    recipe: Recipe | None = None,
+    checkpoint: str | None = None,
+    search: bool = False,
+    **argument_overrides: Any,
+) -> ClassificationTrainer:
+    """The Trainer of a classification run: tokenized splits, the recipe's model, metrics, the multi-label loss.
+
+    `search=True` (`baton tune`) gives the Trainer a `model_init` instead of a model, so that every trial starts
+    from a fresh head, and no early stopping (epochs is a searched parameter)."""
+    import transformers
+    from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
     spec = data.spec
     metric = "micro_f1" if spec.is_multi_label else "accuracy"
-
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokenizer.model_max_length = cfg.max_length
     splits = _tokenize(data, tokenizer, cfg.max_length)
-
     transformers.set_seed(cfg.seed)  # the new head's initialisation depends on it
     recipe = recipe or Recipe()
-    model = recipe.build_model(model_path, spec)
+    train_labels = np.asarray(data.train["labels"])
+    weighted = spec.is_multi_label and cfg.multi_label_loss == "weighted"
 
-    args, hw = trainer_arguments(cfg, out, len(splits["train"]), metric)
+    def new_model(trial: Any = None) -> Any:
+        model = recipe.build_model(model_path, spec)
+        if weighted and checkpoint is None:
+            init_bias_to_prior(model, train_labels)
+        return model
+
+    args, hw = trainer_arguments(cfg, out, len(splits["train"]), metric, **argument_overrides)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         # multi-label without --threshold: each evaluation at its own best threshold, so early stopping and the
@@ -191,23 +215,36 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
         )
         return {k: v for k, v in m.items() if k in {"accuracy", "macro_f1", "micro_f1"}}
 
-    train_labels = np.asarray(data.train["labels"])
-    trainer_cls: Any = Trainer
-    if spec.is_multi_label and cfg.multi_label_loss == "weighted":
-        if checkpoint is None:
-            init_bias_to_prior(model, train_labels)
-        trainer_cls = weighted_trainer(Trainer, pos_weights(train_labels))
+    trainer_cls: Any = weighted_trainer(Trainer, pos_weights(train_labels)) if weighted else Trainer
     trainer_cls = recipe.trainer_class(trainer_cls)
+    stop_early = cfg.patience > 0 and not search
     trainer = trainer_cls(
-        model=model,
+        **({"model_init": new_model} if search else {"model": new_model()}),
         args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
+        callbacks=[EarlyStoppingCallback(cfg.patience)] if stop_early else [],
     )
+    return ClassificationTrainer(trainer, splits, hw, metric)
+
+
+def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> RunResult:
+    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
+
+    started = time.perf_counter()
+    out, checkpoint = prepare_output_dir(cfg)  # checks only: nothing is deleted before the inputs are valid
+    model_path = resolve_model(cfg.model)
+    data = prepare_data(cfg)
+    if checkpoint is None:
+        clear_stale_checkpoints(out)
+    spec = data.spec
+    recipe = recipe or Recipe()
+    built = build_classification_trainer(cfg, data, model_path, out, recipe, checkpoint)
+    trainer, splits, hw, metric = built.trainer, built.splits, built.hw, built.metric
+    train_labels = np.asarray(data.train["labels"])
     baseline = _evaluate(trainer, splits, data, cfg) if cfg.baseline and checkpoint is None else {}
     logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)

@@ -16,13 +16,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from baton._io import replace_dir
 from baton._optional import require
+from baton._ray import connect
 from baton.errors import ConfigError
 from baton.serving.bundle import load_bundle
 from baton.tools.score.inputs import csv_convert_options, input_format, input_schema
 from baton.tools.score.job import Columns, ScoreJob
 from baton.tools.score.rows import check_fit, output_schema, score_table
-from baton.tools.score.sinks import replace_dir
 
 __all__ = ["BundleScorer", "run_ray"]
 
@@ -62,19 +63,6 @@ def _read(ray: Any, source: Path, columns: Columns) -> Any:
     return ray.data.read_json(str(source))  # pyarrow.json, as the embedded reader
 
 
-def _connect(ray: Any, address: str | None) -> bool:
-    """Connect to `address` (a cluster, `auto`) or start a local one; True if this call started Ray."""
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phone-home from an offline machine
-    try:
-        local = {} if address else {"num_cpus": (os.cpu_count() or 1) + _RAY_DATA_CPUS}
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **local)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"--address {address}: cannot connect to a Ray cluster: {exc}") from exc
-    return True
-
-
 def _plan_threads(ray: Any, job: ScoreJob) -> int:
     """Intra-op threads per actor: --threads, else the actors' CPUs shared among them. Refuses a pool the cluster
     cannot place beside Ray Data's own tasks, which Ray would otherwise wait on forever."""
@@ -105,7 +93,7 @@ def run_ray(job: ScoreJob, pending: list[tuple[Path, Path]]) -> dict[str, Any]:
     schemas = [input_schema(source, job.columns) for source, _ in pending]
     for schema in schemas:
         output_schema(bundle, job.columns, schema)  # a column clash fails here, before Ray starts
-    started_ray = _connect(ray, job.address)
+    started_ray = connect(job.address, num_cpus=(os.cpu_count() or 1) + _RAY_DATA_CPUS)
     totals = {"rows": 0, "empty_text": 0}
     started = time.perf_counter()
     try:

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from baton.errors import DataError
-
-__all__ = ["Sink", "replace_dir"]
+__all__ = ["Sink"]
 
 
 class Sink:
@@ -63,17 +60,3 @@ class Sink:
                 self._handle.close()
         finally:
             self.tmp.unlink(missing_ok=True)
-
-
-def replace_dir(staged: Path, target: Path) -> None:
-    """Put the complete folder `staged` at `target`. An old `target` is moved aside first and deleted only after the
-    new one is in place, so there is always a complete output under the name (or, for an instant, none)."""
-    if not staged.is_dir():
-        raise DataError(f"internal: staged output {staged} is missing")
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staged, target)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
