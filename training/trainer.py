@@ -202,6 +202,9 @@ def build_classification_trainer(
         model = recipe.build_model(model_path, spec)
         if weighted and checkpoint is None:
             init_bias_to_prior(model, train_labels)
+        # Re-seeded after the head is drawn, as Trainer.__init__ does for a run: a tune trial (whose Trainer calls
+        # this at the start of train()) then trains with the same random stream as the run that retrains it.
+        transformers.set_seed(cfg.seed)
         return model
 
     args, hw = trainer_arguments(cfg, out, len(splits["train"]), metric, **argument_overrides)
