@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS := serve,train,export,bench,score,ray,dev
+EXTRAS := serve,train,export,bench,score,tune,ray,dev
 
 .PHONY: install demo test lint format typecheck unit protos bench-docs soak clean
 

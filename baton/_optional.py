@@ -18,6 +18,7 @@ _EXTRA_OF = {
     "accelerate": "train",
     "pyarrow": "score",
     "ray": "ray",
+    "optuna": "tune",
     "optimum": "export",
     "optimum.onnxruntime": "export",
     "grpc": "serve",
