@@ -331,7 +331,7 @@ def score(
     actors: Annotated[int, Opt(help="--engine ray: scoring actors, each loading the bundle once.")] = 1,
     threads: Annotated[int | None, Opt(help="onnxruntime threads (per actor with ray; default: CPUs shared).")] = None,
     chunk_rows: Annotated[int, Opt(help="Rows read, sorted by length and scored at a time.")] = 4096,
-    batch_size: Annotated[int, Opt(help="Texts per model call.")] = 32,
+    batch_size: Annotated[int, Opt(help="Texts per model call.")] = 16,
     device: Annotated[str, Opt(help="auto, cpu, cuda.")] = "auto",
     variant: Annotated[str | None, Opt(help="fp32, int8, fp16 (default: best for the device).")] = None,
     resume: Annotated[bool, Opt("--resume", help="Skip inputs whose output is already complete.")] = False,

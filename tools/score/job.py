@@ -54,7 +54,7 @@ class ScoreJob:
     actors: int = 1
     threads: int | None = None
     chunk_rows: int = 4096
-    batch_size: int = 32
+    batch_size: int = 16  # measured faster than 32 on SST-2 (docs/benchmarks.md, "Batch scoring")
     device: str = "auto"
     variant: str | None = None
     resume: bool = False
