@@ -40,16 +40,15 @@ def run_embedded(job: ScoreJob, pending: list[tuple[Path, Path]]) -> dict[str, A
     predictor = Predictor.load(job.bundle, job.device, job.variant, job.threads, job.batch_size)
     bundle = predictor.engine.bundle
     check_fit(bundle, job.columns)
-    schemas = [(src, input_schema(src, job.columns)) for src, _ in pending]  # every column checked before any work
-    schema = output_schema(bundle, job.columns, schemas[0][1])
+    schemas = [input_schema(src, job.columns) for src, _ in pending]  # every input checked before any work
     totals = {"rows": 0, "empty_text": 0}
     started = time.perf_counter()
     with _progress(job.progress, sum(estimate_rows(src) for src, _ in pending)) as advance:
         sink: Sink | None = None
         try:
-            for (source, target), (_, in_schema) in zip(pending, schemas, strict=True):
-                if sink is None or sink.target != target:
-                    schema = output_schema(bundle, job.columns, in_schema)
+            for (source, target), in_schema in zip(pending, schemas, strict=True):
+                schema = output_schema(bundle, job.columns, in_schema)  # this input's columns, cast at write
+                if sink is None:
                     sink = Sink(target, job.output_format, schema)
                 for chunk in read_chunks(source, job.columns, job.chunk_rows):
                     out = score_table(predictor, chunk, job.columns, schema)

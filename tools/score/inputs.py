@@ -121,14 +121,18 @@ def _open(path: Path, columns: Columns) -> Any:
         raise DataError(f"--input {path}: cannot be read as {fmt}: {_first_line(exc)}") from exc
 
 
+def _schema(reader: Any) -> Any:
+    """The Arrow schema of a reader from `_open` (parquet names it `schema_arrow`)."""
+    return reader.schema_arrow if hasattr(reader, "schema_arrow") else reader.schema
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def input_schema(path: Path, columns: Columns) -> Any:
     """The file's Arrow schema, checked to hold the columns the job reads."""
-    reader = _open(path, columns)
-    schema = reader.schema_arrow if hasattr(reader, "schema_arrow") else reader.schema
+    schema = _schema(_open(path, columns))
     _check_columns(path, schema.names, columns)
     return schema
 
@@ -145,7 +149,7 @@ def read_chunks(path: Path, columns: Columns, chunk_rows: int) -> Iterator[Any]:
     import pyarrow as pa
 
     reader = _open(path, columns)
-    schema = reader.schema_arrow if hasattr(reader, "schema_arrow") else reader.schema
+    schema = _schema(reader)
     _check_columns(path, schema.names, columns)
     batches = reader.iter_batches(batch_size=chunk_rows) if hasattr(reader, "iter_batches") else reader
     pending: list[Any] = []

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+from baton._io import publish
+
 __all__ = ["Sink"]
 
 
@@ -45,12 +47,7 @@ class Sink:
         else:
             assert self._handle is not None
             self._handle.close()
-        with open(self.tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)
-        os.replace(self.tmp, self.target)
+        publish(self.tmp, self.target)
 
     def abort(self) -> None:
         try:
