@@ -45,6 +45,7 @@ __all__ = [
     "resolve_task",
     "run_text_classification",
     "run_training",
+    "validation_metric",
 ]
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,11 @@ class Recipe:
         return {}
 
 
+def validation_metric(spec: Any) -> str:
+    """The validation metric that picks a run's best checkpoint and that `baton tune` maximises."""
+    return "micro_f1" if spec.is_multi_label else "accuracy"
+
+
 @dataclass
 class ClassificationTrainer:
     """A built `Trainer` and what was built with it."""
@@ -189,7 +195,7 @@ def build_classification_trainer(
     from transformers import AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     spec = data.spec
-    metric = "micro_f1" if spec.is_multi_label else "accuracy"
+    metric = validation_metric(spec)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokenizer.model_max_length = cfg.max_length
     splits = _tokenize(data, tokenizer, cfg.max_length)

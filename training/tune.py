@@ -117,7 +117,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
 
     from baton.training.data import prepare_data
     from baton.training.models import resolve_model
-    from baton.training.trainer import build_classification_trainer, resolve_task, run_training
+    from baton.training.trainer import resolve_task, run_training, validation_metric
 
     if resolve_task(cfg.train) != "text-classification":
         raise ConfigError("baton tune searches classification recipes; entity recognition is not supported yet")
@@ -128,22 +128,13 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
         require("ray.tune")
     out, staging = _prepare(cfg)
     try:
-        model_path = resolve_model(cfg.train.model)
         data = prepare_data(cfg.train)
-        built = build_classification_trainer(
-            cfg.train,
-            data,
-            model_path,
-            staging / "trials",
-            search=True,
-            save_strategy="no",  # trials are scored, not kept: the best is retrained as best/
-            load_best_model_at_end=False,
-        )
-        objective = _BestSoFar(built.metric)
-        built.trainer.add_callback(_reset_callback(objective))
+        metric = validation_metric(data.spec)
         started = time.perf_counter()
-        search = _optuna if cfg.backend == "optuna" else _ray
-        rows = search(cfg, built.trainer, objective, staging)
+        if cfg.backend == "optuna":
+            rows = _optuna(cfg, data, resolve_model(cfg.train.model), staging)
+        else:
+            rows = _ray(cfg, staging)  # each trial prepares its data in its own worker
         search_s = time.perf_counter() - started
         finished = [r for r in rows if r["state"] == "complete" and r["objective"] is not None]
         if not finished:
@@ -153,18 +144,18 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
         logger.info(
             "best trial %s: %s %.4f with %s; retraining it as best/",
             best["trial"],
-            built.metric,
+            metric,
             best["objective"],
             params,
         )
         started = time.perf_counter()
         result = run_training(replace(cfg.train, output_dir=str(staging / "best"), overwrite=False, **params))
         retrain_s = time.perf_counter() - started
-        _write_leaderboard(staging, rows, built.metric)
-        _plot(staging / "search.png", rows, cfg.space, built.metric)
+        _write_leaderboard(staging, rows, metric)
+        _plot(staging / "search.png", rows, cfg.space, metric)
         summary = {
             "backend": cfg.backend,
-            "metric": f"validation {built.metric} (best epoch)",
+            "metric": f"validation {metric} (best epoch)",
             "trials_requested": cfg.trials,
             "trials_run": len(rows),
             "states": {s: sum(r["state"] == s for r in rows) for s in sorted({r["state"] for r in rows})},
@@ -202,8 +193,25 @@ def _report_by_epoch(trainer: Any) -> None:
     trainer._report_to_hp_search = by_epoch
 
 
-def _optuna(cfg: TuneConfig, trainer: Any, objective: _BestSoFar, staging: Path) -> list[dict[str, Any]]:
+def _trial_trainer(
+    train: TrainConfig, data: Any, model_path: str, out: Path, **arguments: Any
+) -> tuple[Any, _BestSoFar]:
+    """A trial's Trainer and objective, the same for both backends: trials are scored, not kept (no checkpoints),
+    since the best is retrained as best/."""
+    from baton.training.trainer import build_classification_trainer
+
+    built = build_classification_trainer(
+        train, data, model_path, out, save_strategy="no", load_best_model_at_end=False, **arguments
+    )
+    return built.trainer, _BestSoFar(built.metric)
+
+
+def _optuna(cfg: TuneConfig, data: Any, model_path: str, staging: Path) -> list[dict[str, Any]]:
+    """`Trainer.hyperparameter_search` on Optuna: one Trainer with a `model_init`, every trial in this process."""
     import optuna
+
+    trainer, objective = _trial_trainer(cfg.train, data, model_path, staging / "trials", search=True)
+    trainer.add_callback(_reset_callback(objective))
 
     storage = optuna.storages.InMemoryStorage()
     # Pruning compares a trial with the median of the finished trials *at the same step*, from the second epoch on
@@ -239,36 +247,26 @@ def _optuna(cfg: TuneConfig, trainer: Any, objective: _BestSoFar, staging: Path)
     return rows
 
 
-def _ray_trial(config: dict[str, Any], train: TrainConfig, metric_dir: str) -> None:
+def _ray_trial(config: dict[str, Any], train: TrainConfig, trials_dir: str) -> None:
     """One Ray Tune trial, in its worker: the same trainer and objective as an Optuna trial, reported each epoch."""
     from ray import tune
     from transformers import TrainerCallback
 
     from baton.training.data import prepare_data
     from baton.training.models import resolve_model
-    from baton.training.trainer import build_classification_trainer
 
-    data = prepare_data(train)
-    built = build_classification_trainer(
-        train,
-        data,
-        resolve_model(train.model),
-        Path(metric_dir) / tune.get_context().get_trial_id(),
-        save_strategy="no",
-        load_best_model_at_end=False,
-        **config,
-    )
-    objective = _BestSoFar(built.metric)
+    out = Path(trials_dir) / tune.get_context().get_trial_id()
+    trainer, objective = _trial_trainer(train, prepare_data(train), resolve_model(train.model), out, **config)
 
     class _Report(TrainerCallback):  # type: ignore[misc]
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
             tune.report({"objective": objective(metrics), "epoch": state.epoch})
 
-    built.trainer.add_callback(_Report())
-    built.trainer.train()
+    trainer.add_callback(_Report())
+    trainer.train()
 
 
-def _ray(cfg: TuneConfig, trainer: Any, objective: _BestSoFar, staging: Path) -> list[dict[str, Any]]:
+def _ray(cfg: TuneConfig, staging: Path) -> list[dict[str, Any]]:
     """Ray Tune's Tuner over `_ray_trial`. (transformers 4.57's `hyperparameter_search(backend="ray")` calls
     `datasets.load.init_dynamic_modules`, which datasets 5 removed, so each of its trials fails at start; this runs
     the same trials through Ray Tune's own API.)"""
@@ -284,7 +282,7 @@ def _ray(cfg: TuneConfig, trainer: Any, objective: _BestSoFar, staging: Path) ->
 
             scheduler = MedianStoppingRule(time_attr="epoch", grace_period=2, min_samples_required=2)
         trainable = tune.with_resources(
-            tune.with_parameters(_ray_trial, train=cfg.train, metric_dir=str((staging / "trials").resolve())),
+            tune.with_parameters(_ray_trial, train=cfg.train, trials_dir=str((staging / "trials").resolve())),
             {"cpu": cpus},  # one trial at a time, on every CPU, as Optuna's trials run
         )
         tuner = tune.Tuner(
@@ -306,7 +304,7 @@ def _ray(cfg: TuneConfig, trainer: Any, objective: _BestSoFar, staging: Path) ->
             result = results[number]
             params = {k: v for k, v in (result.config or {}).items() if k in _TRAIN_FIELD}
             metrics = result.metrics or {}
-            epochs_wanted = params.get("num_train_epochs", trainer.args.num_train_epochs)
+            epochs_wanted = params.get("num_train_epochs", cfg.train.epochs)
             if result.error is not None:
                 state = "fail"
             elif metrics.get("epoch", 0) + 1e-6 < epochs_wanted:
