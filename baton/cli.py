@@ -626,13 +626,17 @@ def _bench_finish(report: dict[str, Any], output: Path | None) -> None:
 _DATA = Opt(help="Texts: .jsonl (with --text-column), .txt (one per line), .csv/.parquet.")
 _DURATION = Opt(help="Seconds measured per level.")
 _PAIR = Opt(help="Second text's column, for sentence-pair bundles (.jsonl/.csv/.parquet).")
+_BENCH_DEVICE = Opt(help="cpu or cuda (onnxruntime's CUDA provider: the gpu extra).")
 
 
 @bench_app.command("inprocess")
 def bench_inprocess_cmd(
     target: Annotated[Path, typer.Argument(help="Bundle, or run directory (adds the torch backend).")],
     data: Annotated[str, _DATA],
-    backend: Annotated[list[str] | None, Opt(help="torch, onnx-fp32, onnx-int8 (default: all available).")] = None,
+    backend: Annotated[
+        list[str] | None,
+        Opt(help="torch, onnx-fp32, onnx-int8; on cuda also onnx-fp16, torch-fp16 (default: all available)."),
+    ] = None,
     batch_sizes: Annotated[str, Opt(help="Comma-separated batch sizes.")] = "1,8,32",
     synthetic: Annotated[
         str | None, Opt(help="Synthetic token lengths instead of data buckets, e.g. 16,64,128,256.")
@@ -640,6 +644,8 @@ def bench_inprocess_cmd(
     text_column: Annotated[str, Opt()] = "text",
     text_pair_column: Annotated[str | None, _PAIR] = None,
     threads: Annotated[int | None, Opt(help="Intra-op threads.")] = None,
+    device: Annotated[str, _BENCH_DEVICE] = "cpu",
+    run: Annotated[Path | None, Opt(help="Run directory for the torch backends, when the bundle is elsewhere.")] = None,
     duration: Annotated[float, _DURATION] = 10.0,
     samples: Annotated[int, Opt(help="Texts sampled from --data (seeded).")] = 512,
     seed: Annotated[int, Opt()] = 0,
@@ -659,6 +665,8 @@ def bench_inprocess_cmd(
         options,
         _ints(synthetic, "--synthetic") if synthetic else None,
         threads,
+        device,
+        run,
     )
     _bench_finish(report, output)
 
@@ -717,6 +725,10 @@ def bench_serve_cmd(
     protocol: Annotated[str, Opt()] = "baton",
     text_column: Annotated[str, Opt()] = "text",
     text_pair_column: Annotated[str | None, _PAIR] = None,
+    device: Annotated[str, _BENCH_DEVICE] = "cpu",
+    variant: Annotated[
+        str | None, Opt(help="fp32, int8, fp16 (default: the device's preferred variant of the bundle).")
+    ] = None,
     duration: Annotated[float, _DURATION] = 10.0,
     warmup: Annotated[float, Opt()] = 2.0,
     samples: Annotated[int, Opt()] = 512,
@@ -724,12 +736,25 @@ def bench_serve_cmd(
     quick: Annotated[bool, Opt()] = False,
     output: Annotated[Path | None, Opt()] = None,
 ) -> None:
-    """Start `baton serve` on a free port, load it, measure the in-process ceiling, report server / ceiling."""
+    """Start `baton serve` on a free port, load it, measure the in-process ceiling, report server / ceiling.
+
+    The server and the ceiling run the same variant on the same device."""
     from baton.tools.bench import bench_serve, load_texts
 
+    if device not in ("cpu", "cuda"):
+        raise BatonError(f"--device: expected cpu or cuda (got {device!r})")
     options = _bench_options(duration, warmup, seed, samples, quick)
     texts = load_texts(data, text_column, samples, seed, text_pair_column)
-    report = bench_serve(bundle, texts, _ints(concurrency, "--concurrency"), texts_per_request, protocol, options)
+    report = bench_serve(
+        bundle,
+        texts,
+        _ints(concurrency, "--concurrency"),
+        texts_per_request,
+        protocol,
+        options,
+        device=device,
+        variant=variant,
+    )
     _bench_finish(report, output)
 
 

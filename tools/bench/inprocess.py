@@ -62,22 +62,34 @@ def _time_batches(call: Callable[[list[str]], Any], texts: list[str], batch: int
     return {"texts_per_s": done / elapsed, "batches": len(latencies), **percentiles(latencies)}
 
 
-def _torch_backend(run_dir: Path, threads: int | None) -> Callable[[list[str]], Any]:
+def _torch_backend(run_dir: Path, threads: int | None, device: str, half: bool) -> Callable[[list[str]], Any]:
+    """The run's own model in torch: on the CPU in fp32, or on CUDA in fp32 or fp16 (`torch-fp16`, CUDA only)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if threads:
         torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(run_dir / "model")
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval().to(device)
+    if half:
+        model = model.half()
     max_length = json.loads((run_dir / "train_args.json").read_text())["max_length"]
 
     def call(texts: list[str]) -> Any:
         with torch.inference_mode():
             enc = tok(texts, pairs_of(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            return model(**enc).logits.softmax(-1).numpy()
+            return model(**enc.to(device)).logits.float().softmax(-1).cpu().numpy()  # .cpu() waits for the GPU
 
     return call
+
+
+def _backends(bundle: Any, run_dir: Path | None, device: str) -> list[str]:
+    """Backends that run on `device`: the bundle's variants (fp16 only on CUDA), and torch where a run is given."""
+    if device not in ("cpu", "cuda"):
+        raise BatonError(f"--device: expected cpu or cuda (got {device!r})")
+    onnx = [f"onnx-{v}" for v in sorted(bundle.models) if device == "cuda" or v != "fp16"]
+    torch = ["torch", "torch-fp16"] if device == "cuda" else ["torch"]
+    return onnx + (torch if run_dir else [])
 
 
 def _resolve_bundle(path: Path) -> tuple[Path | None, Path]:
@@ -101,28 +113,35 @@ def bench_inprocess(
     options: BenchOptions,
     synthetic: Sequence[int] | None = None,
     threads: int | None = None,
+    device: str = "cpu",
+    run: Path | None = None,
 ) -> dict[str, Any]:
+    """`run` names the torch backends' run directory when `target` is a bundle kept elsewhere."""
     from baton.serving.bundle import load_bundle
     from baton.serving.engine import Engine, build_engine
 
     run_dir, bundle_dir = _resolve_bundle(target)
+    if run is not None:
+        if not (run / "model").is_dir():
+            raise BatonError(f"--run: {run} is not a `baton train` run directory (it has no model/)")
+        run_dir = run
     bundle = load_bundle(bundle_dir)
-    available = [f"onnx-{v}" for v in sorted(bundle.models) if v != "fp16"] + (["torch"] if run_dir else [])
+    available = _backends(bundle, run_dir, device)
     chosen = list(backends or available)
     for name in chosen:
         if name not in available:
-            raise BatonError(f"backend '{name}' is not available here (available: {', '.join(available)})")
+            raise BatonError(f"backend '{name}' is not available on {device} (available: {', '.join(available)})")
     groups = _synthetic(synthetic, 64, options.seed) if synthetic else _buckets(texts)
     duration = 0.3 if options.quick else options.duration_s / max(1, len(groups))
     rows: list[dict[str, Any]] = []
     progress = progress_bar(len(chosen) * len(batch_sizes) * len(groups), "in-process")
     for backend in chosen:
-        if backend == "torch":
+        if backend.startswith("torch"):
             assert run_dir is not None
-            call = _torch_backend(run_dir, threads)
+            call = _torch_backend(run_dir, threads, device, half=backend == "torch-fp16")
             tokenize = None
         else:
-            engine = build_engine(bundle, "cpu", backend.removeprefix("onnx-"), threads)
+            engine = build_engine(bundle, device, backend.removeprefix("onnx-"), threads)
 
             def call(batch: list[str], engine: Engine = engine) -> Any:
                 return engine(batch, pairs=pairs_of(batch))
@@ -144,7 +163,13 @@ def bench_inprocess(
                 rows.append(row)
                 progress.update(1)
     progress.close()
-    return {"mode": "inprocess", "bundle": str(bundle_dir), "bundle_sha256": bundle.checksum, "results": rows}
+    return {
+        "mode": "inprocess",
+        "device": device,
+        "bundle": str(bundle_dir),
+        "bundle_sha256": bundle.checksum,
+        "results": rows,
+    }
 
 
 def inprocess_ceiling(
@@ -154,23 +179,25 @@ def inprocess_ceiling(
     duration: float,
     batch_sizes: Sequence[int] = (1, 8, 16, 32, 64),
     repeats: int = 3,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """The strict in-process ceiling: the best throughput of the runtime's own encoder and an onnxruntime session
     on the same texts, sorted by length as a whole, at the best batch size and the best session setting
     (intra-op spinning on or off, every core), each figure the median of `repeats` timed runs. Tokenization is
     included (a server must tokenize too); no batcher, no Predictor bookkeeping. Batch 1 also gives the
-    in-process latency the 1-client server is compared with."""
+    in-process latency the 1-client server is compared with. On `device="cuda"` the engine runs on the CUDA
+    provider (spinning then only changes the CPU threads that feed it)."""
     import statistics
 
     from baton.serving.bundle import load_bundle
     from baton.serving.engine import Engine, build_engine, choose_variant
 
     bundle = load_bundle(bundle_dir)
-    chosen, _, _ = choose_variant(bundle, "cpu", variant)
+    chosen, _, _ = choose_variant(bundle, device, variant)
     sweep: dict[str, dict[str, Any]] = {}
     per_run = max(0.2, duration / repeats)
     for spin in (True, False):
-        engine = build_engine(bundle, "cpu", chosen, spin=spin)
+        engine = build_engine(bundle, device, chosen, spin=spin)
 
         def call(batch: list[str], engine: Engine = engine) -> Any:
             encoded = engine.preprocess(batch, pairs_of(batch))
@@ -190,6 +217,7 @@ def inprocess_ceiling(
     batch1 = [v for v in sweep.values() if v["batch_size"] == 1]
     return {
         "variant": chosen,
+        "device": device,
         "best_batch_size": sweep[best]["batch_size"],
         "best_spin": sweep[best]["spin"],
         "texts_per_s": sweep[best]["texts_per_s"],

@@ -358,16 +358,22 @@ def bench_serve(
     options: BenchOptions,
     serve_args: Sequence[str] = (),
     echo: bool = True,
+    device: str = "cpu",
+    variant: str | None = None,
 ) -> dict[str, Any]:
     """Start `baton serve`, sweep the load, and measure the in-process ceiling before and after the sweep.
 
     The machine's speed drifts over minutes, so the ratio divides by the mean of the two ceilings, and both are kept.
+    The server and the ceiling run the same variant on the same device (`--device`, `--variant`).
     """
     from baton.serving.bundle import load_bundle
+    from baton.serving.engine import choose_variant
 
     bundle = load_bundle(bundle_dir)
+    variant, _, _ = choose_variant(bundle, device, variant)  # a bad device or variant fails here, before any load
+    serve_args = [*serve_args, "--device", device, "--variant", variant]
     seconds = 0.5 if options.quick else max(2.0, options.duration_s / 3)
-    before = inprocess_ceiling(bundle_dir, texts, None, seconds)
+    before = inprocess_ceiling(bundle_dir, texts, variant, seconds, device=device)
     with started_server(bundle_dir, serve_args) as server:
         load = Load(
             target=server.target,
@@ -381,7 +387,7 @@ def bench_serve(
         )
         grpc_result = bench_grpc(load, options, echo=echo)
         cmd = server.cmd
-    after = inprocess_ceiling(bundle_dir, texts, None, seconds)
+    after = inprocess_ceiling(bundle_dir, texts, variant, seconds, device=device)
     mean = mean_ceiling(before, after)
     best = max((r["texts_per_s"] for r in grpc_result["results"]), default=0.0)
     top = max(concurrency)
@@ -389,6 +395,7 @@ def bench_serve(
     one = next((r for r in grpc_result["results"] if r["concurrency"] == 1), None)
     return {
         "mode": "serve",
+        "device": device,
         "bundle": str(bundle_dir),
         "bundle_sha256": bundle.checksum,
         "server_cmd": cmd,
