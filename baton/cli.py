@@ -193,6 +193,13 @@ def distill(
     epochs: Annotated[float | None, Opt(help="Epochs (default: the teacher's).")] = None,
     learning_rate: Annotated[float | None, Opt(help="Peak learning rate (default: the teacher's).")] = None,
     seed: Annotated[int | None, Opt(help="Random seed (default: the teacher's).")] = None,
+    unlabeled_file: Annotated[
+        str | None,
+        Opt(help="Unlabelled in-domain texts, learnt from the teacher's soft labels alone: .txt or CSV/JSON/parquet."),
+    ] = None,
+    unlabeled_text_column: Annotated[
+        str, Opt(help="Text column of a CSV/JSON/JSONL/parquet --unlabeled-file.")
+    ] = "text",
     resume: Annotated[bool, Opt("--resume", help="Continue from the last checkpoint in --output-dir.")] = False,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace a finished run in --output-dir.")] = False,
 ) -> None:
@@ -208,6 +215,8 @@ def distill(
         epochs=epochs,
         learning_rate=learning_rate,
         seed=seed,
+        unlabeled_file=unlabeled_file,
+        unlabeled_text_column=unlabeled_text_column,
         overwrite=overwrite,
         resume=resume,
     )

@@ -90,7 +90,7 @@ class AdaptResult:
     metrics: dict[str, Any]
 
 
-def read_documents(path: str, flag: str, text_column: str) -> list[str]:
+def read_documents(path: str, flag: str, text_column: str, column_flag: str = "--text-column") -> list[str]:
     """Non-empty documents of a .txt file (one per line) or of a labelled-data file's text column."""
     p = Path(path)
     if not p.is_file():
@@ -107,7 +107,7 @@ def read_documents(path: str, flag: str, text_column: str) -> list[str]:
         ds = load_labelled_file(path, flag)
         if text_column not in ds.column_names:
             raise DataError(
-                f"{flag}: no column '{text_column}' (--text-column); columns found: {', '.join(ds.column_names)}"
+                f"{flag}: no column '{text_column}' ({column_flag}); columns found: {', '.join(ds.column_names)}"
             )
         docs = [str(t).strip() for t in ds[text_column] if t is not None and str(t).strip()]
     if not docs:

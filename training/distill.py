@@ -6,8 +6,11 @@ the teacher's own data and labels, with the loss
 
     alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, labels)
 
-(multi-label: BCE against the teacher's sigmoid probabilities, and against the labels). The output is a normal
-run directory: `baton export` takes it as it takes any run, and its train_args.json says what it came from.
+(multi-label: BCE against the teacher's sigmoid probabilities, and against the labels). `unlabeled_file` adds
+in-domain texts without labels: they are tokenized like the training texts, marked unlabelled (label -100), and
+learn from the teacher's soft labels alone (the CE term averages over the labelled rows of a batch only). The output
+is a normal run directory: `baton export` takes it as it takes any run, and its train_args.json says what it came
+from.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import ConfigError, ModelError
+from baton.training.adapt import read_documents
 from baton.training.config import TrainConfig
 from baton.training.trainer import Recipe, RunResult, run_text_classification
 
@@ -41,6 +45,8 @@ class DistillConfig:
     epochs: float | None = None  # None: the teacher's
     learning_rate: float | None = None  # None: the teacher's
     seed: int | None = None
+    unlabeled_file: str | None = None
+    unlabeled_text_column: str = "text"
     overwrite: bool = False
     resume: bool = False
 
@@ -66,12 +72,33 @@ def kept_layers(teacher_layers: int, student_layers: int) -> list[int]:
     return [int(i * teacher_layers / student_layers) for i in range(student_layers)]
 
 
+_UNLABELLED = -100  # the label of an unlabelled row (cross-entropy's ignore index)
+
+
 class _Distill(Recipe):
-    def __init__(self, teacher_dir: Path, cfg: DistillConfig, teacher_layers: int) -> None:
+    def __init__(self, teacher_dir: Path, cfg: DistillConfig, teacher_layers: int, unlabeled: list[str]) -> None:
         self.teacher_dir, self.cfg = teacher_dir, cfg
         self.keep = kept_layers(teacher_layers, cfg.layers)
         self.teacher_layers = teacher_layers
+        self.unlabeled = unlabeled
         self.teacher: Any = None
+
+    def train_split(self, train: Any, tokenizer: Any, spec: Any, max_length: int) -> Any:
+        if not self.unlabeled:
+            return train
+        from datasets import Dataset, concatenate_datasets
+
+        width = len(spec.labels)
+        label: Any = [float(_UNLABELLED)] * width if spec.is_multi_label else _UNLABELLED
+        extra = Dataset.from_dict(
+            {
+                **tokenizer(self.unlabeled, truncation=True, max_length=max_length),
+                "labels": [label] * len(self.unlabeled),
+            }
+        )
+        extra = extra.select_columns(train.column_names).cast(train.features)
+        logger.info("distilling on %d labelled and %d unlabelled texts", len(train), len(extra))
+        return concatenate_datasets([train, extra])
 
     def build_model(self, model_path: str, spec: Any) -> Any:
         from transformers import AutoModelForSequenceClassification
@@ -115,14 +142,20 @@ class _Distill(Recipe):
                 with torch.no_grad():
                     teacher = teacher_model(**inputs).logits.float()
                 t, a = recipe.cfg.temperature, recipe.cfg.alpha
-                if model.config.problem_type == "multi_label_classification":
+                multi = model.config.problem_type == "multi_label_classification"
+                labelled = (labels[:, 0] if multi else labels) != _UNLABELLED
+                if multi:
                     soft = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t)) * t * t
-                    hard = F.binary_cross_entropy_with_logits(student, labels.to(student.dtype))
                 else:
                     soft = F.kl_div(
                         F.log_softmax(student / t, dim=-1), F.softmax(teacher / t, dim=-1), reduction="batchmean"
                     ) * (t * t)
-                    hard = F.cross_entropy(student, labels)
+                if not labelled.any():  # a batch of unlabelled texts only: the teacher is the whole signal
+                    hard = student.sum() * 0.0
+                elif multi:
+                    hard = F.binary_cross_entropy_with_logits(student[labelled], labels[labelled].to(student.dtype))
+                else:
+                    hard = F.cross_entropy(student[labelled], labels[labelled])
                 loss = a * soft + (1 - a) * hard
                 return (loss, outputs) if return_outputs else loss
 
@@ -136,6 +169,8 @@ class _Distill(Recipe):
                 "kept_layers": self.keep,
                 "temperature": self.cfg.temperature,
                 "alpha": self.cfg.alpha,
+                "unlabeled_file": self.cfg.unlabeled_file,
+                "unlabeled_texts": len(self.unlabeled),
             }
         }
 
@@ -152,6 +187,13 @@ def run_distillation(cfg: DistillConfig) -> RunResult:
         raise ConfigError(f"{run} is a {args['task']} run: `baton distill` distils classifiers")
     teacher_layers = int(json.loads((model_dir / "config.json").read_text()).get("num_hidden_layers", 0))
     kept_layers(teacher_layers, cfg.layers)  # refuse a student as deep as its teacher before loading anything
+    unlabeled: list[str] = []
+    if cfg.unlabeled_file:  # read before anything in --output-dir is touched
+        if args["config"].get("text_pair_column"):
+            raise ConfigError("--unlabeled-file: the teacher classifies text pairs; unlabelled texts are single texts")
+        unlabeled = read_documents(
+            cfg.unlabeled_file, "--unlabeled-file", cfg.unlabeled_text_column, "--unlabeled-text-column"
+        )
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     base = {k: v for k, v in args["config"].items() if k in fields}
     overrides = {
@@ -165,4 +207,4 @@ def run_distillation(cfg: DistillConfig) -> RunResult:
         **({"seed": cfg.seed} if cfg.seed is not None else {}),
     }
     train_cfg = TrainConfig(**{**base, **overrides})
-    return run_text_classification(train_cfg, _Distill(model_dir, cfg, teacher_layers))
+    return run_text_classification(train_cfg, _Distill(model_dir, cfg, teacher_layers, unlabeled))

@@ -158,6 +158,10 @@ class Recipe:
     def trainer_class(self, trainer_cls: type) -> type:
         return trainer_cls
 
+    def train_split(self, train: Any, tokenizer: Any, spec: Any, max_length: int) -> Any:
+        """The tokenized training rows the Trainer sees (`baton distill --unlabeled-file` adds unlabeled ones)."""
+        return train
+
     def train_args(self) -> dict[str, Any]:
         return {}
 
@@ -201,6 +205,7 @@ def build_classification_trainer(
     splits = _tokenize(data, tokenizer, cfg.max_length)
     transformers.set_seed(cfg.seed)  # the new head's initialisation depends on it
     recipe = recipe or Recipe()
+    splits["train"] = recipe.train_split(splits["train"], tokenizer, spec, cfg.max_length)
     train_labels = np.asarray(data.train["labels"])
     weighted = spec.is_multi_label and cfg.multi_label_loss == "weighted"
 
