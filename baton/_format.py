@@ -43,6 +43,13 @@ def format_bundle(root: Path) -> str:
             + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']}, "
             + f"{q.get('gate', 'agreement')} gate)"
         )
+        effect, alone = q.get("batch_effect"), q.get("alone")
+        if effect and alone:
+            lines.append(
+                f"parity: int8 alone {alone['confident_agreement']:.4f} where fp32 is sure; alone vs in batches "
+                f"{effect['flips']} of {effect['decisions']} decisions differ ({effect['confident_flips']} at a "
+                f"margin >= {effect['confident_margin']}; dynamic int8 scales activations per batch)"
+            )
     if "fallback" in parity:
         lines.append(f"fallback: {parity['fallback']}")
     return "\n".join(lines)

@@ -31,6 +31,8 @@ __all__ = [
     "ParityInputs",
     "TokenJudge",
     "agreement",
+    "alone_logits",
+    "batch_effect",
     "confident_agreement",
     "decisions",
     "encode_for_parity",
@@ -115,6 +117,44 @@ def onnx_logits(model_file: Path, inputs: ParityInputs, provider: str = "CPUExec
         (logits,) = session.run(["logits"], {k: v for k, v in batch.items() if k in names})
         out.append(np.asarray(logits, dtype=np.float32))
     return out
+
+
+def alone_logits(model_file: Path, inputs: ParityInputs, provider: str = "CPUExecutionProvider") -> list:
+    """Per-batch logits of an ONNX file with every row run alone and unpadded, as the server runs a text that
+    arrives by itself, laid out like `onnx_logits` (token rows back at their positions, padding rows zero) so one
+    judge compares the two. Dynamic int8 computes its activation scales per batch: this is the other batching."""
+    session = new_session(model_file, providers=[provider])
+    names = {i.name for i in session.get_inputs()}
+    out = []
+    for batch in inputs.batches:
+        feed = {k: v for k, v in batch.items() if k in names}
+        mask = batch.get("attention_mask")
+        rows, width = [], next(iter(feed.values())).shape[1]
+        for r in range(next(iter(feed.values())).shape[0]):
+            keep = np.arange(width) if mask is None else np.flatnonzero(mask[r])
+            (logits,) = session.run(["logits"], {k: v[r : r + 1][:, keep] for k, v in feed.items()})
+            logits = np.asarray(logits, dtype=np.float32)
+            if logits.ndim == 3:
+                placed = np.zeros((1, width, logits.shape[-1]), dtype=np.float32)
+                placed[0, keep] = logits[0]
+                logits = placed
+            rows.append(logits)
+        out.append(np.concatenate(rows))
+    return out
+
+
+def batch_effect(judge: Judge, batched: list, alone: list, min_margin: float) -> dict[str, Any]:
+    """How much a model's answers depend on their batch-mates: decisions that differ between the two batchings,
+    those of them that were confident alone (margin ≥ `min_margin`), and the largest logit change."""
+    same = judge.same(batched, alone)
+    sure = judge.margins(alone) >= min_margin
+    return {
+        "decisions": int(same.size),
+        "flips": int((~same).sum()),
+        "confident_flips": int((~same & sure).sum()),
+        "confident_margin": min_margin,
+        "max_abs_logit_diff": judge.max_abs_diff(batched, alone),
+    }
 
 
 def decisions(logits: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:

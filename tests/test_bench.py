@@ -184,3 +184,11 @@ def test_the_ceiling_is_the_best_setting_at_its_median_run(tiny_bundle: Path) ->
     assert c["texts_per_s"] == best["texts_per_s"] and c["best_batch_size"] == best["batch_size"]
     assert c["batch1_p50_ms"] == min(c["sweep"][k]["p50_ms"] for k in ("1", "1 no-spin"))
     assert "median of 3 runs" in c["how"]
+
+
+def test_benchmarks_md_ends_with_the_notes_bench_docs_copies() -> None:
+    """`make bench-docs` rewrites docs/benchmarks.md as its generated sections + docs/benchmarks_notes.md: a section
+    written into benchmarks.md alone would be lost at the next regeneration."""
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    notes = (docs / "benchmarks_notes.md").read_text()
+    assert (docs / "benchmarks.md").read_text().rstrip("\n").endswith(notes.rstrip("\n"))

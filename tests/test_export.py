@@ -86,25 +86,21 @@ def test_batched_and_alone_give_the_same_scores(tiny_bundle: Path) -> None:
         assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= 1e-5
 
 
-# Dynamic int8 scales activations per batch, so a text's int8 scores move with its batch-mates. The documented bound
-# (docs/benchmarks.md, "Batched or alone", scripts/int8_batch_effect.py on the SST-2 model): the top score moved by
-# at most 0.29 and labels flipped for 0.46-0.80 % of texts, all with a top-2 margin alone under 0.6.
-INT8_MAX_SCORE_SHIFT = 0.3
-INT8_SAFE_MARGIN = 0.6
-
-
-def test_int8_batched_and_alone_stay_within_the_documented_bound(tiny_bundle: Path) -> None:
+def test_int8_batched_and_alone_differ_as_the_export_measured(tiny_bundle: Path) -> None:
+    """Dynamic int8 scales activations per batch, so a text's int8 scores move with its batch-mates. The export gates
+    int8 both in sorted batches of 32 and alone, and records how many decisions differ between the two. Served
+    through the Predictor, the same texts in the same batchings differ exactly as recorded: the recorded bound is
+    the served truth, not a figure of another code path."""
+    effect = json.loads((tiny_bundle / "bundle.json").read_text())["parity"]["int8_vs_fp32"]["batch_effect"]
     predictor = Predictor.load(tiny_bundle, device="cpu", variant="int8", batch_size=32)
-    texts = [json.loads(x)["text"] for x in (REVIEWS / "validation.jsonl").read_text().splitlines()][:60]
+    texts = [json.loads(x)["text"] for x in (REVIEWS / "validation.jsonl").read_text().splitlines()]
+    assert effect["decisions"] == len(texts)  # the run's validation split, every text of it
     together = predictor.predict(texts)
     alone = [predictor.predict([t])[0] for t in texts]
     shifts = [max(abs(a.scores[k] - b.scores[k]) for k in a.scores) for a, b in zip(together, alone, strict=True)]
-    assert max(shifts) <= INT8_MAX_SCORE_SHIFT
     assert max(shifts) > 0  # the effect is real: int8 is not claimed to be batch-independent
-    for a, b in zip(together, alone, strict=True):
-        top2 = sorted(b.scores.values())[-2:]
-        if top2[1] - top2[0] >= INT8_SAFE_MARGIN:
-            assert a.label == b.label
+    assert sum(a.label != b.label for a, b in zip(together, alone, strict=True)) == effect["flips"]
+    assert effect["confident_flips"] <= effect["flips"]
 
 
 def test_tampered_partial_and_wrong_schema_bundles_are_refused(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -344,7 +340,7 @@ def test_int8_gate_failure_refuses_or_falls_back(
     with pytest.raises(GateError, match="no int8 recipe passed"):
         export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32))
     assert not (tmp_path / "a").exists()
-    assert len(calls) == len(steps.INT8_RECIPES)  # every recipe was tried and judged
+    assert len(calls) == 2 * len(steps.INT8_RECIPES)  # every recipe was tried and judged, in batches and alone
     calls.clear()
     result = export_bundle(
         ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, allow_fallback=True)
@@ -355,6 +351,28 @@ def test_int8_gate_failure_refuses_or_falls_back(
     assert [a["recipe"] for a in attempts] == list(steps.INT8_RECIPES)
     assert "int8 dropped" in manifest["parity"]["fallback"]
     assert result.fallback_reason is not None
+
+
+def test_int8_must_pass_alone_as_well_as_in_batches(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recipe whose batched answers agree but whose answers alone do not (the batch effect at its worst) fails."""
+    import baton.export.exporter as exporter
+
+    real = exporter.parity.alone_logits
+
+    def reversed_alone(*args: object) -> list:
+        return [-x for x in real(*args)]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exporter.parity, "alone_logits", reversed_alone)
+    with pytest.raises(GateError, match=r"in batches and 0\.\d+ alone"):
+        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32))
+    result = export_bundle(
+        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, allow_fallback=True)
+    )
+    attempts = result.parity["int8_vs_fp32"]["attempts"]
+    assert all(a["confident_agreement"] >= 0.99 and not a["alone"]["passed"] for a in attempts)
+    assert all(a["batch_effect"]["flips"] == a["batch_effect"]["decisions"] for a in attempts)
 
 
 def test_cuda_bundle_has_fp16_and_no_int8(tiny_run: Path, tmp_path: Path) -> None:
