@@ -40,6 +40,12 @@ def _root(
 Opt = typer.Option
 
 
+_TASK = Opt(help="auto, text-classification or token-classification (default: auto, detected from the data).")
+_TOKENS = Opt(help="Entity data: the word-list column (default: tokens).")
+_TAGS = Opt(help="Entity data: the IOB2 tag-list column (default: ner_tags).")
+_TAG_NAMES = Opt(help="Entity data with int tags: the tag of each id, comma-separated, in id order.")
+
+
 @app.command()
 def train(
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
@@ -56,15 +62,10 @@ def train(
     label_column: Annotated[
         str | None, Opt(help="Label column (default: label); a column of lists means multi-label.")
     ] = None,
-    task: Annotated[
-        str | None,
-        Opt(help="auto, text-classification or token-classification (default: auto, detected from the data)."),
-    ] = None,
-    tokens_column: Annotated[str | None, Opt(help="Entity data: the word-list column (default: tokens).")] = None,
-    tags_column: Annotated[str | None, Opt(help="Entity data: the IOB2 tag-list column (default: ner_tags).")] = None,
-    tag_names: Annotated[
-        str | None, Opt(help="Entity data with int tags: the tag of each id, comma-separated, in id order.")
-    ] = None,
+    task: Annotated[str | None, _TASK] = None,
+    tokens_column: Annotated[str | None, _TOKENS] = None,
+    tags_column: Annotated[str | None, _TAGS] = None,
+    tag_names: Annotated[str | None, _TAG_NAMES] = None,
     label_all_tokens: Annotated[
         bool | None, Opt("--label-all-tokens", help="Entity data: tag every sub-token, not only the first.")
     ] = None,
@@ -237,6 +238,10 @@ def tune(
     text_column: Annotated[str | None, Opt(help="Text column (default: text).")] = None,
     text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
     label_column: Annotated[str | None, Opt(help="Label column (default: label).")] = None,
+    task: Annotated[str | None, _TASK] = None,
+    tokens_column: Annotated[str | None, _TOKENS] = None,
+    tags_column: Annotated[str | None, _TAGS] = None,
+    tag_names: Annotated[str | None, _TAG_NAMES] = None,
     max_train_samples: Annotated[int | None, Opt(help="Use at most this many training rows.")] = None,
     max_length: Annotated[int | None, Opt(help="Max tokens per example (default: 128).")] = None,
     seed: Annotated[int | None, Opt(help="Seed of the sampler and of every trial's training (default: 42).")] = None,
@@ -257,7 +262,8 @@ def tune(
     from baton.training.tune import TuneConfig, run_tune
 
     keys = ["train_file", "validation_file", "dataset", "dataset_config", "model", "text_column", "text_pair_column"]
-    keys += ["label_column", "max_train_samples", "max_length", "seed", "output_dir", "overwrite"]
+    keys += ["label_column", "task", "tokens_column", "tags_column", "tag_names"]
+    keys += ["max_train_samples", "max_length", "seed", "output_dir", "overwrite"]
     values = locals()
     train_cfg = load_train_config(config, {k: values[k] for k in keys})
     cfg = TuneConfig(

@@ -78,6 +78,29 @@ def test_optuna_search_writes_a_leaderboard_and_an_exportable_best_run(tiny_mode
     assert (out / "tune.json").is_file()
 
 
+def test_entity_recognition_is_tuned_on_entity_f1(tiny_model_dir: Path, tmp_path: Path) -> None:
+    ner = REVIEWS.parent / "ner"
+    out = tmp_path / "tune"
+    train = TrainConfig(
+        model=str(tiny_model_dir),
+        train_file=str(ner / "train.jsonl"),
+        validation_file=str(ner / "validation.jsonl"),
+        max_length=32,
+        stride=8,
+        output_dir=str(out),
+    )
+    space = SearchSpace((Param("learning_rate", "loguniform", 1e-3, 5e-3), Param("epochs", "int", 1, 2)))
+    summary = run_tune(TuneConfig(train=train, trials=2, space=space)).summary
+    assert summary["metric"] == "validation entity_f1 (best epoch)" and summary["trials_run"] == 2
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert set(rows[0]) == {"rank", "trial", "state", "entity_f1", "learning_rate", "epochs", "seconds"}
+    assert all(r["state"] == "complete" and 0.0 <= float(r["entity_f1"]) <= 1.0 for r in rows)
+    best = json.loads((out / "best" / "train_args.json").read_text())
+    assert best["task"] == "token-classification"
+    assert best["config"]["learning_rate"] == pytest.approx(summary["best"]["params"]["learning_rate"])
+    assert "entity_f1" in summary["best_run"]["validation"]
+
+
 def test_search_space_yaml_and_bad_input(tmp_path: Path) -> None:
     good = tmp_path / "space.yaml"
     good.write_text(

@@ -40,7 +40,14 @@ from baton.training.rundir import (
     training_record,
 )
 
-__all__ = ["TokenData", "prepare_token_data", "run_token_training", "tags_of_rows"]
+__all__ = [
+    "TokenData",
+    "TokenTrainer",
+    "build_token_trainer",
+    "prepare_token_data",
+    "run_token_training",
+    "tags_of_rows",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +169,29 @@ def _sentence_score(output: Any, owner: list[int], sentences: list[Sentence], la
     return entity_metrics(true, pred, [s.words for s in sentences])
 
 
-def run_token_training(cfg: TrainConfig) -> Any:
-    """Fine-tune `cfg.model` for entity recognition and write the run directory."""
-    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
+@dataclass
+class TokenTrainer:
+    """A built entity-recognition `Trainer` and what was built with it."""
+
+    trainer: Any
+    splits: dict[str, Any]
+    owners: dict[str, list[int]]  # per evaluated row: the sentence it came from (long sentences become windows)
+    hw: Any
+    metric: str = "entity_f1"  # the validation metric that picks the best checkpoint (and that `baton tune` maximises)
+
+
+def build_token_trainer(
+    cfg: TrainConfig,
+    data: TokenData,
+    model_path: str,
+    out: Path,
+    search: bool = False,
+    **argument_overrides: Any,
+) -> TokenTrainer:
+    """The Trainer of an entity-recognition run: aligned rows, a fresh token head, entity-level metrics.
+
+    `search=True` (`baton tune`) gives it a `model_init` instead of a model, so that every trial starts from a fresh
+    head, and no early stopping (epochs is a searched parameter)."""
     import transformers
     from transformers import (
         AutoModelForTokenClassification,
@@ -174,6 +201,54 @@ def run_token_training(cfg: TrainConfig) -> Any:
         Trainer,
     )
 
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not tokenizer.is_fast:
+        raise DataError(f"--model: {cfg.model} has no fast tokenizer; entity recognition needs its word ids")
+    tokenizer.model_max_length = cfg.max_length
+    splits = {"train": _rows(tokenizer, data.train, data, cfg, True)[0]}
+    owners = {}
+    splits["validation"], owners["validation"] = _rows(tokenizer, data.validation, data, cfg, False)
+    if data.test:
+        splits["test"], owners["test"] = _rows(tokenizer, data.test, data, cfg, False)
+    windows = len(splits["train"]) - len(data.train)
+    if windows:
+        logger.info("%d long training sentence(s) became %d extra overlapping window(s)", windows, windows)
+
+    def new_model(trial: Any = None) -> Any:
+        transformers.set_seed(cfg.seed)  # the new head's initialisation depends on it
+        model = AutoModelForTokenClassification.from_pretrained(
+            model_path,
+            num_labels=len(data.labels),
+            id2label=dict(enumerate(data.labels)),
+            label2id=data.label2id,
+            ignore_mismatched_sizes=True,
+        )
+        transformers.set_seed(cfg.seed)  # as Trainer.__init__ does for a run: a tune trial trains like its retrain
+        return model
+
+    args, hw = trainer_arguments(cfg, out, len(splits["train"]), "entity_f1", **argument_overrides)
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        m = _score(eval_pred.predictions, eval_pred.label_ids, data.labels)
+        return {k: m[k] for k in ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")}
+
+    trainer = Trainer(
+        **({"model_init": new_model} if search else {"model": new_model()}),
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 and not search else [],
+    )
+    return TokenTrainer(trainer, splits, owners, hw)
+
+
+def run_token_training(cfg: TrainConfig) -> Any:
+    """Fine-tune `cfg.model` for entity recognition and write the run directory."""
+    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
+
     from baton.training.trainer import RunResult
 
     started = time.perf_counter()
@@ -182,44 +257,9 @@ def run_token_training(cfg: TrainConfig) -> Any:
     data = prepare_token_data(cfg)
     if checkpoint is None:
         clear_stale_checkpoints(out)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if not tokenizer.is_fast:
-        raise DataError(f"--model: {cfg.model} has no fast tokenizer; entity recognition needs its word ids")
-    tokenizer.model_max_length = cfg.max_length
-    splits = {"train": _rows(tokenizer, data.train, data, cfg, True)[0]}
-    owners = {}
+    built = build_token_trainer(cfg, data, model_path, out)
+    trainer, splits, owners, hw = built.trainer, built.splits, built.owners, built.hw
     sentences = {"validation": data.validation, "test": data.test or []}
-    splits["validation"], owners["validation"] = _rows(tokenizer, data.validation, data, cfg, False)
-    if data.test:
-        splits["test"], owners["test"] = _rows(tokenizer, data.test, data, cfg, False)
-    windows = len(splits["train"]) - len(data.train)
-    if windows:
-        logger.info("%d long training sentence(s) became %d extra overlapping window(s)", windows, windows)
-
-    transformers.set_seed(cfg.seed)
-    model = AutoModelForTokenClassification.from_pretrained(
-        model_path,
-        num_labels=len(data.labels),
-        id2label=dict(enumerate(data.labels)),
-        label2id=data.label2id,
-        ignore_mismatched_sizes=True,
-    )
-    args, hw = trainer_arguments(cfg, out, len(splits["train"]), "entity_f1")
-
-    def compute_metrics(eval_pred: Any) -> dict[str, float]:
-        m = _score(eval_pred.predictions, eval_pred.label_ids, data.labels)
-        return {k: m[k] for k in ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")}
-
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        processing_class=tokenizer,
-        data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
-    )
     logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     # The final scores: rows in input order (no length grouping), windows joined back into whole sentences.

@@ -1,9 +1,10 @@
 """`baton tune`: hyperparameter search with `Trainer.hyperparameter_search`, on Optuna in-process (default) or on
 Ray Tune (a local Ray, or a cluster at `--address`).
 
-Each trial trains the classification recipe from a fresh head with the trial's parameters and is scored on the
-validation split by the task's own metric (accuracy; micro-F1 for multi-label): the best epoch's value, which is
-what the run would keep with its best checkpoint. Optuna samples with TPE (seeded) and prunes with the median rule
+Each trial trains the task's recipe (classification or entity recognition) from a fresh head with the trial's
+parameters and is scored on the validation split by the task's own metric (accuracy; micro-F1 for multi-label;
+entity F1 for entity recognition): the best epoch's value, which is what the run would keep with its best
+checkpoint. Optuna samples with TPE (seeded) and prunes with the median rule
 (from the second epoch, against two or more finished trials at the same epoch); Ray Tune samples at random and,
 with pruning, stops trials by the median stopping rule at the same epochs.
 Every trial trains with the same seed, so trials differ by their parameters only.
@@ -115,12 +116,9 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     """Search, write the leaderboard and plot, retrain the best parameters as `best/`, and publish the folder."""
     import torch  # noqa: F401  (first: a missing torch is named as such)
 
-    from baton.training.data import prepare_data
     from baton.training.models import resolve_model
-    from baton.training.trainer import resolve_task, run_training, validation_metric
+    from baton.training.trainer import run_training
 
-    if resolve_task(cfg.train) != "text-classification":
-        raise ConfigError("baton tune searches classification recipes; entity recognition is not supported yet")
     if cfg.backend == "optuna":
         require("optuna")
     else:
@@ -128,8 +126,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
         require("ray.tune")
     out, staging = _prepare(cfg)
     try:
-        data = prepare_data(cfg.train)
-        metric = validation_metric(data.spec)
+        data, metric = _task_data(cfg.train)
         started = time.perf_counter()
         if cfg.backend == "optuna":
             rows = _optuna(cfg, data, resolve_model(cfg.train.model), staging)
@@ -193,16 +190,30 @@ def _report_by_epoch(trainer: Any) -> None:
     trainer._report_to_hp_search = by_epoch
 
 
+def _task_data(train: TrainConfig) -> tuple[Any, str]:
+    """(prepared data, validation metric) of the run's task: the one rule `baton train` follows."""
+    from baton.training.trainer import resolve_task, validation_metric
+
+    if resolve_task(train) == "token-classification":
+        from baton.training.token_trainer import prepare_token_data
+
+        return prepare_token_data(train), "entity_f1"
+    from baton.training.data import prepare_data
+
+    data = prepare_data(train)
+    return data, validation_metric(data.spec)
+
+
 def _trial_trainer(
     train: TrainConfig, data: Any, model_path: str, out: Path, **arguments: Any
 ) -> tuple[Any, _BestSoFar]:
-    """A trial's Trainer and objective, the same for both backends: trials are scored, not kept (no checkpoints),
-    since the best is retrained as best/."""
+    """A trial's Trainer and objective, the same for both backends and both tasks: trials are scored, not kept (no
+    checkpoints), since the best is retrained as best/."""
+    from baton.training.token_trainer import TokenData, build_token_trainer
     from baton.training.trainer import build_classification_trainer
 
-    built = build_classification_trainer(
-        train, data, model_path, out, save_strategy="no", load_best_model_at_end=False, **arguments
-    )
+    build: Any = build_token_trainer if isinstance(data, TokenData) else build_classification_trainer
+    built = build(train, data, model_path, out, save_strategy="no", load_best_model_at_end=False, **arguments)
     return built.trainer, _BestSoFar(built.metric)
 
 
@@ -252,11 +263,11 @@ def _ray_trial(config: dict[str, Any], train: TrainConfig, trials_dir: str) -> N
     from ray import tune
     from transformers import TrainerCallback
 
-    from baton.training.data import prepare_data
     from baton.training.models import resolve_model
 
     out = Path(trials_dir) / tune.get_context().get_trial_id()
-    trainer, objective = _trial_trainer(train, prepare_data(train), resolve_model(train.model), out, **config)
+    data, _ = _task_data(train)
+    trainer, objective = _trial_trainer(train, data, resolve_model(train.model), out, **config)
 
     class _Report(TrainerCallback):  # type: ignore[misc]
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
