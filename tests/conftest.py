@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,11 +15,21 @@ REVIEWS = REPO / "examples" / "reviews"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+_OWN_CACHE: list[str] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Keep the datasets cache out of $HOME and never reach for the Hub in tests.
-    os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="baton-ds-cache-"))
+    if "HF_DATASETS_CACHE" not in os.environ:
+        _OWN_CACHE.append(tempfile.mkdtemp(prefix="baton-ds-cache-"))
+        os.environ["HF_DATASETS_CACHE"] = _OWN_CACHE[0]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _OWN_CACHE:  # the session's own cache only (a few MB a run, left behind before)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
