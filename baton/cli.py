@@ -161,6 +161,9 @@ def adapt(
     epochs: Annotated[float, Opt(help="Epochs.")] = 1.0,
     batch_size: Annotated[int, Opt(help="Blocks per batch.")] = 32,
     learning_rate: Annotated[float, Opt(help="Peak learning rate.")] = 5e-5,
+    head_learning_rate: Annotated[
+        float | None, Opt(help="Peak rate of a fresh MLM head (a base model without one); default: --learning-rate.")
+    ] = None,
     max_length: Annotated[int, Opt(help="Tokens per packed block.")] = 128,
     mlm_probability: Annotated[float, Opt(help="Share of words masked (whole-word masking).")] = 0.15,
     max_train_samples: Annotated[int | None, Opt(help="Use at most this many documents.")] = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import REVIEWS
 
-from baton.errors import DataError
+from baton.errors import ConfigError, DataError
 from baton.training.adapt import AdaptConfig, pack_blocks, read_documents, run_adaptation
 
 
@@ -88,3 +88,24 @@ def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
     with pytest.raises(DataError, match="holds no text"):
         read_documents(str(tmp_path / "empty.txt"), "--train-file", "text")
+
+
+def test_a_fresh_head_gets_its_own_rate(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForMaskedLM, Trainer, TrainingArguments
+
+    from baton.training.adapt import _head_rate_trainer
+
+    model, info = AutoModelForMaskedLM.from_pretrained(tiny_model_dir, output_loading_info=True)
+    fresh = {k for k in info["missing_keys"] if k.startswith("cls.")}
+    assert fresh  # the tiny BERT, like MiniLM, ships no MLM head
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=5e-5, weight_decay=0.01, report_to=[])
+    trainer = _head_rate_trainer(Trainer, fresh, 1e-3)(model=model, args=args)
+    groups = trainer.create_optimizer().param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    head = [g for g in groups if g["lr"] == 1e-3]
+    assert {names[id(p)] for g in head for p in g["params"]} == fresh & set(names.values())
+    assert all(g["lr"] == 5e-5 for g in groups if g not in head)
+    embeddings = model.get_input_embeddings().weight  # the decoder is tied to it: the encoder's rate
+    assert any(p is embeddings for g in groups if g["lr"] == 5e-5 for p in g["params"])
+    with pytest.raises(ConfigError, match="--head-learning-rate must be in"):
+        AdaptConfig(train_file="x", output_dir="y", head_learning_rate=2.0)

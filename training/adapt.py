@@ -56,6 +56,7 @@ class AdaptConfig:
     epochs: float = 1.0
     batch_size: int = 32
     learning_rate: float = 5e-5
+    head_learning_rate: float | None = None  # a fresh MLM head's peak rate; None: learning_rate
     max_length: int = 128
     mlm_probability: float = 0.15
     validation_fraction: float = 0.05
@@ -72,6 +73,10 @@ class AdaptConfig:
             (self.epochs > 0, f"--epochs must be > 0 (got {self.epochs})"),
             (self.batch_size > 0, f"--batch-size must be > 0 (got {self.batch_size})"),
             (0 < self.learning_rate < 1, f"--learning-rate must be in (0, 1) (got {self.learning_rate})"),
+            (
+                self.head_learning_rate is None or 0 < self.head_learning_rate < 1,
+                f"--head-learning-rate must be in (0, 1) (got {self.head_learning_rate})",
+            ),
             (16 <= self.max_length <= 8192, f"--max-length must be in [16, 8192] (got {self.max_length})"),
             (0 < self.mlm_probability < 1, f"--mlm-probability must be in (0, 1) (got {self.mlm_probability})"),
             (0 < self.validation_fraction < 1, "--validation-fraction must be in (0, 1)"),
@@ -113,6 +118,35 @@ def read_documents(path: str, flag: str, text_column: str, column_flag: str = "-
     if not docs:
         raise DataError(f"{flag}: {p} holds no text")
     return docs
+
+
+def _head_rate_trainer(trainer_cls: type, head: set[str], rate: float) -> type:
+    """A Trainer whose optimizer gives the fresh head's tensors their own peak rate (the scheduler scales each group
+    alike). The decoder is tied to the word embeddings, so it stays with the encoder's rate."""
+
+    class _HeadRateTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def create_optimizer(self) -> Any:
+            if self.optimizer is None:  # type: ignore[has-type]
+                decay = set(self.get_decay_parameter_names(self.model))
+                groups: dict[tuple[bool, bool], list[Any]] = {}
+                for name, param in self.model.named_parameters():
+                    if param.requires_grad:
+                        groups.setdefault((name in head, name in decay), []).append(param)
+                cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+                self.optimizer = cls(
+                    [
+                        {
+                            "params": params,
+                            "weight_decay": self.args.weight_decay if decayed else 0.0,
+                            **({"lr": rate} if in_head else {}),
+                        }
+                        for (in_head, decayed), params in groups.items()
+                    ],
+                    **kwargs,
+                )
+            return self.optimizer
+
+    return _HeadRateTrainer
 
 
 def pack_blocks(tokenizer: Any, docs: list[str], max_length: int) -> dict[str, list[list[Any]]]:
@@ -213,7 +247,10 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
         remove_unused_columns=False,  # the collator reads the offsets and special-token masks
         **by_steps,
     )
-    trainer = Trainer(
+    head_rate = cfg.head_learning_rate if fresh and cfg.head_learning_rate is not None else None
+    if head_rate is not None:
+        logger.info("the fresh head trains at a peak rate of %g, the encoder at %g", head_rate, cfg.learning_rate)
+    trainer = (_head_rate_trainer(Trainer, set(fresh), head_rate) if head_rate is not None else Trainer)(
         model=model,
         args=args,
         train_dataset=train,
