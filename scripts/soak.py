@@ -176,10 +176,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench-results/soak.json"))
     args = parser.parse_args()
 
-    token = Path(tempfile.mkdtemp(prefix="baton-soak-")) / "token"
-    token.write_text(TOKEN)
-    with started_server(Path(args.bundle), ["--auth-token-file", str(token), "--grace-s", "20"]) as server:
-        report = _soak(args, Soak(server.target, args.clients), server.process)
+    with tempfile.TemporaryDirectory(prefix="baton-soak-") as folder:
+        token = Path(folder) / "token"
+        token.write_text(TOKEN)
+        with started_server(Path(args.bundle), ["--auth-token-file", str(token), "--grace-s", "20"]) as server:
+            report = _soak(args, Soak(server.target, args.clients), server.process)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
