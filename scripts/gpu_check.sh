@@ -30,11 +30,12 @@ if ! "$VENV/bin/python" -c "import baton, onnxruntime as o; assert 'CUDAExecutio
         "$py" -m pip install "${pip_args[@]}" --upgrade pip
         "$py" -m pip install "${pip_args[@]}" -c constraints.txt "$TORCH_SPEC"
         "$py" -m pip install "${pip_args[@]}" -c constraints.txt -e ".[serve,train,export,bench]"
-        # The gpu extra: onnxruntime-gpu has the same import name as onnxruntime, so one replaces the other
-        # (the same version as the CPU build the constraints pin).
+        # The gpu extra: onnxruntime-gpu has the same import name as onnxruntime, so one replaces the other. Its
+        # releases trail the CPU build's (PyPI had 1.31.1 when the constraints pinned onnxruntime 1.32.0), so take
+        # the newest one not above the CPU version.
         ort_version=$("$py" -c "import onnxruntime; print(onnxruntime.__version__)")
         "$py" -m pip uninstall -q -y onnxruntime
-        "$py" -m pip install "${pip_args[@]}" "onnxruntime-gpu==$ort_version"
+        "$py" -m pip install "${pip_args[@]}" "onnxruntime-gpu<=$ort_version"
     } 2>&1 | tee "$OUT_DIR/install.log"
 fi
 echo "install: $(( $(date +%s) - started )) s"
