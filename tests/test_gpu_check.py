@@ -39,3 +39,13 @@ def test_without_a_gpu_the_cuda_check_fails_and_says_so(tmp_path: Path) -> None:
     skipped = {s["step"]: s.get("skipped") for s in summary["steps"] if s["rc"] is None}
     assert set(skipped) == {"export", "serve", "inprocess"}
     assert all("no trained run" in why for why in skipped.values())
+
+
+def test_the_steps_time_limits_fit_the_promised_eight_minutes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert sum(module.LIMITS.values()) < 8 * 60  # README and gpu_check.sh: under 8 minutes after the install
