@@ -41,6 +41,7 @@ from baton.training.rundir import (
 )
 
 __all__ = [
+    "METRIC",
     "TokenData",
     "TokenTrainer",
     "build_token_trainer",
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# The validation metric that picks a run's best checkpoint and that `baton tune` maximises.
+METRIC = "entity_f1"
 
 TASK = "token-classification"
 SCHEME = "IOB2"
@@ -177,7 +181,7 @@ class TokenTrainer:
     splits: dict[str, Any]
     owners: dict[str, list[int]]  # per evaluated row: the sentence it came from (long sentences become windows)
     hw: Any
-    metric: str = "entity_f1"  # the validation metric that picks the best checkpoint (and that `baton tune` maximises)
+    metric: str = METRIC
 
 
 def build_token_trainer(
@@ -226,7 +230,7 @@ def build_token_trainer(
         transformers.set_seed(cfg.seed)  # as Trainer.__init__ does for a run: a tune trial trains like its retrain
         return model
 
-    args, hw = trainer_arguments(cfg, out, len(splits["train"]), "entity_f1", **argument_overrides)
+    args, hw = trainer_arguments(cfg, out, len(splits["train"]), METRIC, **argument_overrides)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         m = _score(eval_pred.predictions, eval_pred.label_ids, data.labels)
@@ -272,16 +276,16 @@ def run_token_training(cfg: TrainConfig) -> Any:
     tmp_model = out / f".{MODEL_DIR}.tmp"
     trainer.save_model(str(tmp_model))
     validation = results["validation"]
-    beaten = validation["entity_f1"] >= 0.01
+    beaten = validation[METRIC] >= 0.01
     if not beaten:
         logger.warning(
             "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation entity F1 %.4f; tagging every word O scores 0. "
             "`baton export` refuses it without --allow-untrained.",
-            validation["entity_f1"],
+            validation[METRIC],
         )
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = {}
-    metrics["trivial_baseline"] = {"metric": "entity_f1", "value": 0.0, "answer": ["O"], "beaten": beaten}
+    metrics["trivial_baseline"] = {"metric": METRIC, "value": 0.0, "answer": ["O"], "beaten": beaten}
     metrics["training"] = training_record(
         trainer, train_output, hw, started, train_samples=len(data.train), train_rows=len(splits["train"])
     )
@@ -327,7 +331,7 @@ def _write_run(
             },
         },
     )
-    plot_training_curves(log_history, "entity_f1", out / "training_curves.png")
+    plot_training_curves(log_history, METRIC, out / "training_curves.png")
     (out / "report.md").write_text(_report(out, cfg, data, metrics), encoding="utf-8")
     finish_run(out, metrics)
 

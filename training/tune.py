@@ -195,9 +195,9 @@ def _task_data(train: TrainConfig) -> tuple[Any, str]:
     from baton.training.trainer import resolve_task, validation_metric
 
     if resolve_task(train) == "token-classification":
-        from baton.training.token_trainer import prepare_token_data
+        from baton.training.token_trainer import METRIC, prepare_token_data
 
-        return prepare_token_data(train), "entity_f1"
+        return prepare_token_data(train), METRIC
     from baton.training.data import prepare_data
 
     data = prepare_data(train)
