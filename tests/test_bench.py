@@ -150,6 +150,8 @@ def test_the_ceiling_is_the_mean_of_before_and_after() -> None:
             ["inprocess", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--backend", "onnx-fp16"],
             "backend 'onnx-fp16' is not available",
         ),
+        (["inprocess", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--device", "tpu"], "--device: expected cpu"),
+        (["serve", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--device", "auto"], "--device: expected cpu"),
     ],
 )
 def test_bad_input(tiny_bundle: Path, tmp_path: Path, args: list[str], message: str) -> None:

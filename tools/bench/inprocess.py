@@ -13,7 +13,7 @@ from typing import Any
 
 from baton.errors import BatonError
 from baton.tools.bench.accounting import percentiles
-from baton.tools.bench.options import BenchOptions, pairs_of
+from baton.tools.bench.options import BenchOptions, check_device, pairs_of
 
 __all__ = ["bench_inprocess", "inprocess_ceiling", "progress_bar"]
 
@@ -85,8 +85,6 @@ def _torch_backend(run_dir: Path, threads: int | None, device: str, half: bool) 
 
 def _backends(bundle: Any, run_dir: Path | None, device: str) -> list[str]:
     """Backends that run on `device`: the bundle's variants (fp16 only on CUDA), and torch where a run is given."""
-    if device not in ("cpu", "cuda"):
-        raise BatonError(f"--device: expected cpu or cuda (got {device!r})")
     onnx = [f"onnx-{v}" for v in sorted(bundle.models) if device == "cuda" or v != "fp16"]
     torch = ["torch", "torch-fp16"] if device == "cuda" else ["torch"]
     return onnx + (torch if run_dir else [])
@@ -126,7 +124,7 @@ def bench_inprocess(
             raise BatonError(f"--run: {run} is not a `baton train` run directory (it has no model/)")
         run_dir = run
     bundle = load_bundle(bundle_dir)
-    available = _backends(bundle, run_dir, device)
+    available = _backends(bundle, run_dir, check_device(device))
     chosen = list(backends or available)
     for name in chosen:
         if name not in available:

@@ -18,7 +18,7 @@ from typing import Any
 from baton.errors import BatonError
 from baton.tools.bench.accounting import cpu_of, cpu_self, percentiles, scrape, server_view
 from baton.tools.bench.inprocess import inprocess_ceiling, progress_bar
-from baton.tools.bench.options import BenchOptions, pairs_of
+from baton.tools.bench.options import BenchOptions, check_device, pairs_of
 from baton.tools.bench.report import mean_ceiling
 
 __all__ = ["Load", "StartedServer", "bench_grpc", "bench_serve", "started_server"]
@@ -370,7 +370,7 @@ def bench_serve(
     from baton.serving.engine import choose_variant
 
     bundle = load_bundle(bundle_dir)
-    variant, _, _ = choose_variant(bundle, device, variant)  # a bad device or variant fails here, before any load
+    variant, _, _ = choose_variant(bundle, check_device(device), variant)  # before any load
     serve_args = [*serve_args, "--device", device, "--variant", variant]
     seconds = 0.5 if options.quick else max(2.0, options.duration_s / 3)
     before = inprocess_ceiling(bundle_dir, texts, variant, seconds, device=device)

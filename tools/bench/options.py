@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from baton.errors import DataError
+from baton.errors import BatonError, DataError
 
-__all__ = ["BenchOptions", "PairText", "load_texts", "pairs_of"]
+__all__ = ["DEVICES", "BenchOptions", "PairText", "check_device", "load_texts", "pairs_of"]
+
+DEVICES = ("cpu", "cuda")  # where a bench runs: named, never "auto", so a figure says what it measured
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,12 @@ class BenchOptions:
     def __post_init__(self) -> None:
         if self.duration_s <= 0 or self.warmup_s < 0 or self.samples < 1:
             raise ValueError("duration must be > 0, warm-up >= 0, samples >= 1")
+
+
+def check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise BatonError(f"--device: expected {' or '.join(DEVICES)} (got {device!r})")
+    return device
 
 
 # ---- data and small helpers -----------------------------------------------------------------------------------
