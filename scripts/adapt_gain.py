@@ -83,8 +83,8 @@ def main() -> None:
         walls += [w1, w2]
     diffs = [tuned[s] - base[s] for s in seeds]
     print("\n| seed | base | adapted | adapted - base |\n|---|---|---|---|")
-    for s in seeds:
-        print(f"| {s} | {base[s]:.4f} | {tuned[s]:.4f} | {diffs[seeds.index(s)] * 100:+.2f} points |")
+    for s, diff in zip(seeds, diffs, strict=True):
+        print(f"| {s} | {base[s]:.4f} | {tuned[s]:.4f} | {diff * 100:+.2f} points |")
     spread = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
     mean = statistics.mean(diffs)
     for name, arm in (("base", base), ("adapted", tuned)):

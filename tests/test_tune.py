@@ -28,15 +28,15 @@ SPACE = SearchSpace(
 )
 
 
-def _train(tiny_model_dir: Path, out: Path, **extra: object) -> TrainConfig:
+def _train(tiny_model_dir: Path, out: Path, data: Path = REVIEWS, **extra: object) -> TrainConfig:
+    """The tiny model on a shipped demo folder (`data`: its train.jsonl and validation.jsonl)."""
     return TrainConfig(
+        **{"max_train_samples": 96, **extra},  # type: ignore[arg-type]
         model=str(tiny_model_dir),
-        train_file=str(REVIEWS / "train.jsonl"),
-        validation_file=str(REVIEWS / "validation.jsonl"),
-        max_train_samples=96,
+        train_file=str(data / "train.jsonl"),
+        validation_file=str(data / "validation.jsonl"),
         max_length=32,
         output_dir=str(out),
-        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -79,16 +79,8 @@ def test_optuna_search_writes_a_leaderboard_and_an_exportable_best_run(tiny_mode
 
 
 def test_entity_recognition_is_tuned_on_entity_f1(tiny_model_dir: Path, tmp_path: Path) -> None:
-    ner = REVIEWS.parent / "ner"
     out = tmp_path / "tune"
-    train = TrainConfig(
-        model=str(tiny_model_dir),
-        train_file=str(ner / "train.jsonl"),
-        validation_file=str(ner / "validation.jsonl"),
-        max_length=32,
-        stride=8,
-        output_dir=str(out),
-    )
+    train = _train(tiny_model_dir, out, REVIEWS.parent / "ner", max_train_samples=None, stride=8)
     space = SearchSpace((Param("learning_rate", "loguniform", 1e-3, 5e-3), Param("epochs", "int", 1, 2)))
     summary = run_tune(TuneConfig(train=train, trials=2, space=space)).summary
     assert summary["metric"] == "validation entity_f1 (best epoch)" and summary["trials_run"] == 2
