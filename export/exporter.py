@@ -318,14 +318,12 @@ def _int8_attempt(
     judge: parity.Judge,
     fp32: list[np.ndarray],
     batched: list[np.ndarray],
-    inputs: parity.ParityInputs,
-    int8_file: Path,
+    alone: list[np.ndarray],
     cfg: ExportConfig,
 ) -> dict[str, Any]:
     """One recipe, gated in the two batchings a server produces: length-sorted batches (busy) and each text alone
     (idle). Dynamic int8's activation scales are per batch, so a text's answer depends on its batch-mates; passing
     both bounds how far: on confident decisions, batch-mates can change at most the two disagreements added."""
-    alone = parity.alone_logits(int8_file, inputs)
     verdict = _int8_verdict(judge, fp32, batched, cfg)
     alone_verdict = _int8_verdict(judge, fp32, alone, cfg)
     return {
@@ -358,8 +356,8 @@ def _int8_ladder(
             continue  # this architecture's names did not match: same model as an earlier recipe
         seen.add(tuple(exclude))
         int8_file = onnx_steps.quantize_int8(model_file, preset, exclude, tag=f"int8-{recipe}")
-        out = parity.onnx_logits(int8_file, inputs)
-        attempt = _int8_attempt(recipe, len(exclude), judge, logits["fp32"], out, inputs, int8_file, cfg)
+        out, alone = parity.both_batchings(int8_file, inputs)
+        attempt = _int8_attempt(recipe, len(exclude), judge, logits["fp32"], out, alone, cfg)
         ok = attempt["passed"]
         agree, drop = attempt["argmax_agreement"], attempt["accuracy_drop"]
         attempts.append(attempt)

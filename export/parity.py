@@ -33,6 +33,7 @@ __all__ = [
     "agreement",
     "alone_logits",
     "batch_effect",
+    "both_batchings",
     "confident_agreement",
     "decisions",
     "encode_for_parity",
@@ -110,24 +111,32 @@ def torch_logits(model_dir: Path, inputs: ParityInputs, auto_class: str = "AutoM
 
 def onnx_logits(model_file: Path, inputs: ParityInputs, provider: str = "CPUExecutionProvider") -> list:
     """Per-batch logits of an ONNX file, through baton's own session settings."""
-    session = new_session(model_file, providers=[provider])
-    names = {i.name for i in session.get_inputs()}
-    out = []
-    for batch in inputs.batches:
-        (logits,) = session.run(["logits"], {k: v for k, v in batch.items() if k in names})
-        out.append(np.asarray(logits, dtype=np.float32))
-    return out
+    return _batched(new_session(model_file, providers=[provider]), inputs)
 
 
-def alone_logits(model_file: Path, inputs: ParityInputs, provider: str = "CPUExecutionProvider") -> list:
-    """Per-batch logits of an ONNX file with every row run alone and unpadded, as the server runs a text that
-    arrives by itself, laid out like `onnx_logits` (token rows back at their positions, padding rows zero) so one
-    judge compares the two. Dynamic int8 computes its activation scales per batch: this is the other batching."""
-    session = new_session(model_file, providers=[provider])
+def both_batchings(model_file: Path, inputs: ParityInputs) -> tuple[list, list]:
+    """(batched, alone) logits of an ONNX file on the CPU, from one session: the two batchings a server produces."""
+    session = new_session(model_file)
+    return _batched(session, inputs), alone_logits(session, inputs)
+
+
+def _feed(session: Any, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The batch's arrays the graph takes (a graph may take no token_type_ids, say)."""
     names = {i.name for i in session.get_inputs()}
+    return {k: v for k, v in batch.items() if k in names}
+
+
+def _batched(session: Any, inputs: ParityInputs) -> list:
+    return [np.asarray(session.run(["logits"], _feed(session, b))[0], dtype=np.float32) for b in inputs.batches]
+
+
+def alone_logits(session: Any, inputs: ParityInputs) -> list:
+    """Per-batch logits with every row run alone and unpadded, as the server runs a text that arrives by itself,
+    laid out like the batched ones (token rows back at their positions, padding rows zero) so one judge compares
+    the two. Dynamic int8 computes its activation scales per batch: this is the other batching."""
     out = []
     for batch in inputs.batches:
-        feed = {k: v for k, v in batch.items() if k in names}
+        feed = _feed(session, batch)
         mask = batch.get("attention_mask")
         rows, width = [], next(iter(feed.values())).shape[1]
         for r in range(next(iter(feed.values())).shape[0]):
