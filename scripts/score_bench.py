@@ -2,12 +2,13 @@
 and peak memory against the input's size.
 
 Usage:
-  python scripts/score_bench.py speed BUNDLE DATA.jsonl [--rows 50000] [--rounds 2]
+  python scripts/score_bench.py speed BUNDLE DATA.jsonl [--rows 50000] [--rounds 2] [--engines embedded,ray1,ray2]
       Per round, side by side: the strict in-process ceiling (`baton bench`'s: encoder + session, texts sorted by
       length as a whole, best batch size and spinning, median of 3), `baton score` embedded, the ceiling again,
       then on Ray with 1 actor and with 2 actors, on a parquet file of ROWS texts cycled from DATA. Prints rows/s;
       the embedded ratio is to the mean of the two ceilings around it, Ray's to the second. Ray's figure is the
-      whole job as a user waits for it: starting the local cluster and the actors included.
+      whole job as a user waits for it: starting the local cluster and the actors included. --engines picks which
+      of the three run (all by default).
   python scripts/score_bench.py memory BUNDLE DATA.jsonl [--rows 100000,1000000]
       Runs embedded `baton score` on a file of each size and samples the process's RSS every 0.5 s; prints the
       peak and the RSS at 25/50/75 % of the run. Memory that does not grow with the file is the claim checked.
@@ -53,13 +54,17 @@ def _score(bundle: Path, source: Path, output: Path, *extra: str) -> dict[str, A
 def speed(args: argparse.Namespace, work: Path) -> None:
     from baton.tools.bench import inprocess_ceiling
 
+    every = {
+        "embedded": ("embedded", ()),
+        "ray1": ("ray, 1 actor", ("--engine", "ray", "--actors", "1")),
+        "ray2": ("ray, 2 actors", ("--engine", "ray", "--actors", "2")),
+    }
+    chosen = args.engines.split(",")
+    if "embedded" not in chosen or not set(chosen) <= set(every):
+        raise SystemExit(f"--engines: a comma list of {', '.join(every)} that includes embedded (got {args.engines})")
+    engines = dict(every[key] for key in every if key in chosen)
     texts = _texts(args.data)
     source = _synthetic(texts, args.rows, work)
-    engines = {
-        "embedded": (),
-        "ray, 1 actor": ("--engine", "ray", "--actors", "1"),
-        "ray, 2 actors": ("--engine", "ray", "--actors", "2"),
-    }
     for r in range(args.rounds):
         # The ceiling is measured right before and right after the embedded run, and the embedded ratio uses their
         # mean, so the machine's drift over minutes does not land in it; Ray is set against the second ceiling.
@@ -128,6 +133,7 @@ def main() -> None:
     parser.add_argument("--rows", default=None)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--engines", default="embedded,ray1,ray2")
     args = parser.parse_args()
     if args.mode == "speed":
         args.rows = int(args.rows or 50_000)
