@@ -10,7 +10,7 @@ import pytest
 from conftest import REVIEWS
 
 from baton.errors import ConfigError, DataError
-from baton.training.adapt import AdaptConfig, pack_blocks, read_documents, run_adaptation
+from baton.training.adapt import AdaptConfig, fresh_head_keys, pack_blocks, read_documents, run_adaptation
 
 
 def test_blocks_pack_documents_and_keep_them_apart(tiny_model_dir: Path) -> None:
@@ -96,8 +96,8 @@ def test_a_fresh_head_gets_its_own_rate(tiny_model_dir: Path, tmp_path: Path) ->
     from baton.training.adapt import _head_rate_trainer
 
     model, info = AutoModelForMaskedLM.from_pretrained(tiny_model_dir, output_loading_info=True)
-    fresh = {k for k in info["missing_keys"] if k.startswith("cls.")}
-    assert fresh  # the tiny BERT, like MiniLM, ships no MLM head
+    fresh = set(fresh_head_keys(model, info["missing_keys"]))
+    assert fresh and all(k.startswith("cls.predictions.") for k in fresh)  # the tiny BERT, like MiniLM, has no head
     args = TrainingArguments(output_dir=str(tmp_path), learning_rate=5e-5, weight_decay=0.01, report_to=[])
     trainer = _head_rate_trainer(Trainer, fresh, 1e-3)(model=model, args=args)
     groups = trainer.create_optimizer().param_groups
@@ -109,3 +109,16 @@ def test_a_fresh_head_gets_its_own_rate(tiny_model_dir: Path, tmp_path: Path) ->
     assert any(p is embeddings for g in groups if g["lr"] == 5e-5 for p in g["params"])
     with pytest.raises(ConfigError, match="--head-learning-rate must be in"):
         AdaptConfig(train_file="x", output_dir="y", head_learning_rate=2.0)
+
+
+def test_an_mpnet_head_is_found_by_where_it_lies(tmp_path: Path) -> None:
+    """MPNet (the second packaged choice) names its head lm_head.*: it is found as fresh all the same."""
+    from transformers import AutoModelForMaskedLM, MPNetConfig, MPNetModel
+
+    MPNetModel(
+        MPNetConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(tmp_path)
+    model, info = AutoModelForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    fresh = fresh_head_keys(model, info["missing_keys"])
+    assert fresh and all(k.startswith("lm_head.") for k in fresh)
+    assert "lm_head.dense.weight" in fresh

@@ -41,7 +41,7 @@ from baton.training.rundir import (
     training_record,
 )
 
-__all__ = ["AdaptConfig", "AdaptResult", "pack_blocks", "read_documents", "run_adaptation"]
+__all__ = ["AdaptConfig", "AdaptResult", "fresh_head_keys", "pack_blocks", "read_documents", "run_adaptation"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,12 @@ def read_documents(path: str, flag: str, text_column: str, column_flag: str = "-
     if not docs:
         raise DataError(f"{flag}: {p} holds no text")
     return docs
+
+
+def fresh_head_keys(model: Any, missing_keys: list[str]) -> list[str]:
+    """The MLM head's tensors that the checkpoint lacked: the missing ones outside the encoder (BERT's
+    `cls.predictions.*`, MPNet's and RoBERTa's `lm_head.*`)."""
+    return [k for k in missing_keys if not k.startswith(f"{model.base_model_prefix}.")]
 
 
 def _head_rate_trainer(trainer_cls: type, head: set[str], rate: float) -> type:
@@ -216,7 +222,7 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
     validation = Dataset.from_dict(pack_blocks(tokenizer, held, cfg.max_length))
     transformers.set_seed(cfg.seed)
     model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True)
-    fresh = [k for k in info["missing_keys"] if "predictions" in k or k.startswith("cls.")]
+    fresh = fresh_head_keys(model, info["missing_keys"])
     if fresh:
         logger.info(
             "%s has no MLM head: its decoder is tied to the word embeddings, the transform layer starts fresh (%d "
