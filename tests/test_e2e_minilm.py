@@ -1,4 +1,5 @@
-"""End to end with the real MiniLM on real data: 1,000 SST-2 sentences, one epoch, then export and serve."""
+"""End to end with the real packaged models on real data: 1,000 SST-2 sentences, one epoch, then export and serve;
+and MiniLM on a CoNLL-2003 slice."""
 
 from __future__ import annotations
 
@@ -11,13 +12,23 @@ from conftest import SHARED_DATA, write_jsonl
 SST2 = SHARED_DATA / "sst2_sentence"
 
 
+# Validation accuracy floors; measured here on this slice: MiniLM 0.789, MPNet-base 0.911. The floors leave room
+# for seeds and hardware.
+_FLOORS = {"minilm": 0.75, "mpnet": 0.85}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (SST2 / "train.jsonl").is_file(), reason="../shared/data/sst2_sentence is not present")
-def test_minilm_on_sst2_slice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", list(_FLOORS))
+def test_packaged_model_on_sst2_slice(tmp_path: Path, model: str) -> None:
+    """Each packaged choice (MPNet only when its parts are installed: `make model-mpnet`), real data, one epoch."""
     from baton.export import ExportConfig, export_bundle
     from baton.serving import Predictor
     from baton.training import TrainConfig, run_training
+    from baton.training.models import CHOICES
 
+    if not CHOICES[model].installed():
+        pytest.skip(f"{model} is not installed: {CHOICES[model].install}")
     rows = [json.loads(x) for x in (SST2 / "train.jsonl").read_text().splitlines()]
     train = write_jsonl(tmp_path / "train.jsonl", rows[:1000])
     result = run_training(
@@ -25,13 +36,14 @@ def test_minilm_on_sst2_slice(tmp_path: Path) -> None:
             train_file=str(train),
             validation_file=str(SST2 / "validation.jsonl"),
             output_dir=str(tmp_path / "run"),
+            model=model,
             epochs=1,
             baseline=False,
         )
     )
     accuracy = result.metrics["validation"]["accuracy"]
     assert result.metrics["validation"]["samples"] == 872
-    assert accuracy >= 0.75, accuracy
+    assert accuracy >= _FLOORS[model], accuracy
 
     bundle = export_bundle(
         ExportConfig(run_dir=str(tmp_path / "run"), output=str(tmp_path / "bundle"), parity_samples=256)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REVIEWS, SHARED_DATA, train_tiny, write_jsonl
+from conftest import REVIEWS, train_tiny
 
 from baton.errors import ModelError
 from baton.training.models import CHOICES, resolve_model
@@ -180,39 +180,3 @@ def test_an_encoder_without_token_type_ids_trains_exports_and_serves(tiny_model_
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     expected = [model.config.id2label[int(i)] for i in logits.argmax(-1)]
     assert sum(a == b for a, b in zip(served, expected, strict=True)) >= 39  # int8 may flip one near-tie
-
-
-SST2 = SHARED_DATA / "sst2_sentence"
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not (SST2 / "train.jsonl").is_file(), reason="../shared/data/sst2_sentence is not present")
-@pytest.mark.skipif(not CHOICES["mpnet"].installed(), reason="the mpnet parts are not installed (make model-mpnet)")
-def test_mpnet_on_an_sst2_slice(tmp_path: Path) -> None:
-    """The real MPNet-base, joined from its installed parts: 1,000 SST-2 sentences, one epoch, export, serve."""
-    from baton.export import ExportConfig, export_bundle
-    from baton.serving import Predictor
-    from baton.training import TrainConfig, run_training
-
-    rows = [json.loads(x) for x in (SST2 / "train.jsonl").read_text().splitlines()]
-    train = write_jsonl(tmp_path / "train.jsonl", rows[:1000])
-    validation = [json.loads(x) for x in (SST2 / "validation.jsonl").read_text().splitlines()]
-    result = run_training(
-        TrainConfig(
-            model="mpnet",
-            train_file=str(train),
-            validation_file=str(SST2 / "validation.jsonl"),
-            output_dir=str(tmp_path / "run"),
-            epochs=1,
-            baseline=False,
-        )
-    )
-    accuracy = result.metrics["validation"]["accuracy"]
-    assert accuracy >= 0.85, accuracy  # MiniLM's floor on the same slice is 0.75
-    bundle = export_bundle(
-        ExportConfig(run_dir=str(tmp_path / "run"), output=str(tmp_path / "bundle"), parity_samples=128)
-    )
-    assert bundle.parity["fp32_vs_torch"]["passed"] and bundle.parity["int8_vs_fp32"]["passed"]
-    predictions = Predictor.load(tmp_path / "bundle", device="cpu").predict([r["text"] for r in validation])
-    int8_accuracy = sum(p.label == r["label"] for p, r in zip(predictions, validation, strict=True)) / len(validation)
-    assert int8_accuracy >= accuracy - 0.02
