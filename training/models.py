@@ -32,6 +32,11 @@ class Choice:
     locate: Callable[[], Path]
     installed: Callable[[], bool]
 
+    def __post_init__(self) -> None:
+        # A short name must never read as a path or a Hub id, or `--model NAME` would be ambiguous.
+        if not self.name.isidentifier() or self.hub_name.count("/") != 1:
+            raise ValueError(f"a choice needs a plain short name and an owner/name Hub id (got {self!r})")
+
 
 # sentence-transformers/all-mpnet-base-v2 (Apache-2.0, per the model card inside the zip), as five packages of
 # ~94 MB. Part 1 declares a dependency on an Orange add-on (AAIT) that pulls an unpinned torch, spaCy and more,
