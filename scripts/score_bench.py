@@ -1,5 +1,5 @@
 """`baton score` figures for docs/benchmarks.md: throughput of each engine against the strict in-process ceiling,
-and peak memory against the input's size.
+peak memory against the input's size, and where the embedded path's time goes.
 
 Usage:
   python scripts/score_bench.py speed BUNDLE DATA.jsonl [--rows 50000] [--rounds 2] [--engines embedded,ray1,ray2]
@@ -12,6 +12,14 @@ Usage:
   python scripts/score_bench.py memory BUNDLE DATA.jsonl [--rows 100000,1000000]
       Runs embedded `baton score` on a file of each size and samples the process's RSS every 0.5 s; prints the
       peak and the RSS at 25/50/75 % of the run. Memory that does not grow with the file is the claim checked.
+  python scripts/score_bench.py gap BUNDLE DATA.jsonl [--rows 20000] [--rounds 2] [--batch-size 16]
+      Where embedded `baton score` loses against the ceiling. First the Predictor's own work around the session,
+      per row (encoding, postprocessing, a whole `predict` on one chunk). Then four ways of scoring the same rows,
+      alternating within each round so the machine's drift lands in every one alike: the ceiling's own loop
+      (runtime encoder + session, no Predictor) over all rows sorted as a whole; the same loop over --chunk-rows
+      chunks each sorted by itself, as `baton score` reads; `Predictor.predict` per chunk; and `baton score` as a
+      process (its summary's rows/s, which leaves out start-up and loading the bundle). Prints rows/s per round and
+      each one's median ratio to the first within its round.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,23 +135,97 @@ def memory(args: argparse.Namespace, work: Path) -> None:
         )
 
 
+def gap(args: argparse.Namespace, work: Path) -> None:
+    from baton.serving.predictor import Predictor
+
+    texts = _texts(args.data)
+    rows = [texts[i % len(texts)] for i in range(args.rows)]  # the rows of the parquet file `baton score` reads
+    source = _synthetic(texts, args.rows, work)
+    predictor = Predictor.load(args.bundle, "cpu", None, None, args.batch_size)
+    engine = predictor.engine  # one session for the loops and the Predictor alike
+    size, chunk = args.batch_size, args.chunk_rows
+
+    def loop(ordered: list[str]) -> None:
+        for i in range(0, len(ordered), size):
+            batch = ordered[i : i + size]
+            engine.run(engine.preprocess(batch, None))
+
+    def whole() -> None:
+        loop(sorted(rows, key=len))
+
+    def chunked() -> None:
+        for i in range(0, len(rows), chunk):
+            loop(sorted(rows[i : i + chunk], key=len))
+
+    def predict() -> None:
+        for i in range(0, len(rows), chunk):
+            predictor.predict(rows[i : i + chunk])
+
+    def timed(call: Callable[[], None]) -> float:
+        started = time.perf_counter()
+        call()
+        return len(rows) / (time.perf_counter() - started)
+
+    scored = ("--batch-size", str(size), "--chunk-rows", str(chunk))
+    variants: dict[str, Callable[[], float]] = {
+        "loop, sorted whole": lambda: timed(whole),
+        "loop, chunked": lambda: timed(chunked),
+        "Predictor": lambda: timed(predict),
+        "baton score": lambda: float(_score(args.bundle, source, work / "out", *scored)["rows_per_s"]),
+    }
+    print(f"{args.bundle} ({engine.variant}), {len(rows)} rows, batch {size}, chunks of {chunk}", flush=True)
+    _costs(predictor, rows[:chunk], size)
+    ratios: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(args.rounds):
+        rates = {name: run() for name, run in variants.items()}
+        for name, rate in rates.items():
+            ratios[name].append(rate / rates["loop, sorted whole"])
+        print(f"round {r + 1}: " + ", ".join(f"{n} {v:.0f}" for n, v in rates.items()) + " rows/s", flush=True)
+    for name, values in ratios.items() if args.rounds else ():
+        print(f"{name:<20} median ratio {statistics.median(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})")
+
+
+def _costs(predictor: Any, rows: list[str], size: int) -> None:
+    """Microseconds per row of the Predictor's own work around the session, against a whole `predict`."""
+    engine = predictor.engine
+    batches = [rows[i : i + size] for i in range(0, len(rows), size)]
+    started = time.perf_counter()
+    encoded = [engine.preprocess(batch, None) for batch in batches]
+    encode_us = (time.perf_counter() - started) / len(rows) * 1e6
+    logits = [engine.run(e) for e in encoded]
+    started = time.perf_counter()
+    for enc, out in zip(encoded, logits, strict=True):
+        engine.postprocess(out, enc, None, None)
+    post_us = (time.perf_counter() - started) / len(rows) * 1e6
+    started = time.perf_counter()
+    predictor.predict(rows)
+    whole_us = (time.perf_counter() - started) / len(rows) * 1e6
+    print(
+        f"per row: encoding {encode_us:.1f} us, postprocessing {post_us:.1f} us, a whole predict {whole_us:.0f} us "
+        f"({(encode_us + post_us) / whole_us:.1%} of it)",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("speed", "memory"))
+    parser.add_argument("mode", choices=("speed", "memory", "gap"))
     parser.add_argument("bundle", type=Path)
     parser.add_argument("data", type=Path)
     parser.add_argument("--rows", default=None)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--engines", default="embedded,ray1,ray2")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--chunk-rows", type=int, default=4096)
     args = parser.parse_args()
-    if args.mode == "speed":
-        args.rows = int(args.rows or 50_000)
-    else:
+    if args.mode == "memory":
         args.rows = args.rows or "100000,1000000"
+    else:
+        args.rows = int(args.rows or (50_000 if args.mode == "speed" else 20_000))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="baton-score-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    (speed if args.mode == "speed" else memory)(args, work)
+    {"speed": speed, "memory": memory, "gap": gap}[args.mode](args, work)
 
 
 if __name__ == "__main__":
