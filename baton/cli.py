@@ -559,6 +559,13 @@ def serve(
         int | None,
         Opt(help="Texts that must wait before a second batch runs beside one; fewer wait and go wide (default: 0)."),
     ] = None,
+    wide_batches: Annotated[
+        str | None,
+        Opt(
+            help="When a lone batch uses every thread: idle (only under serial traffic) or alone (whenever nothing "
+            "else runs or waits) (default: idle)."
+        ),
+    ] = None,
     max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED (default: 4096).")] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="Texts per request (default: 256).")] = None,
     max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected (default: 20000).")] = None,

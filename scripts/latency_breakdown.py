@@ -1,6 +1,11 @@
 """Where one client's milliseconds go: server-reported timings vs the client's round trip, and onnxruntime at idle.
 
 Usage: python scripts/latency_breakdown.py BUNDLE DATA.jsonl [REQUESTS]
+       python scripts/latency_breakdown.py BUNDLE DATA.jsonl --clients N [--seconds 6] [-- SERVE FLAGS...]
+
+With --clients, only the served part: N concurrent single-text clients (closed loop, one aio channel) for
+--seconds after 1 s of warm-up, against `baton serve BUNDLE SERVE FLAGS`; prints the throughput, the medians as in
+1., the time outside the server's clock, and the batches and mean batch size from the server's metrics.
 
 1. Starts `baton serve BUNDLE` (defaults), sends REQUESTS single-text requests one after another with the sync
    client and prints medians of the round trip and of the timings the server returns (queue, tokenize, inference =
@@ -12,9 +17,12 @@ Usage: python scripts/latency_breakdown.py BUNDLE DATA.jsonl [REQUESTS]
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import statistics
 import sys
 import time
+import urllib.request
 
 import baton.tools.bench as bench
 from baton.serving.bundle import load_bundle
@@ -48,6 +56,51 @@ def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
     )
 
 
+def _metric(url: str, name: str) -> float:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
+
+
+async def _closed_loop(target: str, texts: list[str], clients: int, seconds: float) -> list[tuple[float, ...]]:
+    import grpc
+
+    from baton.serving.v1 import classifier_pb2 as pb
+    from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+
+    channel = grpc.aio.insecure_channel(target)
+    stub = pb_grpc.TextClassifierStub(channel)
+    rows: list[tuple[float, ...]] = []
+    stop = time.perf_counter() + seconds
+
+    async def client(k: int) -> None:
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            t = (await stub.Classify(pb.ClassifyRequest(texts=[texts[k % len(texts)]]), timeout=30)).timings
+            rtt = (time.perf_counter() - started) * 1e6
+            rows.append((rtt, t.total_us, t.queue_us, t.tokenize_us, t.inference_us, rtt - t.total_us))
+            k += clients
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    await channel.close()
+    return rows
+
+
+def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float, flags: list[str]) -> None:
+    with bench.started_server(bundle_dir, flags) as server:
+        asyncio.run(_closed_loop(server.target, texts, clients, 1.0))  # warm-up
+        batches = _metric(server.metrics_url, "baton_batch_size_count")
+        items = _metric(server.metrics_url, "baton_batch_size_sum")
+        rows = asyncio.run(_closed_loop(server.target, texts, clients, seconds))
+        batches = _metric(server.metrics_url, "baton_batch_size_count") - batches
+        items = _metric(server.metrics_url, "baton_batch_size_sum") - items
+    names = ("round trip", "server total", "queue", "tokenize", "inference", "outside the server")
+    print(
+        f"{clients} clients {flags or '(defaults)'}: {len(rows) / seconds:.0f} texts/s; medians in ms: "
+        + ", ".join(f"{n} {statistics.median(r[k] for r in rows) / 1e3:.2f}" for k, n in enumerate(names))
+        + f"; {batches:.0f} batches, mean batch {items / max(1.0, batches):.2f}"
+    )
+
+
 def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:
     bundle = load_bundle(bundle_dir)
     variant, _, _ = choose_variant(bundle, "cpu", None)
@@ -76,11 +129,21 @@ def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:
 
 
 def main() -> None:
-    bundle_dir, data = sys.argv[1], sys.argv[2]
-    requests = int(sys.argv[3]) if len(sys.argv) > 3 else 500
-    texts = bench.load_texts(data, samples=872)
-    _served(bundle_dir, texts, requests)
-    _idle_gaps(bundle_dir, texts)
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle")
+    parser.add_argument("data")
+    parser.add_argument("requests", type=int, nargs="?", default=500)
+    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    args = parser.parse_args(argv[:split])
+    texts = bench.load_texts(args.data, samples=872)
+    if args.clients > 1:
+        _concurrent(args.bundle, texts, args.clients, args.seconds, argv[split + 1 :])
+        return
+    _served(args.bundle, texts, args.requests)
+    _idle_gaps(args.bundle, texts)
 
 
 if __name__ == "__main__":

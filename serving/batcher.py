@@ -5,9 +5,10 @@
   workers (threads)     ready set → select_window → collate → engine.run → postprocess → futures
 `engine.workers` supervised worker threads (2 on a multi-core CPU, else 1) take batches, so one worker collates
 and post-processes while the other is inside `engine.run` (which releases the GIL), and the texts of the next
-batch are tokenized while the current one runs. A batch that runs alone, with nothing else waiting, runs *wide*
-(every intra-op thread); when two run at once each runs *narrow* (its share of the cores); a second batch never
-starts beside a wide one. Futures are completed on the event loop (`call_soon_threadsafe`, once per batch).
+batch are tokenized while the current one runs. A batch that runs alone under serial traffic runs *wide* (every
+intra-op thread); when two run at once, or may (concurrent traffic), each runs *narrow* (its share of the cores);
+a second batch never starts beside a wide one (the rules: `batching.runs_wide`). Futures are completed on the
+event loop (`call_soon_threadsafe`, once per batch).
 Every item gets exactly one outcome: a result, or one of the errors below. If a worker dies, every pending item
 fails with WorkerCrashed and `on_crash` runs.
 
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from baton.serving.batching import select_window
+from baton.serving.batching import WIDE_POLICIES, runs_wide, select_window
 from baton.serving.engine import Encoded, Tokens
 
 __all__ = [
@@ -116,6 +117,9 @@ class BatcherConfig:
     # With two workers: a second batch starts beside a running one only once this many texts wait (0: at once).
     # Fewer wait for the running batch to end and then go as one batch, wide when nothing is left over.
     min_second_batch: int = 0
+    # When a batch alone may use every intra-op thread: "idle" (only when no texts arrived while the previous batch
+    # ran) or "alone" (whenever nothing else runs or waits). See `batching.runs_wide`.
+    wide_batches: str = "idle"
 
     def __post_init__(self) -> None:
         if self.max_batch_tokens < 1 or self.max_batch_size < 1 or self.max_queue_items < 1:
@@ -126,6 +130,8 @@ class BatcherConfig:
             raise ValueError("max_queue_delay_ms must be >= 0")
         if self.min_second_batch < 0:
             raise ValueError("min_second_batch must be >= 0")
+        if self.wide_batches not in WIDE_POLICIES:
+            raise ValueError(f"wide_batches must be one of {', '.join(WIDE_POLICIES)} (got {self.wide_batches!r})")
 
 
 @dataclass
@@ -194,6 +200,7 @@ class Batcher:
         self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="baton-tokenize")
         self._runs = 0  # batches inside engine.run (or about to be)
         self._wide_running = False
+        self._arrived_while_running = 0  # texts queued while a batch ran, since the last batch was taken
         self._workers = max(1, engine.workers)
         self._pending = 0
         self._closing = False
@@ -265,6 +272,8 @@ class Batcher:
                     now = time.perf_counter()  # queue time starts after tokenization (reported on its own)
                     for item in items:
                         item.enqueued = now
+                    if self._runs > 0:
+                        self._arrived_while_running += len(items)
                     self._ready.extend(items)
                 else:
                     self._pending -= len(items)
@@ -399,8 +408,15 @@ class Batcher:
             )
             batch = self._ready[lo:hi]
             del self._ready[lo:hi]
-            # Alone and nothing left waiting: use every core. Otherwise leave room for a second batch.
-            wide = self._runs == 0 and (len(self._ready) < max(1, self.config.min_second_batch) or self._workers == 1)
+            wide = runs_wide(
+                workers=self._workers,
+                running=self._runs,
+                left=len(self._ready),
+                min_second=self.config.min_second_batch,
+                arrived_while_running=self._arrived_while_running,
+                policy=self.config.wide_batches,
+            )
+            self._arrived_while_running = 0
             self._runs += 1
             self._wide_running = wide
             self._running.update(batch)

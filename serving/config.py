@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ class ServeConfig:
     max_batch_size: int = 8  # measured with 2 workers: 16 pads more and runs longer on one core (docs/benchmarks.md)
     max_queue_delay_ms: float = 0.0
     min_second_batch: int = 0  # texts waiting before a second batch runs beside one (serving/batcher.py)
+    wide_batches: str = "idle"  # when a lone batch takes every intra-op thread (serving/batching.py, runs_wide)
     max_queue_items: int = 4096
     max_texts_per_request: int = 256
     max_text_chars: int = 20000
@@ -77,8 +80,11 @@ class ServeConfig:
             raise ConfigError("--grace-s must be >= 0")
         try:
             self.batcher  # noqa: B018 (validates the batching flags)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+        except ValueError as exc:  # the batcher names its fields; the user typed flags
+            message = str(exc)
+            for name in dataclasses.fields(BatcherConfig):
+                message = re.sub(rf"\b{name.name}\b", "--" + name.name.replace("_", "-"), message)
+            raise ConfigError(message) from exc
 
     @property
     def batcher(self) -> BatcherConfig:
@@ -87,6 +93,7 @@ class ServeConfig:
             max_batch_size=self.max_batch_size,
             max_queue_delay_ms=self.max_queue_delay_ms,
             min_second_batch=self.min_second_batch,
+            wide_batches=self.wide_batches,
             max_queue_items=self.max_queue_items,
         )
 

@@ -17,7 +17,7 @@ from baton.serving.batcher import (
     RequestTooLarge,
     WorkerCrashed,
 )
-from baton.serving.batching import select_window
+from baton.serving.batching import runs_wide, select_window
 
 
 @pytest.mark.parametrize(("max_tokens", "max_size"), list(itertools.product([1, 10, 64, 200, 10_000], [1, 2, 8, 64])))
@@ -37,6 +37,21 @@ def test_window_prefers_similar_lengths() -> None:
     assert select_window(lengths, 4, max_tokens=10_000, max_size=3) == (3, 6)
     assert select_window(lengths, 0, max_tokens=12, max_size=64) == (0, 2)  # 6*3=18 > 12
     assert select_window([], 0, 1, 1) == (0, 0)
+
+
+def test_runs_wide_rules() -> None:
+    base = {"workers": 2, "running": 0, "left": 0, "min_second": 0, "arrived_while_running": 0}
+    for policy in ("idle", "alone"):
+        assert runs_wide(**base, policy=policy)  # serial traffic, alone: every thread
+        assert runs_wide(**{**base, "workers": 1, "running": 1, "left": 5}, policy=policy)  # one worker: always
+        assert not runs_wide(**{**base, "running": 1}, policy=policy)  # another batch runs
+        assert not runs_wide(**{**base, "left": 1}, policy=policy)  # room for a second batch
+        assert runs_wide(**{**base, "left": 3, "min_second": 4}, policy=policy)  # too few for a second batch
+    # Texts came in while the previous batch ran: concurrent traffic. Only "idle" leaves room for a second batch.
+    assert not runs_wide(**{**base, "arrived_while_running": 1}, policy="idle")
+    assert runs_wide(**{**base, "arrived_while_running": 1}, policy="alone")
+    with pytest.raises(ValueError, match="policy must be one of"):
+        runs_wide(**base, policy="always")
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
@@ -258,3 +273,27 @@ def test_min_second_batch_holds_a_small_second_batch_back(tiny_bundle: Path) -> 
 
     assert calls_for(4) == [(True, 1, 8), (True, 1, 1)]
     assert calls_for(0) == [(False, 1, 8), (False, 2, 1)]
+
+
+@pytest.mark.parametrize(("policy", "second_wide"), [("idle", False), ("alone", True)])
+def test_a_batch_of_concurrent_traffic_runs_narrow(tiny_bundle: Path, policy: str, second_wide: bool) -> None:
+    """B arrives while A runs wide, so it waits for A and then runs alone. Under "idle" it runs narrow (traffic is
+    concurrent: leave room for a batch beside it); under "alone" wide. C, sent after both, is serial: wide."""
+    engine = SlowEngine(real_engine(tiny_bundle, workers=2), delay=0.2)
+
+    async def main() -> None:
+        batcher = Batcher(engine, BatcherConfig(wide_batches=policy))
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(["text a"]))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(first, batcher.submit(["text b"]))
+        await batcher.submit(["text c"])
+        batcher.stop(5)
+
+    _run(main())
+    assert engine.calls == [(True, 1), (second_wide, 1), (True, 1)]
+
+
+def test_wide_batches_is_validated() -> None:
+    with pytest.raises(ValueError, match="wide_batches must be one of idle, alone"):
+        BatcherConfig(wide_batches="sometimes")
