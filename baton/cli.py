@@ -576,6 +576,10 @@ def serve(
         int | None,
         Opt(help="Calls one connection may have open at the server; more wait client-side (default: no limit)."),
     ] = None,
+    max_pending_calls: Annotated[
+        int | None,
+        Opt(help="Calls grpc may hold before the server takes them; more are refused (default: 20000)."),
+    ] = None,
     tls_cert: Annotated[str | None, Opt(help="PEM server certificate.")] = None,
     tls_key: Annotated[str | None, Opt(help="PEM server key.")] = None,
     tls_client_ca: Annotated[str | None, Opt(help="PEM CA for client certificates (mTLS).")] = None,

@@ -44,6 +44,12 @@ class ServeConfig:
     # channel (32 cost baton bench's 64-client channel 13-18 % of its throughput), so it is off by default:
     # docs/benchmarks.md, "Deadline storm".
     max_concurrent_streams: int | None = None
+    # Calls grpc core may hold before the server's event loop takes them. grpc's own default starts cancelling new
+    # calls at random past 1,000 (all past 3,000): a flood of calls with 1 ms deadlines filled that queue, and up to
+    # 34 % of the calls of bystanders with 30 s deadlines came back CANCELLED; with 20,000 none did, same peak RSS
+    # (calls that expire while queued are dropped inside grpc core without reaching Python). docs/benchmarks.md,
+    # "Deadline storm".
+    max_pending_calls: int = 20000
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
@@ -70,6 +76,8 @@ class ServeConfig:
                 raise ConfigError(f"{flag}: file not found: {path}")
         if self.max_texts_per_request < 1 or self.max_text_chars < 1 or self.max_message_bytes < 1024:
             raise ConfigError("request limits must be positive (max message size at least 1024 bytes)")
+        if not 1 <= self.max_pending_calls <= 1_000_000:
+            raise ConfigError(f"--max-pending-calls must be in [1, 1000000] (got {self.max_pending_calls})")
         if self.max_concurrent_streams is not None and self.max_concurrent_streams < 1:
             raise ConfigError(f"--max-concurrent-streams must be >= 1 (got {self.max_concurrent_streams})")
         if self.workers is not None and self.workers < 1:

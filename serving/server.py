@@ -193,6 +193,9 @@ class BatonServer:
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Past this many calls waiting for the event loop, grpc core refuses new ones (no random early drop).
+            ("grpc.server.max_pending_requests", cfg.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", cfg.max_pending_calls),
         ]
         if cfg.max_concurrent_streams is not None:
             options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))

@@ -31,6 +31,7 @@ def test_example_configs_load() -> None:
         ({"max_batch_size": 0}, "--max-batch-size and --max-queue-items must be >= 1"),
         ({"wide_batches": "x"}, "--wide-batches must be one of idle, alone"),
         ({"min_second_batch": -1}, "--min-second-batch must be >= 0"),
+        ({"max_pending_calls": 0}, "--max-pending-calls must be in"),
         ({"workers": 0}, "--workers must be >= 1"),
         ({"threads": 0}, "--threads must be >= 1"),
     ],

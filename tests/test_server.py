@@ -401,3 +401,30 @@ def test_client_load_balancing_over_two_live_servers(tiny_bundle: Path, policy: 
 def test_client_refuses_an_unknown_load_balancing_policy() -> None:
     with pytest.raises(ValueError, match="load_balancing must be one of pick_first, round_robin"):
         Client("127.0.0.1:1", load_balancing="random")
+
+
+@pytest.mark.parametrize(("max_pending", "refused"), [(4, True), (20000, False)])
+def test_calls_waiting_for_a_busy_event_loop_are_kept_up_to_max_pending_calls(
+    tiny_bundle: Path, max_pending: int, refused: bool
+) -> None:
+    """30 calls arrive while the server's event loop is blocked for 1 s, so they wait in grpc core's pending-call
+    queue. Past `--max-pending-calls` core refuses them (CANCELLED: what bystanders saw in the deadline storm with
+    grpc's default limits); with the default every call is answered once the loop is free."""
+    cfg = ServeConfig(bundle=str(tiny_bundle), variant="fp32", threads=1, max_pending_calls=max_pending)
+    with ServerThread(cfg) as s, grpc.insecure_channel(s.target) as channel:
+        stub = pb_grpc.TextClassifierStub(channel)
+        stub.Classify(pb.ClassifyRequest(texts=["warm"]), timeout=10)
+        s.loop.call_soon_threadsafe(time.sleep, 1.0)
+        time.sleep(0.1)
+        futures = [stub.Classify.future(pb.ClassifyRequest(texts=["x"]), timeout=20) for _ in range(30)]
+        codes = []
+        for future in futures:
+            try:
+                future.result()
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as exc:
+                codes.append(exc.code())
+    if refused:
+        assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.CANCELLED}
+    else:
+        assert codes == [grpc.StatusCode.OK] * 30
