@@ -566,6 +566,10 @@ def serve(
             "else runs or waits) (default: idle)."
         ),
     ] = None,
+    min_batch_fill: Annotated[
+        float | None,
+        Opt(help="A batch grows only while its texts fill this share of its padded tokens (default: 0.9 CPU, 0 CUDA)."),
+    ] = None,
     max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED (default: 4096).")] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="Texts per request (default: 256).")] = None,
     max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected (default: 20000).")] = None,

@@ -120,6 +120,8 @@ class BatcherConfig:
     # When a batch alone may use every intra-op thread: "idle" (only when no texts arrived while the previous batch
     # ran) or "alone" (whenever nothing else runs or waits). See `batching.runs_wide`.
     wide_batches: str = "idle"
+    # A batch grows only while its texts' own tokens fill at least this share of its padded tokens (0: no bound).
+    min_batch_fill: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_batch_tokens < 1 or self.max_batch_size < 1 or self.max_queue_items < 1:
@@ -130,6 +132,8 @@ class BatcherConfig:
             raise ValueError("max_queue_delay_ms must be >= 0")
         if self.min_second_batch < 0:
             raise ValueError("min_second_batch must be >= 0")
+        if not 0.0 <= self.min_batch_fill <= 1.0:
+            raise ValueError(f"min_batch_fill must be in [0, 1] (got {self.min_batch_fill})")
         if self.wide_batches not in WIDE_POLICIES:
             raise ValueError(f"wide_batches must be one of {', '.join(WIDE_POLICIES)} (got {self.wide_batches!r})")
 
@@ -405,6 +409,7 @@ class Batcher:
                 self._ready.index(oldest),
                 self.config.max_batch_tokens,
                 self.config.max_batch_size,
+                self.config.min_batch_fill,
             )
             batch = self._ready[lo:hi]
             del self._ready[lo:hi]

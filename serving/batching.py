@@ -10,12 +10,15 @@ __all__ = ["WIDE_POLICIES", "runs_wide", "select_window"]
 WIDE_POLICIES = ("idle", "alone")
 
 
-def select_window(lengths: Sequence[int], anchor: int, max_tokens: int, max_size: int) -> tuple[int, int]:
+def select_window(
+    lengths: Sequence[int], anchor: int, max_tokens: int, max_size: int, min_fill: float = 0.0
+) -> tuple[int, int]:
     """Choose a contiguous window [lo, hi) of length-sorted items that contains `anchor` (the oldest item).
 
     `lengths` is sorted ascending. The window grows one neighbour at a time, taking whichever side adds less
-    padding, while the padded size (longest × count) stays within `max_tokens` and the count within `max_size`.
-    The anchor is always taken, even alone over budget, so no item can starve.
+    padding, while the padded size (longest × count) stays within `max_tokens`, the count within `max_size`, and
+    the items' own tokens fill at least `min_fill` of the padded size (0: any padding). The anchor is always
+    taken, even alone over budget, so no item can starve.
     """
     if not lengths:
         return 0, 0
@@ -23,17 +26,25 @@ def select_window(lengths: Sequence[int], anchor: int, max_tokens: int, max_size
         raise IndexError("anchor out of range")
     lo, hi = anchor, anchor + 1
     longest = lengths[anchor]
+    own = lengths[anchor]  # the window's tokens without padding
     while hi - lo < max_size:
-        left_ok = lo > 0 and longest * (hi - lo + 1) <= max_tokens
-        right_ok = hi < len(lengths) and lengths[hi] * (hi - lo + 1) <= max_tokens
+        count = hi - lo + 1
+        left_ok = lo > 0 and longest * count <= max_tokens and own + lengths[lo - 1] >= min_fill * longest * count
+        right_ok = (
+            hi < len(lengths)
+            and lengths[hi] * count <= max_tokens
+            and own + lengths[hi] >= min_fill * lengths[hi] * count
+        )
         if not (left_ok or right_ok):
             break
         left_waste = longest - lengths[lo - 1] if left_ok else None
         right_waste = (lengths[hi] - longest) * (hi - lo) if right_ok else None
         if right_waste is None or (left_waste is not None and left_waste <= right_waste):
             lo -= 1
+            own += lengths[lo]
         else:
             longest = lengths[hi]
+            own += lengths[hi]
             hi += 1
     return lo, hi
 

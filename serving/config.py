@@ -12,6 +12,8 @@ from baton.serving.batcher import BatcherConfig
 
 __all__ = ["ServeConfig"]
 
+_CPU_MIN_BATCH_FILL = 0.9
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeConfig:
@@ -31,6 +33,10 @@ class ServeConfig:
     max_queue_delay_ms: float = 0.0
     min_second_batch: int = 0  # texts waiting before a second batch runs beside one (serving/batcher.py)
     wide_batches: str = "idle"  # when a lone batch takes every intra-op thread (serving/batching.py, runs_wide)
+    # A batch stops growing before its texts' own tokens fill less than this share of its padded tokens. None: 0.9
+    # on CPU, where padding costs compute and two batches run at once (8/32 clients 1.2x/1.1x, docs/benchmarks.md),
+    # 0 on CUDA, where a batch's fixed cost dominates and padding is nearly free.
+    min_batch_fill: float | None = None
     max_queue_items: int = 4096
     max_texts_per_request: int = 256
     max_text_chars: int = 20000
@@ -87,21 +93,25 @@ class ServeConfig:
         if self.grace_s < 0:
             raise ConfigError("--grace-s must be >= 0")
         try:
-            self.batcher  # noqa: B018 (validates the batching flags)
+            self.batcher_config("cpu")  # validates the batching flags
         except ValueError as exc:  # the batcher names its fields; the user typed flags
             message = str(exc)
             for name in dataclasses.fields(BatcherConfig):
                 message = re.sub(rf"\b{name.name}\b", "--" + name.name.replace("_", "-"), message)
             raise ConfigError(message) from exc
 
-    @property
-    def batcher(self) -> BatcherConfig:
+    def batcher_config(self, provider: str) -> BatcherConfig:
+        """The batching flags, with the defaults that depend on where the model runs ("cpu" or "cuda")."""
+        fill = self.min_batch_fill
+        if fill is None:
+            fill = _CPU_MIN_BATCH_FILL if provider == "cpu" else 0.0
         return BatcherConfig(
             max_batch_tokens=self.max_batch_tokens,
             max_batch_size=self.max_batch_size,
             max_queue_delay_ms=self.max_queue_delay_ms,
             min_second_batch=self.min_second_batch,
             wide_batches=self.wide_batches,
+            min_batch_fill=fill,
             max_queue_items=self.max_queue_items,
         )
 

@@ -169,7 +169,8 @@ class BatonServer:
         self.task = self.bundle.manifest.task
         self.metrics = ServerMetrics()
         self.metrics.model.labels(self.model_name, self.variant, self.provider, self.bundle.checksum).set(1)
-        self.batcher = Batcher(engine, config.batcher, observer=self.metrics, on_crash=self._crash_from_worker)
+        batching = config.batcher_config(self.provider)
+        self.batcher = Batcher(engine, batching, observer=self.metrics, on_crash=self._crash_from_worker)
         self.health = health.aio.HealthServicer()
         self.exit_code = 0
         self.port = 0

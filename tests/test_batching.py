@@ -21,14 +21,25 @@ from baton.serving.batching import runs_wide, select_window
 
 
 @pytest.mark.parametrize(("max_tokens", "max_size"), list(itertools.product([1, 10, 64, 200, 10_000], [1, 2, 8, 64])))
-def test_window_respects_limits_and_contains_anchor(max_tokens: int, max_size: int) -> None:
+@pytest.mark.parametrize("min_fill", [0.0, 0.8, 0.95])
+def test_window_respects_limits_and_contains_anchor(max_tokens: int, max_size: int, min_fill: float) -> None:
     lengths = sorted([3, 5, 5, 7, 9, 12, 12, 20, 33, 40, 41, 60])
     for anchor in range(len(lengths)):
-        lo, hi = select_window(lengths, anchor, max_tokens, max_size)
+        lo, hi = select_window(lengths, anchor, max_tokens, max_size, min_fill)
         assert lo <= anchor < hi
         assert hi - lo <= max_size
         if hi - lo > 1:
             assert max(lengths[lo:hi]) * (hi - lo) <= max_tokens
+            assert sum(lengths[lo:hi]) >= min_fill * max(lengths[lo:hi]) * (hi - lo)
+
+
+def test_window_stops_growing_below_the_fill() -> None:
+    """Around the 25-token anchor, 24 and 26 keep the batch 96 % full; 10 (82 %) or 50 (62 %) would not."""
+    lengths = [10, 24, 25, 26, 50]
+    assert select_window(lengths, 2, max_tokens=10_000, max_size=8, min_fill=0.9) == (1, 4)
+    assert select_window(lengths, 2, max_tokens=10_000, max_size=8, min_fill=0.8) == (0, 4)
+    assert select_window(lengths, 2, max_tokens=10_000, max_size=8) == (0, 5)
+    assert select_window(lengths, 4, max_tokens=10_000, max_size=8, min_fill=0.9) == (4, 5)  # alone, not starved
 
 
 def test_window_prefers_similar_lengths() -> None:
@@ -294,6 +305,8 @@ def test_a_batch_of_concurrent_traffic_runs_narrow(tiny_bundle: Path, policy: st
     assert engine.calls == [(True, 1), (second_wide, 1), (True, 1)]
 
 
-def test_wide_batches_is_validated() -> None:
+def test_wide_batches_and_min_batch_fill_are_validated() -> None:
     with pytest.raises(ValueError, match="wide_batches must be one of idle, alone"):
         BatcherConfig(wide_batches="sometimes")
+    with pytest.raises(ValueError, match=r"min_batch_fill must be in \[0, 1\]"):
+        BatcherConfig(min_batch_fill=1.5)

@@ -32,6 +32,7 @@ def test_example_configs_load() -> None:
         ({"wide_batches": "x"}, "--wide-batches must be one of idle, alone"),
         ({"min_second_batch": -1}, "--min-second-batch must be >= 0"),
         ({"max_pending_calls": 0}, "--max-pending-calls must be in"),
+        ({"min_batch_fill": -0.1}, r"--min-batch-fill must be in \[0, 1\]"),
         ({"workers": 0}, "--workers must be >= 1"),
         ({"threads": 0}, "--threads must be >= 1"),
     ],
@@ -46,3 +47,11 @@ def test_unknown_serve_key(tmp_path: Path) -> None:
     cfg.write_text("bundle: b\nmax-batch: 3\n")
     with pytest.raises(ConfigError, match="unknown key 'max-batch'"):
         load_config(ServeConfig, cfg, {})
+
+
+def test_min_batch_fill_defaults_by_device() -> None:
+    """Unset, a CPU server bounds padding (0.9) and a CUDA one does not (0); a value given is kept on both."""
+    auto = ServeConfig(bundle="b")
+    assert (auto.batcher_config("cpu").min_batch_fill, auto.batcher_config("cuda").min_batch_fill) == (0.9, 0.0)
+    given = ServeConfig(bundle="b", min_batch_fill=0.5)
+    assert (given.batcher_config("cpu").min_batch_fill, given.batcher_config("cuda").min_batch_fill) == (0.5, 0.5)
