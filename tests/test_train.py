@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from conftest import REVIEWS, write_jsonl
 
 from baton.training import TrainConfig, run_training
@@ -43,7 +42,10 @@ def test_finished_run_has_the_contracted_outputs(tiny_run: Path) -> None:
 
 
 def test_reported_accuracy_matches_an_independent_prediction(tiny_run: Path) -> None:
-    """metrics.json must agree with predictions recomputed in dataset order (guards the group_by_length trap)."""
+    """metrics.json must agree with predictions recomputed in dataset order (guards the group_by_length trap: scored
+    against labels in the wrong order, accuracy falls toward chance). On a CPU with native bf16 the run evaluates
+    under bf16 autocast (`--bf16 auto`), and a text whose two fp32 logits lie within bf16's rounding may go either
+    way: one did in a clean-clone run (fp32 margin 0.089). Only such near-ties may differ."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -52,10 +54,15 @@ def test_reported_accuracy_matches_an_independent_prediction(tiny_run: Path) -> 
     rows = [json.loads(x) for x in (REVIEWS / "validation.jsonl").read_text().splitlines()]
     with torch.no_grad():
         enc = tok([r["text"] for r in rows], padding=True, truncation=True, max_length=64, return_tensors="pt")
-        pred = model(**enc).logits.argmax(-1).tolist()
+        logits = model(**enc).logits
+    pred = logits.argmax(-1).tolist()
+    top2 = logits.topk(2, dim=-1).values
+    near_ties = int(((top2[:, 0] - top2[:, 1]) < 0.25).sum())  # bf16 keeps ~3 digits of logits of size ~5
     acc = sum(model.config.id2label[p] == r["label"] for p, r in zip(pred, rows, strict=True)) / len(rows)
     metrics = json.loads((tiny_run / "metrics.json").read_text())
-    assert metrics["validation"]["accuracy"] == pytest.approx(acc, abs=1e-9)
+    bf16 = metrics["training"].get("bf16", False)
+    allowed = near_ties / len(rows) if bf16 else 0.0
+    assert abs(metrics["validation"]["accuracy"] - acc) <= allowed + 1e-9
 
 
 def _quick(tiny_model_dir: Path, out: Path, **kw: object) -> TrainConfig:
