@@ -2,7 +2,7 @@
 
 Usage: python scripts/batch_fill.py BUNDLE DATA.jsonl [--waiting 8,16,24,48] [--sizes 4,8] [--min-fill 0]
 
-Draws `waiting` texts at random from DATA (tokenized by the bundle's tokenizer.json, no padding, no truncation),
+Draws `waiting` texts at random from DATA (tokenized by the bundle's engine, the lengths the batcher sorts by),
 sorts them by length, takes the window around a random oldest item as the batcher does, and averages the fill
 over 2,000 draws. Produced the padding figures behind `baton serve --min-batch-fill` in docs/benchmarks.md.
 """
@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from baton.serving.batching import select_window
+from baton.serving.engine import build_engine
 
 
 def main() -> None:
@@ -26,13 +27,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="4,8")
     parser.add_argument("--min-fill", type=float, default=0.0)
     args = parser.parse_args()
-    from tokenizers import Tokenizer
-
     texts = [json.loads(line)["text"] for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
-    tokenizer = Tokenizer.from_file(str(args.bundle / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    lengths = [len(e.ids) for e in tokenizer.encode_batch(texts)]
+    lengths = [len(tokens) for tokens in build_engine(args.bundle, "cpu").tokenize(texts)]
     print(f"{len(lengths)} texts: mean {statistics.mean(lengths):.1f} tokens, max {max(lengths)}")
     rng = random.Random(0)
     for waiting in (int(w) for w in args.waiting.split(",")):

@@ -160,9 +160,11 @@ def _storm(args: argparse.Namespace, target: str) -> None:
         nice = args.abusers_nice
         child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(nice))
     else:
-        worker = threading.Thread(
-            target=lambda: results.__setitem__("abusers", _clients(args, target, args.abusers, 0.001))
-        )
+
+        def abusers() -> None:
+            results["abusers"] = _clients(args, target, args.abusers, 0.001)
+
+        worker = threading.Thread(target=abusers)
         worker.start()
     results["bystanders"] = _clients(args, target, args.bystanders, 30.0)
     if child is not None:

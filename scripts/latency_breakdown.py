@@ -22,13 +22,13 @@ import asyncio
 import statistics
 import sys
 import time
-import urllib.request
 
 import baton.tools.bench as bench
 from baton.serving.bundle import load_bundle
 from baton.serving.client import Client
 from baton.serving.engine import Engine
 from baton.serving.predictor import choose_variant
+from baton.tools.bench.accounting import scrape, server_view
 
 
 def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
@@ -54,11 +54,6 @@ def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
         "one client, medians in ms: "
         + ", ".join(f"{n} {statistics.median(r[k] for r in rows) / 1e3:.2f}" for k, n in enumerate(names))
     )
-
-
-def _metric(url: str, name: str) -> float:
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
 
 
 async def _closed_loop(target: str, texts: list[str], clients: int, seconds: float) -> list[tuple[float, ...]]:
@@ -88,16 +83,15 @@ async def _closed_loop(target: str, texts: list[str], clients: int, seconds: flo
 def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float, flags: list[str]) -> None:
     with bench.started_server(bundle_dir, flags) as server:
         asyncio.run(_closed_loop(server.target, texts, clients, 1.0))  # warm-up
-        batches = _metric(server.metrics_url, "baton_batch_size_count")
-        items = _metric(server.metrics_url, "baton_batch_size_sum")
+        before = scrape(server.metrics_url)
         rows = asyncio.run(_closed_loop(server.target, texts, clients, seconds))
-        batches = _metric(server.metrics_url, "baton_batch_size_count") - batches
-        items = _metric(server.metrics_url, "baton_batch_size_sum") - items
+        after = scrape(server.metrics_url)
+    batches = after.get("baton_batch_size_count", 0.0) - before.get("baton_batch_size_count", 0.0)
     names = ("round trip", "server total", "queue", "tokenize", "inference", "outside the server")
     print(
         f"{clients} clients {flags or '(defaults)'}: {len(rows) / seconds:.0f} texts/s; medians in ms: "
         + ", ".join(f"{n} {statistics.median(r[k] for r in rows) / 1e3:.2f}" for k, n in enumerate(names))
-        + f"; {batches:.0f} batches, mean batch {items / max(1.0, batches):.2f}"
+        + f"; {batches:.0f} batches, mean batch {server_view(before, after)['mean_batch_size'] or 0:.2f}"
     )
 
 
