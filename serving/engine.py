@@ -98,13 +98,14 @@ def build_engine(
     threads: int | None = None,
     workers: int = 1,
     spin: bool = True,
+    tokenizer_pool: bool = True,
 ) -> Engine:
     """The one place an engine is built: load and verify the bundle (unless given), choose the variant for the
     device, open the sessions, and log what was chosen and why."""
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     chosen, provider, why = choose_variant(bundle, device, variant)
-    engine = Engine(bundle, chosen, provider, threads, spin=spin, workers=workers)
+    engine = Engine(bundle, chosen, provider, threads, spin=spin, workers=workers, tokenizer_pool=tokenizer_pool)
     logger.info(
         "loaded %s (%s): variant %s on %s (%s), %d intra-op thread(s), %d worker(s)%s",
         bundle.root,
@@ -147,6 +148,7 @@ class Engine:
         threads: int | None = None,
         spin: bool = True,
         workers: int = 1,
+        tokenizer_pool: bool = True,
     ) -> None:
         import onnxruntime as ort
 
@@ -164,7 +166,7 @@ class Engine:
         self.threshold = manifest.threshold
         self.max_length = manifest.max_length
         self.pairs = manifest.pairs
-        self.encoder = TextEncoder(bundle.tokenizer_path, manifest.tokenizer, manifest.input_names)
+        self.encoder = TextEncoder(bundle.tokenizer_path, manifest.tokenizer, manifest.input_names, pool=tokenizer_pool)
         self.task: RuntimeTask = runtime_task(manifest, self.encoder)
 
         providers = ["CPUExecutionProvider"]

@@ -161,7 +161,10 @@ class BatonServer:
         if engine is None:
             threads = default_threads(config.threads)
             workers = config.workers or (2 if threads >= 2 else 1)
-            engine = build_engine(self.bundle, config.device, config.variant, threads, workers, config.spin)
+            # No tokenizer thread pool: a server's cores run inference (serving/encoder.py, `encode_all`).
+            engine = build_engine(
+                self.bundle, config.device, config.variant, threads, workers, config.spin, tokenizer_pool=False
+            )
         self.engine = engine
         self.variant = getattr(engine, "variant", "?")
         self.provider = getattr(engine, "provider", "cpu")

@@ -17,11 +17,22 @@ from baton.serving.encoder import CHARS_PER_TOKEN_CAP, TextEncoder
 from baton.serving.manifest import TokenizerSpec
 
 
-def _encoder(bundle: Path, side: str, max_length: int = 16) -> TextEncoder:
+def _encoder(bundle: Path, side: str, max_length: int = 16, pool: bool = True) -> TextEncoder:
     spec = TokenizerSpec(
         file="tokenizer.json", max_length=max_length, truncation_side=side, pad_id=0, pad_token="[PAD]", lowercase=True
     )
-    return TextEncoder(bundle / "tokenizer.json", spec, ["input_ids", "attention_mask"])
+    return TextEncoder(bundle / "tokenizer.json", spec, ["input_ids", "attention_mask"], pool=pool)
+
+
+@pytest.mark.parametrize("count", [1, 8, 9, 40])
+def test_the_tokenizer_pool_and_the_plain_loop_encode_alike(tiny_bundle: Path, count: int) -> None:
+    """A server tokenizes without the tokenizers' thread pool; it must get what the pool (the export's gates) gets,
+    for single texts and pairs, on both sides of the size where the pool takes over."""
+    texts = [f"text number {i} " + "word " * (i % 23) for i in range(count)]
+    pairs = [f"pair {i}" + " more" * (i % 7) for i in range(count)]
+    pooled, plain = _encoder(tiny_bundle, "right", pool=True), _encoder(tiny_bundle, "right", pool=False)
+    assert plain.tokenize(texts) == pooled.tokenize(texts)
+    assert plain.tokenize(texts, pairs) == pooled.tokenize(texts, pairs)
 
 
 def test_truncation_and_the_pre_cut_keep_the_side_the_manifest_names(tiny_bundle: Path) -> None:

@@ -54,6 +54,12 @@ def test_classify_matches_the_embedded_predictor(server: ServerThread, tiny_bund
         assert client.classify([]) == []
 
 
+def test_the_server_tokenizes_without_the_tokenizer_pool(server: ServerThread) -> None:
+    """Its cores run inference: the pool's threads would only wait for them (serving/encoder.py, `encode_all`)."""
+    assert server.server is not None
+    assert server.server.engine.encoder.pool is False  # type: ignore[attr-defined]
+
+
 def test_stream_answers_each_message_in_order(server: ServerThread) -> None:
     with grpc.insecure_channel(server.target) as channel:
         stub = pb_grpc.TextClassifierStub(channel)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from baton.errors import InputError
-from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens
+from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, encode_all
 from baton.serving.iob import iob_spans
 from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.classification import softmax
@@ -191,7 +191,7 @@ class TokenClassification:
             raise InputError("an entity model takes single texts: send no text_pairs")
         cut = [t[: self._char_cap] for t in texts]
         out: list[Tokens] = []
-        encodings = self._tokenizer.encode_batch(cut, add_special_tokens=False)
+        encodings = encode_all(self._tokenizer, cut, self.encoder.pool, add_special_tokens=False)
         for text, full, enc in zip(texts, cut, encodings, strict=True):
             n = len(enc.ids)
             limit = MAX_WINDOWS * (self.budget - self.stride) + self.stride
