@@ -570,6 +570,10 @@ def serve(
         float | None,
         Opt(help="A batch grows only while its texts fill this share of its padded tokens (default: 0.9 CPU, 0 CUDA)."),
     ] = None,
+    worker_nice: Annotated[
+        int | None,
+        Opt(help="Inference threads' niceness, 0-19, so the event loop answers first (default: 10 on Linux, else 0)."),
+    ] = None,
     max_queue_items: Annotated[int | None, Opt(help="Queued texts before RESOURCE_EXHAUSTED (default: 4096).")] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="Texts per request (default: 256).")] = None,
     max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected (default: 20000).")] = None,

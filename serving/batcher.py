@@ -1,7 +1,7 @@
 """The dynamic batcher: bounded intake, tokenization on arrival, token-budgeted length-sorted batches.
 
-  submit (event loop)   engine.tokenize → ready set     (in the loop for a few texts: `encode_batch` releases
-                                                          the GIL; in a helper thread for large requests)
+  submit (event loop)   engine.tokenize → ready set     (in the loop for a few texts, about 40 us each; in a
+                                                          helper thread for large requests)
   workers (threads)     ready set → select_window → collate → engine.run → postprocess → futures
 `engine.workers` supervised worker threads (2 on a multi-core CPU, else 1) take batches, so one worker collates
 and post-processes while the other is inside `engine.run` (which releases the GIL), and the texts of the next
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -51,7 +53,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Up to this many texts are tokenized in the event loop (about 0.1 ms each here, GIL released); larger requests
+# Up to this many texts are tokenized in the event loop (about 40 us each here); larger requests
 # go to a helper thread so one big request cannot stall every other RPC.
 _INLINE_TOKENIZE_TEXTS = 16
 
@@ -92,6 +94,22 @@ class TokenizationFailed(BatcherError):
     """The tokenizer raised on this request's texts (maps to INTERNAL); other requests are unaffected."""
 
 
+def _lower_priority(nice: int) -> None:
+    """Make the calling thread `nice` steps less favoured than the process (Linux: a thread is a task).
+
+    Why: on a small machine the event loop, the gRPC threads and the inference workers share the cores. At equal
+    priority a ready event loop waits behind two workers for its time slice, so calls sit accepted but unread and
+    answers sit computed but unsent, while the queue runs dry. Niced workers still take every cycle the loop
+    leaves. Measured with 8 single-text clients, the time outside the server's clock fell from ~3 ms to ~1.3 ms of
+    a ~10 ms round trip (`python scripts/latency_breakdown.py BUNDLE DATA --clients 8 -- --worker-nice 0`, and
+    without the flag); the throughput side by side is in docs/benchmarks.md, "Worker priority" (`python
+    scripts/tune_serve.py BUNDLE DATA --concurrency 1,8,32,64 -- "--worker-nice 0" ""`). onnxruntime's own pool
+    threads (a wide batch's second thread) keep the process's priority.
+    """
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
+
+
 class EngineLike(Protocol):
     workers: int  # how many batches may run at once
 
@@ -122,6 +140,10 @@ class BatcherConfig:
     wide_batches: str = "idle"
     # A batch grows only while its texts' own tokens fill at least this share of its padded tokens (0: no bound).
     min_batch_fill: float = 0.0
+    # The workers' scheduling niceness (Linux, per thread; 0: the process's own). Above 0, the event loop that
+    # accepts and answers calls runs first whenever it is ready, and inference takes the cores it leaves: see
+    # `_lower_priority`.
+    worker_nice: int = 0
 
     def __post_init__(self) -> None:
         if self.max_batch_tokens < 1 or self.max_batch_size < 1 or self.max_queue_items < 1:
@@ -134,6 +156,10 @@ class BatcherConfig:
             raise ValueError("min_second_batch must be >= 0")
         if not 0.0 <= self.min_batch_fill <= 1.0:
             raise ValueError(f"min_batch_fill must be in [0, 1] (got {self.min_batch_fill})")
+        if not 0 <= self.worker_nice <= 19:
+            raise ValueError(f"worker_nice must be in [0, 19] (got {self.worker_nice})")
+        if self.worker_nice and not sys.platform.startswith("linux"):
+            raise ValueError("worker_nice needs Linux (per-thread priorities); use 0 here")
         if self.wide_batches not in WIDE_POLICIES:
             raise ValueError(f"wide_batches must be one of {', '.join(WIDE_POLICIES)} (got {self.wide_batches!r})")
 
@@ -315,6 +341,7 @@ class Batcher:
     # ---- workers ---------------------------------------------------------------------------------------------
     def _supervised(self) -> None:
         try:
+            _lower_priority(self.config.worker_nice)
             self._work()
         except BaseException as exc:
             logger.exception("batcher worker %s crashed", threading.current_thread().name)

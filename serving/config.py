@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from baton.serving.batcher import BatcherConfig
 __all__ = ["ServeConfig"]
 
 _CPU_MIN_BATCH_FILL = 0.9
+_DEFAULT_WORKER_NICE = 10 if sys.platform.startswith("linux") else 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,8 @@ class ServeConfig:
     # on CPU, where padding costs compute and two batches run at once (8/32 clients 1.2x/1.1x, docs/benchmarks.md),
     # 0 on CUDA, where a batch's fixed cost dominates and padding is nearly free.
     min_batch_fill: float | None = None
+    # The inference workers' niceness. None: 10 on Linux (the event loop answers first; docs/benchmarks.md), else 0.
+    worker_nice: int | None = None
     max_queue_items: int = 4096
     max_texts_per_request: int = 256
     max_text_chars: int = 20000
@@ -112,6 +116,7 @@ class ServeConfig:
             min_second_batch=self.min_second_batch,
             wide_batches=self.wide_batches,
             min_batch_fill=fill,
+            worker_nice=self.worker_nice if self.worker_nice is not None else _DEFAULT_WORKER_NICE,
             max_queue_items=self.max_queue_items,
         )
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import sys
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from serving_helpers import SlowEngine, real_engine
 
@@ -18,6 +22,7 @@ from baton.serving.batcher import (
     WorkerCrashed,
 )
 from baton.serving.batching import runs_wide, select_window
+from baton.serving.engine import Encoded
 
 
 @pytest.mark.parametrize(("max_tokens", "max_size"), list(itertools.product([1, 10, 64, 200, 10_000], [1, 2, 8, 64])))
@@ -305,8 +310,34 @@ def test_a_batch_of_concurrent_traffic_runs_narrow(tiny_bundle: Path, policy: st
     assert engine.calls == [(True, 1), (second_wide, 1), (True, 1)]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_workers_run_at_the_configured_niceness(tiny_bundle: Path) -> None:
+    """Each worker thread runs `worker_nice` steps below the process; the event loop keeps the process's priority."""
+    seen: list[int] = []
+
+    class Recording(SlowEngine):
+        def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().run(encoded, wide)
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    engine = Recording(real_engine(tiny_bundle, workers=2))
+
+    async def main() -> None:
+        batcher = Batcher(engine, BatcherConfig(worker_nice=7))
+        batcher.start()
+        await asyncio.gather(*(batcher.submit([f"text {i}"]) for i in range(6)))
+        batcher.stop(5)
+
+    _run(main())
+    assert seen and set(seen) == {min(19, base + 7)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
 def test_wide_batches_and_min_batch_fill_are_validated() -> None:
     with pytest.raises(ValueError, match="wide_batches must be one of idle, alone"):
         BatcherConfig(wide_batches="sometimes")
     with pytest.raises(ValueError, match=r"min_batch_fill must be in \[0, 1\]"):
         BatcherConfig(min_batch_fill=1.5)
+    with pytest.raises(ValueError, match=r"worker_nice must be in \[0, 19\]"):
+        BatcherConfig(worker_nice=-1)

@@ -34,6 +34,7 @@ def test_example_configs_load() -> None:
         ({"max_pending_calls": 0}, "--max-pending-calls must be in"),
         ({"min_batch_fill": -0.1}, r"--min-batch-fill must be in \[0, 1\]"),
         ({"workers": 0}, "--workers must be >= 1"),
+        ({"worker_nice": 20}, r"--worker-nice must be in \[0, 19\]"),
         ({"threads": 0}, "--threads must be >= 1"),
     ],
 )
