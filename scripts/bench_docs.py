@@ -207,7 +207,7 @@ def write_doc(run: Path, out: Path) -> None:
     top = next(k for k in serve if k.startswith("ratio_at_"))
     lines += [
         "",
-        f"- In-process ceiling (same texts, sorted by length, best batch size {bench.ceiling_batch_sizes(c)}, "
+        f"- In-process ceiling (same texts, sorted by length, best setting: batches of {bench.ceiling_batch_sizes(c)}, "
         f"{c['variant']}; the mean of {c['before']['texts_per_s']:.0f} measured before and "
         f"{c['after']['texts_per_s']:.0f} after the load): **{c['texts_per_s']:.0f} texts/s**; "
         f"batch-1 p50 {c['batch1_p50_ms']:.2f} ms.",

@@ -89,7 +89,7 @@ def speed(args: argparse.Namespace, work: Path) -> None:
         before, after = (c["texts_per_s"] for c in ceilings)
         print(
             f"round {r + 1}: ceiling {before:.0f} texts/s before the embedded run, {after:.0f} after "
-            f"({ceilings[0]['variant']}, batch {ceilings[0]['best_batch_size']}, spin {ceilings[0]['best_spin']})",
+            f"({ceilings[0]['variant']}, batches of {ceilings[0]['best_setting']}, spin {ceilings[0]['best_spin']})",
             flush=True,
         )
         for name, summary in results.items():

@@ -17,8 +17,10 @@ logger = logging.getLogger(__name__)
 
 
 def ceiling_batch_sizes(ceiling: dict[str, Any]) -> str:
-    """The best batch size of the ceiling, as "16" or, when the two measurements disagree, "16 / 32"."""
-    return " / ".join(str(size) for size in dict.fromkeys(ceiling[k]["best_batch_size"] for k in ("before", "after")))
+    """The best setting of the ceiling, as "16" or "8 side by side" or, when the two measurements disagree,
+    "16 / 8 side by side"."""
+    best = (ceiling[k].get("best_setting", ceiling[k]["best_batch_size"]) for k in ("before", "after"))
+    return " / ".join(str(setting) for setting in dict.fromkeys(best))
 
 
 def mean_ceiling(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +33,7 @@ def mean_ceiling(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     return {
         "variant": before["variant"],
         "best_batch_size": before["best_batch_size"],
+        "best_setting": before.get("best_setting", before["best_batch_size"]),
         "texts_per_s": mean("texts_per_s"),
         "batch1_p50_ms": mean("batch1_p50_ms"),
         "before": before,
