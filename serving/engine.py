@@ -99,13 +99,23 @@ def build_engine(
     workers: int = 1,
     spin: bool = True,
     tokenizer_pool: bool = True,
+    stop_wide_spin: bool | None = None,
 ) -> Engine:
     """The one place an engine is built: load and verify the bundle (unless given), choose the variant for the
     device, open the sessions, and log what was chosen and why."""
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     chosen, provider, why = choose_variant(bundle, device, variant)
-    engine = Engine(bundle, chosen, provider, threads, spin=spin, workers=workers, tokenizer_pool=tokenizer_pool)
+    engine = Engine(
+        bundle,
+        chosen,
+        provider,
+        threads,
+        spin=spin,
+        workers=workers,
+        tokenizer_pool=tokenizer_pool,
+        stop_wide_spin=stop_wide_spin,
+    )
     logger.info(
         "loaded %s (%s): variant %s on %s (%s), %d intra-op thread(s), %d worker(s)%s",
         bundle.root,
@@ -149,7 +159,10 @@ class Engine:
         spin: bool = True,
         workers: int = 1,
         tokenizer_pool: bool = True,
+        stop_wide_spin: bool | None = None,
     ) -> None:
+        """`stop_wide_spin`: whether the wide session's threads stop spinning as each run ends (None: when there is
+        a narrow session, whose runs they would slow)."""
         import onnxruntime as ort
 
         if variant not in bundle.models:
@@ -189,7 +202,8 @@ class Engine:
         self.threads = default_threads(threads)
         # Concurrent runs only pay on CPU, where each worker gets its own cores; one GPU session serves one worker.
         self.workers = workers if provider == "cpu" else 1
-        self._session = session(self.threads, spin, stop_spinning=self.workers > 1)
+        stop = self.workers > 1 if stop_wide_spin is None else stop_wide_spin
+        self._session = session(self.threads, spin, stop_spinning=stop)
         self.provider = "cuda" if "CUDAExecutionProvider" in self._session.get_providers() else "cpu"
         self.narrow_threads = max(1, self.threads // self.workers)
         self._narrow = session(self.narrow_threads, False, False) if self.workers > 1 else self._session

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from baton.errors import InputError
+from baton.serving.bundle import Bundle
 from baton.serving.encoder import length_sorted_chunks
-from baton.serving.engine import Encoded, Engine, build_engine, choose_variant
+from baton.serving.engine import Encoded, Engine, build_engine, choose_variant, default_threads
 from baton.serving.tasks import check_aggregation
 
 __all__ = ["Predictor", "choose_variant"]
@@ -19,8 +21,16 @@ __all__ = ["Predictor", "choose_variant"]
 logger = logging.getLogger(__name__)
 
 
+_Batch = tuple[list[int], Encoded, np.ndarray]
+
+
 class Predictor:
-    """Classify texts or find their entities in-process, with onnxruntime and tokenizers only (no torch)."""
+    """Classify texts or find their entities in-process, with onnxruntime and tokenizers only (no torch).
+
+    On a CPU with 2+ cores the engine has two workers: a call with several batches runs them two at a time, side by
+    side, each on its share of the cores, which on 2 cores ran 1.25x the best single session (`baton bench`'s
+    ceiling, `python scripts/compare_ceilings.py DATA BUNDLE --sweep`); a call of one batch runs it on every core.
+    """
 
     def __init__(self, engine: Engine, batch_size: int = 32) -> None:
         if batch_size < 1:
@@ -31,13 +41,22 @@ class Predictor:
     @classmethod
     def load(
         cls,
-        bundle_dir: str | Path,
+        bundle_dir: Bundle | str | Path,
         device: str = "auto",
         variant: str | None = None,
         threads: int | None = None,
         batch_size: int = 32,
+        workers: int | None = None,
     ) -> Predictor:
-        return cls(build_engine(bundle_dir, device, variant, threads), batch_size)
+        """`workers`: batches run side by side (None: 2 with 2+ threads on CPU, else 1; only CPU runs two)."""
+        threads = default_threads(threads)
+        workers = workers or (2 if threads >= 2 else 1)
+        # Two workers tokenize their own batches: no tokenizer pool beside them (serving/encoder.py). The wide session
+        # keeps spinning between calls, as with one worker: a lone call after a pause is then as fast as ever.
+        engine = build_engine(
+            bundle_dir, device, variant, threads, workers, tokenizer_pool=workers == 1, stop_wide_spin=False
+        )
+        return cls(engine, batch_size)
 
     @property
     def labels(self) -> list[str]:
@@ -56,10 +75,18 @@ class Predictor:
             raise TypeError("takes a sequence of texts, not a single string")
         self.engine.check_inputs(texts, pairs)
         size = (lambda i: len(texts[i]) + len(pairs[i])) if pairs is not None else (lambda i: len(texts[i]))
-        for idx in length_sorted_chunks(len(texts), size, self.batch_size):
+        chunks = length_sorted_chunks(len(texts), size, self.batch_size)
+
+        def one(idx: list[int], wide: bool = True) -> _Batch:
             chunk_pairs = None if pairs is None else [pairs[i] for i in idx]
             encoded = self.engine.preprocess([texts[i] for i in idx], chunk_pairs)
-            yield idx, encoded, self.engine.run(encoded)
+            return idx, encoded, self.engine.run(encoded, wide=wide)
+
+        if self.engine.workers < 2 or len(chunks) < 2:
+            for idx in chunks:
+                yield one(idx)
+            return
+        yield from _side_by_side(chunks, lambda idx: one(idx, wide=False), self.engine.workers)
 
     @property
     def task(self) -> str:
@@ -101,3 +128,15 @@ class Predictor:
                 self.engine.max_length,
             )
         return [p for p in results if p is not None]
+
+
+def _side_by_side(chunks: list[list[int]], run: Callable[[list[int]], _Batch], workers: int) -> Iterator[_Batch]:
+    """`run` each chunk in `workers` threads, at most two chunks per worker in flight; results in chunk order."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="baton-predict") as pool:
+        pending: list[Future[_Batch]] = []
+        for idx in chunks:
+            pending.append(pool.submit(run, idx))
+            if len(pending) >= 2 * workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,31 @@ def test_predictor_edge_cases(tiny_bundle: Path) -> None:
     assert all(len(p.top_k) == 1 and abs(sum(p.scores.values()) - 1) < 1e-5 for p in out)
     with pytest.raises(TypeError):
         predictor.predict("a single string")  # type: ignore[arg-type]
+
+
+def test_the_predictor_runs_batches_side_by_side_with_the_same_answers(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two workers, a call of many batches runs them on the narrow session in the Predictor's threads, and
+    answers exactly as one worker does with the same batches; a call of one batch runs wide in the caller."""
+    texts = [json.loads(x)["text"] for x in (REVIEWS / "validation.jsonl").read_text().splitlines()][:100]
+    one = Predictor.load(tiny_bundle, device="cpu", variant="int8", batch_size=8, workers=1)
+    two = Predictor.load(tiny_bundle, device="cpu", variant="int8", batch_size=8, workers=2)
+    assert (one.engine.workers, two.engine.workers) == (1, 2)
+    calls: list[tuple[bool, str]] = []
+    run = two.engine.run
+
+    def recording(encoded: Any, wide: bool = True) -> Any:
+        calls.append((wide, threading.current_thread().name))
+        return run(encoded, wide)
+
+    monkeypatch.setattr(two.engine, "run", recording)
+    for a, b in zip(two.predict(texts), one.predict(texts), strict=True):
+        assert a.label == b.label and max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= 1e-6
+    assert len(calls) == 13 and all(not wide and name.startswith("baton-predict") for wide, name in calls)
+    calls.clear()
+    two.predict(texts[:3])
+    assert calls == [(True, threading.current_thread().name)]
 
 
 def test_batched_and_alone_give_the_same_scores(tiny_bundle: Path) -> None:

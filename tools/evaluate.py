@@ -12,7 +12,6 @@ from typing import Any
 from baton._io import write_json_atomic
 from baton.errors import DataError
 from baton.serving.bundle import load_bundle
-from baton.serving.engine import build_engine
 from baton.serving.predictor import Predictor
 
 __all__ = ["evaluate_bundle"]
@@ -81,7 +80,7 @@ def evaluate_bundle(
         raise DataError(f"--data {data_file}: label(s) the model does not know: {exc.args[0]}") from exc
     results: dict[str, Any] = {}
     for variant in variants or sorted(bundle.models):
-        predictor = Predictor(build_engine(bundle, device, variant), batch_size)
+        predictor = Predictor.load(bundle, device, variant, batch_size=batch_size)
         results[variant] = classification_metrics(
             predictor.logits(texts, pairs), label_ids, bundle.labels, bundle.multi_label, predictor.engine.threshold
         )

@@ -45,14 +45,13 @@ def entity_examples(data_file: str, bundle_labels: list[str]) -> tuple[list[str]
 def evaluate_entities(
     bundle: Any, data_file: str, variants: list[str], device: str, aggregation: str | None, batch_size: int
 ) -> dict[str, Any]:
-    from baton.serving.engine import build_engine
     from baton.serving.predictor import Predictor
     from baton.training.ner_metrics import error_kinds, span_metrics
 
     texts, gold = entity_examples(data_file, list(bundle.labels))
     results: dict[str, Any] = {}
     for variant in variants:
-        predictor = Predictor(build_engine(bundle, device, variant), batch_size)
+        predictor = Predictor.load(bundle, device, variant, batch_size=batch_size)
         answers = predictor.predict(texts, aggregation=aggregation)
         pred = [{(e.label, e.start, e.end) for e in a.entities} for a in answers]
         m = span_metrics(gold, pred)
