@@ -593,6 +593,9 @@ def serve(
     tls_client_ca: Annotated[str | None, Opt(help="PEM CA for client certificates (mTLS).")] = None,
     auth_token_file: Annotated[str | None, Opt(help="File holding the bearer token clients must send.")] = None,
     grace_s: Annotated[float | None, Opt(help="Seconds to finish accepted requests on SIGTERM (default: 10).")] = None,
+    event_loop: Annotated[
+        str | None, Opt(help="auto (uvloop when installed), asyncio or uvloop (default: auto).")
+    ] = None,
 ) -> None:
     """Serve a bundle over gRPC with dynamic batching (domain API, KServe v2, health, reflection, metrics)."""
     overrides = {k: v for k, v in locals().items() if k != "config"}

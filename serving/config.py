@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from baton.serving.batcher import BatcherConfig
 __all__ = ["ServeConfig"]
 
 _CPU_MIN_BATCH_FILL = 0.9
+_EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 _DEFAULT_WORKER_NICE = 10 if sys.platform.startswith("linux") else 0
 
 
@@ -66,6 +68,7 @@ class ServeConfig:
     auth_token_file: str | None = None
     grace_s: float = 10.0
     warmup: bool = True
+    event_loop: str = "auto"  # auto (uvloop when installed), asyncio or uvloop: serving/run.py
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -96,6 +99,10 @@ class ServeConfig:
             raise ConfigError(f"--threads must be >= 1 (got {self.threads})")
         if self.grace_s < 0:
             raise ConfigError("--grace-s must be >= 0")
+        if self.event_loop not in _EVENT_LOOPS:
+            raise ConfigError(f"--event-loop must be one of {', '.join(_EVENT_LOOPS)} (got {self.event_loop!r})")
+        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("--event-loop uvloop: uvloop is not installed (pip install uvloop; not on Windows)")
         try:
             self.batcher_config("cpu")  # validates the batching flags
         except ValueError as exc:  # the batcher names its fields; the user typed flags

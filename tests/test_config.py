@@ -36,6 +36,7 @@ def test_example_configs_load() -> None:
         ({"workers": 0}, "--workers must be >= 1"),
         ({"worker_nice": 20}, r"--worker-nice must be in \[0, 19\]"),
         ({"threads": 0}, "--threads must be >= 1"),
+        ({"event_loop": "trio"}, "--event-loop must be one of auto, asyncio, uvloop"),
     ],
 )
 def test_serve_config_validation(kw: dict, message: str) -> None:

@@ -294,7 +294,11 @@ def test_worker_crash_fails_pending_and_flips_health(tiny_bundle: Path) -> None:
         channel.close()
 
 
-def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path, tmp_path: Path, loop: str) -> None:
+    """On either event loop (`--event-loop`; auto picks uvloop where it installs)."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop does not install on Windows")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -308,6 +312,8 @@ def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path
             "0",
             "--grace-s",
             "20",
+            "--event-loop",
+            loop,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -339,6 +345,7 @@ def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path
         # accepted requests finished; anything refused was refused as UNAVAILABLE (never reached the server), none
         # was cut off at the end of the grace period (CANCELLED) or failed (INTERNAL)
         assert set(outcomes) <= {"OK", "UNAVAILABLE"}, outcomes
+        assert proc.stderr is not None and f"event loop: {loop}" in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
