@@ -184,7 +184,7 @@ def write_doc(run: Path, out: Path) -> None:
             "mean batch",
             "mean queue ms",
             "client CPU s",
-            "server CPU s",
+            "server CPU s (measured window)",
         ]
     ]
     for r in serve["grpc"]["results"]:
@@ -217,6 +217,7 @@ def write_doc(run: Path, out: Path) -> None:
         f"- Load generator ceiling (echo server, {echo.get('concurrency')} clients): "
         f"{echo.get('texts_per_s', float('nan')):.0f} texts/s. The gRPC round trip alone (echo server, 1 client): "
         f"p50 {echo.get('one_client_p50_ms', float('nan')):.2f} ms.",
+        *(f"- {line}." for line in bench.cpu_per_text(serve)),
         "",
         "![latency](bench/serve_latency.png) ![throughput](bench/serve_throughput.png)",
         "",

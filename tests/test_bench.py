@@ -130,6 +130,29 @@ def test_serve_mode_reports_the_ratio(tiny_bundle: Path, tmp_path: Path) -> None
     assert ceiling["before"]["texts_per_s"] > 0 and ceiling["after"]["texts_per_s"] > 0  # both measured, both kept
     assert 0 < report["ratio_at_4"] < 10
     assert f"server / ceiling: {report['ratio_at_4']:.2f} at 4 clients" in proc.stdout
+    assert "CPU per text, ms (the ceiling spends" in proc.stdout and "4 clients: server" in proc.stdout
+
+
+def test_cpu_per_text_divides_each_process_by_the_texts_of_its_window() -> None:
+    from baton.tools.bench import cpu_per_text
+
+    rows = [
+        {
+            "mode": "closed",
+            "concurrency": 8,
+            "texts_per_s": 500.0,
+            "elapsed_s": 4.0,
+            "server_cpu_s": 3.0,
+            "client_cpu_s": 0.4,
+        },
+        {"mode": "open", "rate": 100.0, "texts_per_s": 100.0, "elapsed_s": 4.0, "client_cpu_s": 0.1},
+        {"mode": "closed", "concurrency": 64, "texts_per_s": 1000.0, "elapsed_s": 4.0, "client_cpu_s": 0.2},
+    ]
+    report = {"cores": 2, "ceiling": {"texts_per_s": 1250.0}, "grpc": {"results": rows}}
+    assert cpu_per_text(report) == [
+        "CPU per text, ms (the ceiling spends 1.60 on 2 cores): 8 clients: server 1.50, load generator 0.20"
+    ]  # 3 s and 0.4 s over 2000 texts; the open loop and a level without the server's CPU are left out
+    assert cpu_per_text({**report, "cores": None}) == []
 
 
 def test_the_ceiling_is_the_mean_of_before_and_after() -> None:

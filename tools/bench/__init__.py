@@ -8,7 +8,7 @@ loops, the echo ceiling, a started server), `accounting` (percentiles, CPU, envi
 from baton.tools.bench.inprocess import bench_inprocess, inprocess_ceiling
 from baton.tools.bench.loadgen import Load, StartedServer, bench_grpc, bench_serve, started_server
 from baton.tools.bench.options import BenchOptions, PairText, load_texts, pairs_of
-from baton.tools.bench.report import ceiling_batch_sizes, check_counts, markdown, plot, save
+from baton.tools.bench.report import ceiling_batch_sizes, check_counts, cpu_per_text, markdown, plot, save
 
 __all__ = [
     "BenchOptions",
@@ -20,6 +20,7 @@ __all__ = [
     "bench_serve",
     "ceiling_batch_sizes",
     "check_counts",
+    "cpu_per_text",
     "inprocess_ceiling",
     "load_texts",
     "markdown",

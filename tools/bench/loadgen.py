@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -106,7 +107,10 @@ async def _closed_loop(
     duration: float,
     warmup: float,
     timeout: float,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
+    """`concurrency` clients, each sending its next request when the last is answered, for `warmup` and then the
+    measured `duration`; the CPU of this process (and of `server_pid`) is taken over the measured window alone."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     sent = 0
@@ -139,9 +143,11 @@ async def _closed_loop(
     tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
     await asyncio.sleep(warmup)
     state["recording"] = True
+    server0 = cpu_of(server_pid) if server_pid else None
     cpu0, start = cpu_self(), time.perf_counter()
     await asyncio.sleep(duration)
     elapsed, cpu = time.perf_counter() - start, cpu_self() - cpu0
+    server_cpu = cpu_of(server_pid) - server0 if server_pid and server0 is not None else None
     state["recording"] = False
     state["stop"] = True
     await asyncio.gather(*tasks)  # every request started is awaited: none is dropped from the counts
@@ -154,6 +160,7 @@ async def _closed_loop(
         "requests_per_s": in_window / elapsed,
         "texts_per_s": in_window * per_request / elapsed,
         "client_cpu_s": cpu,
+        **({"server_cpu_s": server_cpu} if server_cpu is not None else {}),
         "elapsed_s": elapsed,
         **percentiles(latencies),
     }
@@ -233,11 +240,10 @@ async def _sweep(load: Load, options: BenchOptions) -> list[dict[str, Any]]:
     try:
         for level in load.concurrency:
             before = scrape(load.metrics_url)
-            server_cpu = cpu_of(load.server_pid) if load.server_pid else None
-            row = await _closed_loop(caller, load.texts, load.per_request, level, duration, warmup, 30.0)
+            row = await _closed_loop(
+                caller, load.texts, load.per_request, level, duration, warmup, 30.0, load.server_pid
+            )
             row.update(server_view(before, scrape(load.metrics_url)))
-            if load.server_pid:
-                row["server_cpu_s"] = cpu_of(load.server_pid) - (server_cpu or 0.0)
             rows.append({"mode": "closed", **row})
             progress.update(1)
         for rate in load.rates:
@@ -399,6 +405,7 @@ def bench_serve(
         "bundle": str(bundle_dir),
         "bundle_sha256": bundle.checksum,
         "server_cmd": cmd,
+        "cores": os.cpu_count(),
         "grpc": grpc_result,
         "ceiling": mean,
         "ratio_best": best / mean["texts_per_s"] if mean["texts_per_s"] else None,

@@ -11,7 +11,7 @@ from baton._io import write_json_atomic
 from baton.errors import BatonError
 from baton.tools.bench.accounting import environment
 
-__all__ = ["ceiling_batch_sizes", "check_counts", "markdown", "mean_ceiling", "plot", "save"]
+__all__ = ["ceiling_batch_sizes", "check_counts", "cpu_per_text", "markdown", "mean_ceiling", "plot", "save"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,27 @@ def markdown(report: dict[str, Any]) -> str:
             f"server / ceiling: {report[top]:.2f} at {top.removeprefix('ratio_at_')} clients, "
             f"best {report['ratio_best']:.2f}"
         )
+        lines += cpu_per_text(report)
     return "\n".join(lines)
+
+
+def cpu_per_text(report: dict[str, Any]) -> list[str]:
+    """Where each served text's CPU goes, per closed-loop level, against what the ceiling spends per text (every
+    core busy for 1 / ceiling seconds): the server's own process and the load generator's, over the measured
+    window. On one machine the two share the cores, so the load generator's share is taken from the server."""
+    cores, ceiling = report.get("cores"), report["ceiling"].get("texts_per_s")
+    rows = [r for r in report["grpc"]["results"] if r["mode"] == "closed" and r.get("server_cpu_s") is not None]
+    if not cores or not ceiling or not rows:
+        return []
+    cells = []
+    for r in rows:
+        texts = r["texts_per_s"] * r["elapsed_s"]
+        if texts:
+            cells.append(
+                f"{r['concurrency']} clients: server {r['server_cpu_s'] / texts * 1e3:.2f}, load generator "
+                f"{r['client_cpu_s'] / texts * 1e3:.2f}"
+            )
+    return [f"CPU per text, ms (the ceiling spends {cores / ceiling * 1e3:.2f} on {cores} cores): " + "; ".join(cells)]
 
 
 def _save_plot(plt: Any, fig: Any, ax: Any, labels: tuple[str, str, str], path: Path) -> Path:
