@@ -102,7 +102,7 @@ def _lower_priority(nice: int) -> None:
     answers sit computed but unsent, while the queue runs dry. Niced workers still take every cycle the loop
     leaves. Measured with 8 single-text clients, the time outside the server's clock fell from ~3 ms to ~1.3 ms of
     a ~10 ms round trip (`python scripts/latency_breakdown.py BUNDLE DATA --clients 8 -- --worker-nice 0`, and
-    without the flag); the throughput side by side is in docs/benchmarks.md, "Worker priority" (`python
+    without the flag); the throughput side by side is in docs/benchmarks.md, "A stricter ceiling" (`python
     scripts/tune_serve.py BUNDLE DATA --concurrency 1,8,32,64 -- "--worker-nice 0" ""`). onnxruntime's own pool
     threads (a wide batch's second thread) keep the process's priority.
     """
