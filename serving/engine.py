@@ -32,6 +32,7 @@ __all__ = [
     "build_engine",
     "choose_variant",
     "default_threads",
+    "default_workers",
     "sigmoid",
     "softmax",
 ]
@@ -139,6 +140,12 @@ def available_providers() -> list[str]:
 def default_threads(threads: int | None = None) -> int:
     """`threads` if given, else one intra-op thread per core."""
     return threads or max(1, os.cpu_count() or 1)
+
+
+def default_workers(threads: int, workers: int | None = None) -> int:
+    """`workers` if given, else 2 with 2+ intra-op threads (two batches side by side, each on its share), else 1.
+    An engine on CUDA runs one whatever is asked."""
+    return workers or (2 if threads >= 2 else 1)
 
 
 class Engine:

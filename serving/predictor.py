@@ -13,7 +13,7 @@ import numpy as np
 from baton.errors import InputError
 from baton.serving.bundle import Bundle
 from baton.serving.encoder import length_sorted_chunks
-from baton.serving.engine import Encoded, Engine, build_engine, choose_variant, default_threads
+from baton.serving.engine import Encoded, Engine, build_engine, choose_variant, default_threads, default_workers
 from baton.serving.tasks import check_aggregation
 
 __all__ = ["Predictor", "choose_variant"]
@@ -50,7 +50,7 @@ class Predictor:
     ) -> Predictor:
         """`workers`: batches run side by side (None: 2 with 2+ threads on CPU, else 1; only CPU runs two)."""
         threads = default_threads(threads)
-        workers = workers or (2 if threads >= 2 else 1)
+        workers = default_workers(threads, workers)
         # Two workers tokenize their own batches: no tokenizer pool beside them (serving/encoder.py). The wide session
         # keeps spinning between calls, as with one worker: a lone call after a pause is then as fast as ever.
         engine = build_engine(

@@ -32,7 +32,7 @@ from baton.serving.batcher import (
 )
 from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.config import ServeConfig
-from baton.serving.engine import build_engine, default_threads
+from baton.serving.engine import build_engine, default_threads, default_workers
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
 from baton.serving.kserve_codec import decode_bytes_raw, encode_bytes_raw, encode_fp32_raw
@@ -160,7 +160,7 @@ class BatonServer:
         self.bundle = bundle or load_bundle(config.bundle)
         if engine is None:
             threads = default_threads(config.threads)
-            workers = config.workers or (2 if threads >= 2 else 1)
+            workers = default_workers(threads, config.workers)
             # No tokenizer thread pool: a server's cores run inference (serving/encoder.py, `encode_all`).
             engine = build_engine(
                 self.bundle, config.device, config.variant, threads, workers, config.spin, tokenizer_pool=False

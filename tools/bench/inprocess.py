@@ -237,7 +237,7 @@ def inprocess_ceiling(
     in-process latency the 1-client server is compared with. On `device="cuda"` the engine runs on the CUDA
     provider (spinning then only changes the CPU threads that feed it), one session."""
     from baton.serving.bundle import load_bundle
-    from baton.serving.engine import Engine, build_engine, choose_variant, default_threads
+    from baton.serving.engine import Engine, build_engine, choose_variant, default_threads, default_workers
 
     bundle = load_bundle(bundle_dir)
     chosen, _, _ = choose_variant(bundle, device, variant)
@@ -253,7 +253,7 @@ def inprocess_ceiling(
         for bs in batch_sizes:
             runs = [_time_batches(call, texts, bs, per_run) for _ in range(repeats)]
             sweep[f"{bs}{'' if spin else ' no-spin'}"] = _median_setting(runs, batch_size=bs, spin=spin)
-    side_by_side = 2 if device == "cpu" and default_threads() >= 2 else 1
+    side_by_side = default_workers(default_threads()) if device == "cpu" else 1
     if side_by_side > 1:
         # The server's own split: two workers, each on its share of the cores; no tokenizer pool (serving/encoder.py).
         engine = build_engine(bundle, device, chosen, workers=side_by_side, tokenizer_pool=False)
