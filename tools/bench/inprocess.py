@@ -43,30 +43,11 @@ def _synthetic(lengths: Sequence[int], count: int, seed: int) -> dict[str, list[
     }
 
 
-def _time_batches(call: Callable[[list[str]], Any], texts: list[str], batch: int, duration: float) -> dict[str, Any]:
-    """Run sorted batches of `texts` repeatedly for `duration`; per-batch latency and texts/s."""
-    ordered = sorted(texts, key=len)
-    batches = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
-    call(batches[0])
-    latencies: list[float] = []
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < duration or not latencies:
-        for b in batches:
-            t0 = time.perf_counter()
-            call(b)
-            latencies.append(time.perf_counter() - t0)
-            done += len(b)
-            if time.perf_counter() - start >= duration:
-                break
-    elapsed = time.perf_counter() - start
-    return {"texts_per_s": done / elapsed, "batches": len(latencies), **percentiles(latencies)}
-
-
-def _time_side_by_side(
-    call: Callable[[list[str]], Any], texts: list[str], batch: int, duration: float, workers: int
+def _time_batches(
+    call: Callable[[list[str]], Any], texts: list[str], batch: int, duration: float, workers: int = 1
 ) -> dict[str, Any]:
-    """`workers` threads take the next of the sorted batches of `texts` in turn, each through `call`, for
-    `duration`: the throughput of batches run side by side, as the server's workers run them."""
+    """Run the sorted batches of `texts` through `call`, in turn, for `duration`; per-batch latency and texts/s.
+    With `workers` > 1, that many threads take the next batch each, side by side, as the server's workers do."""
     import itertools
     import threading
 
@@ -86,14 +67,26 @@ def _time_side_by_side(
             latencies[k].append(time.perf_counter() - t0)
             done[k] += len(b)
 
-    threads = [threading.Thread(target=work, args=(k,), name=f"ceiling-{k}") for k in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if workers == 1:
+        work(0)
+    else:
+        threads = [threading.Thread(target=work, args=(k,), name=f"bench-{k}") for k in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     elapsed = time.perf_counter() - start
     merged = [t for per in latencies for t in per]
     return {"texts_per_s": sum(done) / elapsed, "batches": len(merged), **percentiles(merged)}
+
+
+def _encode_and_run(engine: Any, wide: bool = True) -> Callable[[list[str]], Any]:
+    """The runtime's encoder and one of the engine's sessions, nothing else: what the ceiling times."""
+
+    def call(batch: list[str]) -> Any:
+        return engine.run(engine.preprocess(batch, pairs_of(batch)), wide=wide)
+
+    return call
 
 
 def _torch_backend(run_dir: Path, threads: int | None, device: str, half: bool) -> Callable[[list[str]], Any]:
@@ -237,19 +230,14 @@ def inprocess_ceiling(
     in-process latency the 1-client server is compared with. On `device="cuda"` the engine runs on the CUDA
     provider (spinning then only changes the CPU threads that feed it), one session."""
     from baton.serving.bundle import load_bundle
-    from baton.serving.engine import Engine, build_engine, choose_variant, default_threads, default_workers
+    from baton.serving.engine import build_engine, choose_variant, default_threads, default_workers
 
     bundle = load_bundle(bundle_dir)
     chosen, _, _ = choose_variant(bundle, device, variant)
     sweep: dict[str, dict[str, Any]] = {}
     per_run = max(0.2, duration / repeats)
     for spin in (True, False):
-        engine = build_engine(bundle, device, chosen, spin=spin)
-
-        def call(batch: list[str], engine: Engine = engine) -> Any:
-            encoded = engine.preprocess(batch, pairs_of(batch))
-            return engine.run(encoded)
-
+        call = _encode_and_run(build_engine(bundle, device, chosen, spin=spin))
         for bs in batch_sizes:
             runs = [_time_batches(call, texts, bs, per_run) for _ in range(repeats)]
             sweep[f"{bs}{'' if spin else ' no-spin'}"] = _median_setting(runs, batch_size=bs, spin=spin)
@@ -257,13 +245,9 @@ def inprocess_ceiling(
     if side_by_side > 1:
         # The server's own split: two workers, each on its share of the cores; no tokenizer pool (serving/encoder.py).
         engine = build_engine(bundle, device, chosen, workers=side_by_side, tokenizer_pool=False)
-
-        def narrow(batch: list[str], engine: Engine = engine) -> Any:
-            encoded = engine.preprocess(batch, pairs_of(batch))
-            return engine.run(encoded, wide=False)
-
+        narrow = _encode_and_run(engine, wide=False)
         for bs in batch_sizes:
-            runs = [_time_side_by_side(narrow, texts, bs, per_run, side_by_side) for _ in range(repeats)]
+            runs = [_time_batches(narrow, texts, bs, per_run, side_by_side) for _ in range(repeats)]
             sweep[f"{bs} side by side"] = _median_setting(runs, batch_size=bs, spin=False, side_by_side=side_by_side)
     best = max(sweep, key=lambda k: sweep[k]["texts_per_s"])
     batch1 = [v for v in sweep.values() if v["batch_size"] == 1 and not v.get("side_by_side")]
