@@ -5,7 +5,9 @@ Usage: python scripts/latency_breakdown.py BUNDLE DATA.jsonl [REQUESTS]
 
 With --clients, only the served part: N concurrent single-text clients (closed loop, one aio channel) for
 --seconds after 1 s of warm-up, against `baton serve BUNDLE SERVE FLAGS`; prints the throughput, the medians as in
-1., the time outside the server's clock, and the batches and mean batch size from the server's metrics.
+1., the time outside the server's clock, the batches and mean batch size from the server's metrics, and (Linux)
+the CPU each server thread spent per text: the event loop (the main thread) and the busiest others (the two
+inference workers, then onnxruntime's and grpc's own threads).
 
 1. Starts `baton serve BUNDLE` (defaults), sends REQUESTS single-text requests one after another with the sync
    client and prints medians of the round trip and of the timings the server returns (queue, tokenize, inference =
@@ -28,7 +30,7 @@ from baton.serving.bundle import load_bundle
 from baton.serving.client import Client
 from baton.serving.engine import Engine
 from baton.serving.predictor import choose_variant
-from baton.tools.bench.accounting import scrape, server_view
+from baton.tools.bench.accounting import cpu_by_thread, scrape, server_view
 
 
 def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
@@ -83,9 +85,9 @@ async def _closed_loop(target: str, texts: list[str], clients: int, seconds: flo
 def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float, flags: list[str]) -> None:
     with bench.started_server(bundle_dir, flags) as server:
         asyncio.run(_closed_loop(server.target, texts, clients, 1.0))  # warm-up
-        before = scrape(server.metrics_url)
+        before, threads_before = scrape(server.metrics_url), cpu_by_thread(server.pid)
         rows = asyncio.run(_closed_loop(server.target, texts, clients, seconds))
-        after = scrape(server.metrics_url)
+        after, threads_after = scrape(server.metrics_url), cpu_by_thread(server.pid)
     batches = after.get("baton_batch_size_count", 0.0) - before.get("baton_batch_size_count", 0.0)
     names = ("round trip", "server total", "queue", "tokenize", "inference", "outside the server")
     print(
@@ -93,6 +95,15 @@ def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float,
         + ", ".join(f"{n} {statistics.median(r[k] for r in rows) / 1e3:.2f}" for k, n in enumerate(names))
         + f"; {batches:.0f} batches, mean batch {server_view(before, after)['mean_batch_size'] or 0:.2f}"
     )
+    spent = {tid: cpu - threads_before.get(tid, 0.0) for tid, cpu in threads_after.items()}
+    main = spent.pop(server.pid, None)
+    if main is not None and rows:
+        others = sorted(spent.values(), reverse=True)
+        per_text = ", ".join(f"{cpu / len(rows) * 1e3:.3f}" for cpu in others[:4])
+        print(
+            f"  server CPU per text, ms: event loop {main / len(rows) * 1e3:.3f}; busiest other threads {per_text}; "
+            f"the rest together {sum(others[4:]) / len(rows) * 1e3:.3f}"
+        )
 
 
 def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:

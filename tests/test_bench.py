@@ -153,6 +153,12 @@ def test_cpu_per_text_divides_each_process_by_the_texts_of_its_window() -> None:
         "CPU per text, ms (the ceiling spends 1.60 on 2 cores): 8 clients: server 1.50, load generator 0.20"
     ]  # 3 s and 0.4 s over 2000 texts; the open loop and a level without the server's CPU are left out
     assert cpu_per_text({**report, "cores": None}) == []
+    echo = {"concurrency": 64, "requests_per_s": 5000.0, "elapsed_s": 4.0, "server_cpu_s": 4.0}
+    echo |= {"one_client_server_cpu_s": 0.6, "one_client_calls": 2000.0}
+    with_echo = {**report, "grpc": {"results": rows, "load_generator_ceiling": echo}}
+    assert (
+        cpu_per_text(with_echo)[1] == "a no-work echo server's CPU per call, ms: 0.30 at 1 client, 0.20 at 64 clients"
+    )
 
 
 def test_the_ceiling_is_the_mean_of_before_and_after() -> None:

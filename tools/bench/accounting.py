@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cpu_of", "cpu_self", "environment", "percentiles", "scrape", "server_view"]
+__all__ = ["cpu_by_thread", "cpu_of", "cpu_self", "environment", "percentiles", "scrape", "server_view"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,26 @@ def cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_of(pid: int) -> float:
+def _stat_cpu(stat: Path) -> float:
+    """User + system CPU seconds from a /proc `stat` file (a process's or a thread's); NaN where unreadable."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+def cpu_of(pid: int) -> float:
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def cpu_by_thread(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of `pid` (Linux; empty elsewhere). The main thread's id is `pid` itself."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return {}
+    return {int(task.name): _stat_cpu(task / "stat") for task in tasks}
 
 
 def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -282,7 +282,13 @@ def _echo_ceiling(load: Load, options: BenchOptions) -> dict[str, Any]:
                 server_pid=proc.pid,
             )
             rows = asyncio.run(_sweep(echo, options))
-            return {**rows[-1], "one_client_p50_ms": rows[0]["p50_ms"]}
+            one = rows[0]
+            return {
+                **rows[-1],
+                "one_client_p50_ms": one["p50_ms"],
+                "one_client_server_cpu_s": one.get("server_cpu_s"),
+                "one_client_calls": one["requests_per_s"] * one["elapsed_s"],
+            }
         finally:
             proc.terminate()
             proc.wait(10)

@@ -106,7 +106,8 @@ def markdown(report: dict[str, Any]) -> str:
 def cpu_per_text(report: dict[str, Any]) -> list[str]:
     """Where each served text's CPU goes, per closed-loop level, against what the ceiling spends per text (every
     core busy for 1 / ceiling seconds): the server's own process and the load generator's, over the measured
-    window. On one machine the two share the cores, so the load generator's share is taken from the server."""
+    window. On one machine the two share the cores, so the load generator's share is taken from the server. Then,
+    where the echo ran, what a no-work echo server spends per call: gRPC's own cost."""
     cores, ceiling = report.get("cores"), report["ceiling"].get("texts_per_s")
     rows = [r for r in report["grpc"]["results"] if r["mode"] == "closed" and r.get("server_cpu_s") is not None]
     if not cores or not ceiling or not rows:
@@ -119,7 +120,17 @@ def cpu_per_text(report: dict[str, Any]) -> list[str]:
                 f"{r['concurrency']} clients: server {r['server_cpu_s'] / texts * 1e3:.2f}, load generator "
                 f"{r['client_cpu_s'] / texts * 1e3:.2f}"
             )
-    return [f"CPU per text, ms (the ceiling spends {cores / ceiling * 1e3:.2f} on {cores} cores): " + "; ".join(cells)]
+    lines = [f"CPU per text, ms (the ceiling spends {cores / ceiling * 1e3:.2f} on {cores} cores): " + "; ".join(cells)]
+    echo = report["grpc"].get("load_generator_ceiling") or {}
+    top_calls = echo.get("requests_per_s", 0.0) * echo.get("elapsed_s", 0.0)
+    if echo.get("one_client_server_cpu_s") is not None and echo.get("one_client_calls") and top_calls:
+        one = echo["one_client_server_cpu_s"] / echo["one_client_calls"] * 1e3
+        top = echo["server_cpu_s"] / top_calls * 1e3
+        lines.append(
+            f"a no-work echo server's CPU per call, ms: {one:.2f} at 1 client, {top:.2f} at {echo['concurrency']} "
+            "clients"
+        )
+    return lines
 
 
 def _save_plot(plt: Any, fig: Any, ax: Any, labels: tuple[str, str, str], path: Path) -> Path:
