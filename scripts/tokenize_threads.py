@@ -3,8 +3,8 @@
 Usage: python scripts/tokenize_threads.py BUNDLE DATA.jsonl
 
 For requests of 1 to 32 texts, the mean time of `encode_batch` (the tokenizers' rayon pool) and of a loop of
-`encode` in the calling thread, first with nothing else running, then with one busy thread per core (numpy
-SHA-256 of 1 MiB blocks, which releases the GIL as onnxruntime's run does). Behind `serving/encoder.py`'s `encode_all`.
+`encode` in the calling thread, first with nothing else running, then with one busy thread per core (SHA-256 of
+1 MiB blocks, which releases the GIL as onnxruntime's run does). Behind `serving/encoder.py`'s `encode_all`.
 """
 
 from __future__ import annotations
