@@ -12,7 +12,7 @@ ARG PYTHON=python:3.11-slim
 FROM ${PYTHON} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml setup.py README.md constraints.txt ./
 COPY baton ./baton
 COPY serving ./serving
 COPY training ./training

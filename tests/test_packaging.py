@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,60 +13,110 @@ import pytest
 from conftest import REPO, REVIEWS
 
 
-def test_wheel_layout_and_imports(tmp_path: Path) -> None:
+def _clean_copy(dest: Path) -> Path:
+    """The files git tracks, as a fresh clone has them: no build/, no egg-info, no editable leftovers."""
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def _site_packages(python: Path) -> Path:
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(out.stdout.strip())
+
+
+# Imports every module of the installed baton.serving and baton.tools (and the other roots), then proves where
+# they came from: the venv's own site-packages, with no editable finder on sys.meta_path.
+_IMPORT_ALL = """
+import importlib, pkgutil, sys
+import baton
+roots = ["baton", "baton.training", "baton.export", "baton.serving", "baton.tools"]
+names = []
+for root in roots:
+    pkg = importlib.import_module(root)
+    names.append(root)
+    names += [m.name for m in pkgutil.walk_packages(pkg.__path__, root + ".")]
+for name in names:
+    importlib.import_module(name)
+editable = [type(f).__name__ for f in sys.meta_path if "editable" in type(f).__name__.lower()]
+assert not editable, editable
+print(baton.__file__)
+print(len(names))
+print("\\n".join(names))
+"""
+
+
+def test_wheel_from_a_clean_copy_installs_every_package(tmp_path: Path) -> None:
+    """A wheel built from a clean copy, installed into a fresh venv that has no editable install of baton, imports
+    every module of every package. Dependencies come from the test's own environment through a plain path entry
+    (a `.pth` line that is a directory is added to sys.path, but the `.pth` files inside it are not run, so the
+    editable finder of the checkout never loads)."""
+    src = _clean_copy(tmp_path / "src")
+    wheels = tmp_path / "wheels"
     build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=tmp_path,
     )
     assert build.returncode == 0, build.stderr
-    (wheel,) = tmp_path.glob("baton-*.whl")
+    (wheel,) = wheels.glob("baton-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"baton"}
-    for expected in (
-        "baton/training/trainer.py",
-        "baton/export/exporter.py",
-        "baton/serving/server.py",
-        "baton/serving/v1/classifier_pb2.py",
-        "baton/serving/kserve/grpc_service_pb2_grpc.py",
-    ):
-        assert expected in names
-    target = tmp_path / "site"
+    packages_in_tree = {
+        str(init.parent.relative_to(REPO))
+        for root in ("baton", "training", "export", "serving", "tools")
+        for init in (REPO / root).rglob("__init__.py")
+        if ".venv" not in init.parts
+    }
+    mapped = {root: f"baton/{root}" for root in ("training", "export", "serving", "tools")}
+    for folder in packages_in_tree:
+        head, _, rest = folder.partition("/")
+        installed = mapped.get(head, head) + (f"/{rest}" if rest else "")
+        assert f"{installed}/__init__.py" in names, f"{folder} is missing from the wheel"
+    assert "baton/serving/py.typed" in names and "baton/serving/v1/classifier_pb2.pyi" in names
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = _site_packages(python)
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert install.returncode == 0, install.stderr
-    code = (
-        "import baton.training, baton.export, baton.serving, baton.cli, baton.serving.server\n"
-        "print(baton.training.__file__); print(baton.serving.__file__)"
-    )
+    (site / "baton_test_deps.pth").write_text(str(_site_packages(Path(sys.executable))) + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(target)},
+        [str(python), "-I", "-c", _IMPORT_ALL], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    assert all(line.startswith(str(target)) for line in proc.stdout.splitlines())
+    first, count, *imported = proc.stdout.splitlines()
+    assert first.startswith(str(site)), first
+    assert "baton.serving.tasks.classification" in imported and "baton.tools.score.job" in imported
+    assert int(count) == len(imported) > 40
 
 
 def _cli_without(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
