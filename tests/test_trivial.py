@@ -14,7 +14,14 @@ from conftest import write_jsonl
 from baton.errors import ConfigError, ExportError
 from baton.export import ExportConfig, export_bundle
 from baton.training import TrainConfig, run_training
-from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
+from baton.training.trivial import (
+    MARGIN,
+    beats_baseline,
+    required_margin,
+    top_answer_share,
+    trivial_baseline,
+    tune_threshold,
+)
 
 
 def test_tune_threshold_finds_the_best_micro_f1() -> None:
@@ -38,14 +45,42 @@ def test_the_numpy_micro_f1_is_sklearn_s() -> None:
 
 
 def test_trivial_baselines_by_hand() -> None:
-    single = trivial_baseline(np.array([0, 0, 1]), np.array([1, 1, 0, 0]), multi_label=False)
-    assert single == {"answer": [0], "metric": "accuracy", "value": 0.5}
-    train = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 1, 1]])
-    val = np.array([[1, 0, 0], [0, 1, 0]])
-    multi = trivial_baseline(train, val, multi_label=True)
-    # label 0 alone: train micro-F1 2*3/(2*3+1+3) = 0.6; adding label 1: 2*5/(2*5+3+1) = 0.714; adding 2: lower
-    assert multi["answer"] == [0, 1] and multi["value"] == pytest.approx(2 * 2 / (2 * 2 + 2 + 0))
-    assert beats_baseline({"micro_f1": 0.9}, multi) and not beats_baseline({"micro_f1": multi["value"]}, multi)
+    # validation's majority, not train's: the constant that scores best where the model is judged
+    single = trivial_baseline(np.array([1, 1, 0, 0, 1]), multi_label=False)
+    assert single["answer"] == [1] and single["metric"] == "accuracy" and single["value"] == 0.6
+    assert single["margin"] == pytest.approx(1.645 * np.sqrt(0.6 * 0.4 / 5))
+    val = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [1, 0, 1]])
+    multi = trivial_baseline(val, multi_label=True)
+    # label 0 alone: micro-F1 2*3/(2*3+1+3) = 0.6; adding label 1: 2*5/(2*5+3+1) = 0.714; adding 2: 2*6/(12+6) lower
+    assert multi["answer"] == [0, 1] and multi["value"] == pytest.approx(10 / 14)
+    assert not beats_baseline({"micro_f1": multi["value"]}, multi)
+    assert not beats_baseline({"micro_f1": 0.99}, multi)  # 4 rows cannot show that any model is better
+    assert beats_baseline({"micro_f1": 0.99}, {**multi, "margin": MARGIN})
+
+
+def test_a_model_below_validation_s_constant_is_not_beaten() -> None:
+    """The case found in issue 28: train's majority is 'positive', validation's is 'negative' (58 %). The model
+    scores 0.44. The old baseline (train's majority scored on validation, 0.42) called it beaten."""
+    positive, negative = 1, 0
+    val = np.array([negative] * 174 + [positive] * 126)  # 300 rows, 58 % negative
+    baseline = trivial_baseline(val, multi_label=False)
+    assert baseline["answer"] == [negative] and baseline["value"] == pytest.approx(0.58)
+    assert not beats_baseline({"accuracy": 0.44}, baseline)
+    assert not beats_baseline({"accuracy": 0.60}, baseline)  # 2 points up on 300 rows is noise
+    assert beats_baseline({"accuracy": 0.70}, baseline)
+
+
+def test_the_margin_follows_the_validation_size() -> None:
+    assert required_margin(0.5, 10_000_000) == MARGIN  # never below the floor
+    assert required_margin(0.51, 872) == pytest.approx(0.0284, abs=1e-3)
+    assert required_margin(0.5, 40) > 0.12
+    assert required_margin(0.5, 40) > required_margin(0.5, 400) > required_margin(0.5, 4000)
+
+
+def test_top_answer_share_counts_whole_answers() -> None:
+    assert top_answer_share(np.array([1, 1, 1, 0])) == 0.75
+    assert top_answer_share(np.array([[1, 0], [1, 0], [1, 1], [0, 0]])) == 0.5  # label sets, not labels
+    assert top_answer_share(np.array([], dtype=int)) == 0.0
 
 
 def test_a_model_that_learned_nothing_is_flagged_and_not_exported(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -71,6 +106,31 @@ def test_a_model_that_learned_nothing_is_flagged_and_not_exported(tiny_model_dir
         timeout=300,
     )
     assert proc.returncode == 2 and "--allow-untrained" in proc.stderr
+
+
+def test_the_baseline_is_validation_s_majority_and_export_refuses(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Train's majority is 'positive', validation's is 'negative': the constant to beat is 'negative'."""
+    texts = ["the same words every time"]
+    train_rows = [{"text": texts[0], "label": "positive" if i % 10 < 7 else "negative"} for i in range(60)]
+    val_rows = [{"text": texts[0], "label": "negative" if i % 10 < 7 else "positive"} for i in range(40)]
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        train_file=str(write_jsonl(tmp_path / "train.jsonl", train_rows)),
+        validation_file=str(write_jsonl(tmp_path / "val.jsonl", val_rows)),
+        output_dir=str(run),
+        epochs=1,
+        patience=0,
+        baseline=False,
+    )
+    metrics = run_training(cfg).metrics
+    trivial = metrics["trivial_baseline"]
+    negative = json.loads((run / "train_args.json").read_text())["labels"].index("negative")
+    assert trivial["answer"] == [negative] and trivial["value"] == pytest.approx(0.7)
+    assert trivial["beaten"] is False and trivial["top_answer_share"] == 1.0
+    assert metrics["validation"]["top_answer_share"] == 1.0
+    with pytest.raises(ExportError, match="does not beat the trivial baseline"):
+        export_bundle(ExportConfig(run_dir=str(run), output=str(tmp_path / "b"), quantize="none"))
 
 
 def test_multi_label_runs_serve_the_threshold_they_tuned(tiny_model_dir: Path, tmp_path: Path) -> None:

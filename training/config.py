@@ -70,6 +70,9 @@ class TrainConfig:
     patience: int = 2
     max_train_samples: int | None = None
     validation_fraction: float = 0.1
+    # validation/test rows whose label train never saw are dropped (multi-label: those labels), counted, and warned
+    # about, instead of refused
+    drop_unseen_labels: bool = False
     # Multi-label decision threshold; None: tuned on the validation split for the best micro-F1 (and served so).
     threshold: float | None = None
     # Multi-label loss: "weighted" (per-label pos_weight, output bias at the prior: training/multilabel.py) or

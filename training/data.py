@@ -196,15 +196,40 @@ def _infer_spec(train: Dataset, cfg: TrainConfig) -> TaskSpec:
     )
 
 
-def _encode_labels(ds: Dataset, spec: TaskSpec, where: str) -> Dataset:
+def _drop_unseen(ds: Dataset, spec: TaskSpec, where: str, unknown: list[str], dropped: dict[str, int]) -> Dataset:
+    """--drop-unseen-labels: single-label rows with a label train never saw go; multi-label rows lose those labels
+    (a row left with no label stays: "none of these" is a multi-label answer). Counted in `dropped`."""
+    column, known = spec.label_column, set(spec.label2id)
+    if spec.is_multi_label:
+        removed = sum(1 for row in ds[column] for v in row if str(v) not in known)
+        ds = ds.map(lambda row: {column: [v for v in row[column] if str(v) in known]}, desc=f"unseen labels {where}")
+    else:
+        before = len(ds)
+        ds = ds.filter(lambda row: str(row[column]) in known, desc=f"unseen labels {where}")
+        removed = before - len(ds)
+        if len(ds) == 0:
+            raise DataError(f"{where}: no rows left once labels never seen in the training split are dropped")
+    what = "label(s)" if spec.is_multi_label else "row(s)"
+    dropped[f"{where}: unseen labels"] = removed
+    logger.warning(
+        "%s: dropped %d %s whose label train never saw (--drop-unseen-labels): %s", where, removed, what, unknown[:10]
+    )
+    return ds
+
+
+def _encode_labels(
+    ds: Dataset, spec: TaskSpec, where: str, drop_unseen: bool = False, dropped: dict[str, int] | None = None
+) -> Dataset:
     label2id = spec.label2id
     values = ds[spec.label_column]
     seen = {str(v) for row in values for v in row} if spec.is_multi_label else {str(v) for v in values}
     unknown = sorted(seen - set(label2id))
-    if unknown:
+    if unknown and drop_unseen:
+        ds = _drop_unseen(ds, spec, where, unknown, dropped if dropped is not None else {})
+    elif unknown:
         raise DataError(
             f"{where}: label(s) never seen in the training split: {', '.join(unknown[:10])}"
-            f" (training labels: {', '.join(spec.labels)})"
+            f" (training labels: {', '.join(spec.labels)}); pass --drop-unseen-labels to drop them and count them"
         )
     column = spec.label_column
     if spec.is_multi_label:
@@ -261,7 +286,10 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
         raw[split] = _clean(raw[split], cfg, where[split], dropped)
 
     spec = _infer_spec(raw["train"], cfg)
-    encoded = {split: _encode_labels(ds, spec, where[split]) for split, ds in raw.items()}
+    encoded = {
+        split: _encode_labels(ds, spec, where[split], cfg.drop_unseen_labels and split != "train", dropped)
+        for split, ds in raw.items()
+    }
 
     train = encoded["train"]
     if "validation" in encoded:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from baton.serving.engine import sigmoid, softmax
+from baton.training.trivial import top_answer_share
 
 __all__ = ["classification_metrics", "encode_label_ids", "probabilities"]
 
@@ -69,6 +70,7 @@ def classification_metrics(
             "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
             "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
             "threshold": threshold,
+            "top_answer_share": top_answer_share(y_pred),
             "per_class": _per_class(y_true, y_pred, labels),
         }
     y_true = np.asarray(label_ids).astype(int)
@@ -78,6 +80,7 @@ def classification_metrics(
         "samples": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "top_answer_share": top_answer_share(y_pred),
         "per_class": _per_class(y_true, y_pred, labels),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
         "labels": list(labels),

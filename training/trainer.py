@@ -35,7 +35,7 @@ from baton.training.rundir import (
     trainer_arguments,
     training_record,
 )
-from baton.training.trivial import beats_baseline, trivial_baseline, tune_threshold
+from baton.training.trivial import MARGIN, beats_baseline, trivial_baseline, tune_threshold
 
 __all__ = [
     "ClassificationTrainer",
@@ -102,22 +102,26 @@ def _evaluate(trainer: Any, splits: dict[str, Any], data: PreparedData, cfg: Tra
 def _trivial_line(trivial: dict[str, Any], labels: Any) -> str:
     answer = ", ".join(labels[i] for i in trivial["answer"]) or "nothing"
     verdict = "beaten" if trivial["beaten"] else "**NOT BEATEN: the model learned little beyond the label prior**"
-    return f"{trivial['metric']} {trivial['value']:.4f} for always '{answer}': {verdict}"
+    margin = trivial.get("margin", MARGIN)
+    return f"{trivial['metric']} {trivial['value']:.4f} for always '{answer}' (+{margin:.3f} needed): {verdict}"
 
 
-def _check_trivial(data: PreparedData, train_labels: np.ndarray, validation: dict[str, Any]) -> dict[str, Any]:
+def _check_trivial(data: PreparedData, validation: dict[str, Any]) -> dict[str, Any]:
     """Score the best constant answer on validation and say loudly when the model does not beat it."""
-    multi = data.spec.is_multi_label
-    baseline = trivial_baseline(train_labels, np.asarray(data.validation["labels"]), multi)
+    baseline = trivial_baseline(np.asarray(data.validation["labels"]), data.spec.is_multi_label)
     baseline["beaten"] = beats_baseline(validation, baseline)
+    baseline["top_answer_share"] = validation.get("top_answer_share")
     if not baseline["beaten"]:
         logger.warning(
-            "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation %s %.4f vs %.4f for always answering %s. "
-            "It learned little beyond the label prior; `baton export` refuses it without --allow-untrained.",
+            "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation %s %.4f vs %.4f for always answering %s "
+            "(it must be %.3f above, for %d validation rows). It learned little beyond the label prior; "
+            "`baton export` refuses it without --allow-untrained.",
             baseline["metric"],
             validation[baseline["metric"]],
             baseline["value"],
             [data.spec.labels[i] for i in baseline["answer"]],
+            baseline["margin"],
+            len(data.validation),
         )
     return baseline
 
@@ -258,7 +262,6 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
     recipe = recipe or Recipe()
     built = build_classification_trainer(cfg, data, model_path, out, recipe, checkpoint)
     trainer, splits, hw, metric = built.trainer, built.splits, built.hw, built.metric
-    train_labels = np.asarray(data.train["labels"])
     baseline = _evaluate(trainer, splits, data, cfg) if cfg.baseline and checkpoint is None else {}
     logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -268,7 +271,7 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
     trainer.save_model(str(tmp_model))
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = baseline
-    metrics["trivial_baseline"] = _check_trivial(data, train_labels, results["validation"])
+    metrics["trivial_baseline"] = _check_trivial(data, results["validation"])
     if spec.is_multi_label:
         metrics["decision_threshold"] = results["validation"]["threshold"]
     metrics["training"] = training_record(trainer, train_output, hw, started, train_samples=len(splits["train"]))
