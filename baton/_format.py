@@ -74,7 +74,9 @@ def format_train_summary(out: Path, metrics: dict[str, Any]) -> str:
     if "decision_threshold" in metrics:
         lines.append(f"decision threshold: {metrics['decision_threshold']:.2f} (tuned on validation)")
     trivial = metrics.get("trivial_baseline")
-    if trivial is not None and not trivial["beaten"]:
+    if "warnings" in metrics:
+        lines += [f"WARNING: {w['message']}. Fix: {w['fix']}" for w in metrics["warnings"]]
+    elif trivial is not None and not trivial["beaten"]:
         lines.append(
             f"WARNING: the model does not beat the trivial baseline ({trivial['metric']} {trivial['value']:.4f} for a "
             "constant answer); `baton export` refuses it without --allow-untrained"

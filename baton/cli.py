@@ -14,6 +14,7 @@ from baton._format import format_bundle, format_train_summary
 from baton._optional import missing_extra_message
 from baton.errors import BatonError
 from baton.export.config import GateThresholds, Optimize, Quantize, QuantPreset
+from baton.training import schedule as _sched
 
 __all__ = ["app", "main"]
 
@@ -38,6 +39,7 @@ def _root(
 
 
 Opt = typer.Option
+_AUTO = "auto, from the training set's size:"
 
 
 _MODEL = Opt(help="Base model: 'minilm' (offline default), 'mpnet' (`baton models`), a local dir, or a Hub id.")
@@ -74,13 +76,26 @@ def train(
         int | None, Opt(help="Entity data: sub-tokens shared by the windows of a long sentence (default: 32).")
     ] = None,
     output_dir: Annotated[str | None, Opt(help="Run directory (default: runs/latest).")] = None,
-    epochs: Annotated[float | None, Opt(help="Epochs (default: 3).")] = None,
-    batch_size: Annotated[int | None, Opt(help="Per-device train batch size (default: 16).")] = None,
-    learning_rate: Annotated[float | None, Opt(help="Peak learning rate (default: 1e-4).")] = None,
+    epochs: Annotated[
+        float | None,
+        Opt(help=f"Epochs (default: {_AUTO} {_sched.EPOCHS:g}, or enough for {_sched.MIN_STEPS} optimizer steps)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        Opt(
+            help=f"Per-device train batch size (default: {_AUTO} "
+            f"{_sched.SMALL_BATCH} up to {_sched.SMALL_DATA_ROWS} rows, else {_sched.BATCH})."
+        ),
+    ] = None,
+    learning_rate: Annotated[float | None, Opt(help=f"Peak learning rate (default: {_sched.LEARNING_RATE:g}).")] = None,
     max_length: Annotated[int | None, Opt(help="Max tokens per example (default: 128).")] = None,
     seed: Annotated[int | None, Opt(help="Random seed (default: 42).")] = None,
     patience: Annotated[
-        int | None, Opt(help="Early-stopping patience in evaluations; 0 disables (default: 2).")
+        int | None,
+        Opt(
+            help=f"Early-stopping patience in evaluations; 0 disables (default: {_AUTO} "
+            f"{_sched.PATIENCE}, {_sched.PATIENCE_STEPS} when evaluating by steps)."
+        ),
     ] = None,
     max_train_samples: Annotated[int | None, Opt(help="Use at most this many training rows (quick runs).")] = None,
     multi_label_loss: Annotated[
@@ -94,6 +109,18 @@ def train(
     ] = None,
     group_by_length: Annotated[bool | None, Opt("--group-by-length/--no-group-by-length")] = None,
     baseline: Annotated[bool | None, Opt("--baseline/--no-baseline", help="Also score the untrained head.")] = None,
+    few_shot: Annotated[
+        bool | None,
+        Opt(
+            "--few-shot/--no-few-shot",
+            help="SetFit-style contrastive training + a logistic-regression head (default: auto, when the smallest "
+            f"class has at most {_sched.FEW_SHOT_PER_CLASS} training rows).",
+        ),
+    ] = None,
+    drop_unseen_labels: Annotated[
+        bool | None,
+        Opt("--drop-unseen-labels", help="Drop (and count) validation/test labels never seen in train, not refuse."),
+    ] = None,
     resume: Annotated[bool | None, Opt("--resume", help="Continue from the last checkpoint in --output-dir.")] = None,
     overwrite: Annotated[bool | None, Opt("--overwrite", help="Replace a finished run in --output-dir.")] = None,
 ) -> None:

@@ -20,7 +20,7 @@ from baton._io import write_json_atomic
 from baton._ort import new_session
 from baton.errors import ExportError, GateError
 from baton.export import onnx as onnx_steps
-from baton.export import parity
+from baton.export import parity, pooled_head
 from baton.export.config import ExportConfig, Quantize
 from baton.serving.bundle import MANIFEST, SCHEMA_VERSION, Bundle, load_bundle, sha256_of
 from baton.serving.encoder import TextEncoder
@@ -112,6 +112,16 @@ def _check_trained(metrics: dict[str, Any], cfg: ExportConfig) -> None:
         "for a constant answer): it learned little beyond the label prior. Fix the recipe, or pass "
         "--allow-untrained to export it anyway"
     )
+
+
+def _pooled_head(model_dir: Path) -> Any:
+    """A few-shot run's pooling and head (training/fewshot.py), or None for a model with its own head."""
+    from baton.training.fewshot import read_head
+
+    try:
+        return read_head(model_dir)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"{model_dir}/head.json is not a valid few-shot head: {exc}") from exc
 
 
 def _task_of(config: dict[str, Any]) -> str:
@@ -448,7 +458,8 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     started = time.perf_counter()
     run_dir, output = Path(cfg.run_dir), Path(cfg.output)
     run = read_run(run_dir)
-    task = _task_of(run.config)
+    head = _pooled_head(run_dir / "model")
+    task = "text-classification" if head is not None else _task_of(run.config)
     _check_trained(run.metrics, cfg)
     recover_interrupted_swap(output)
     if output.exists() and not cfg.overwrite:
@@ -462,14 +473,20 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     work = Path(tempfile.mkdtemp(prefix=f"{_work_prefix(output)}{os.getpid()}-", dir=output.parent))
     try:
         samples = _parity_samples(cfg, run)  # first: bad data fails before minutes of export
-        onnx_dir = onnx_steps.export_fp32(run_dir / "model", work, task, cfg.opset)
+        onnx_dir = onnx_steps.export_fp32(run_dir / "model", work, "feature-extraction" if head else task, cfg.opset)
+        if head is not None:
+            pooled_head.attach_head(onnx_dir / "model.onnx", head)
         fp32_file = onnx_steps.optimize_graph(onnx_dir, cfg.optimize, for_gpu=cfg.device == "cuda")
         input_names = [i.name for i in new_session(fp32_file).get_inputs()]
         staging = work / "bundle"
         staging.mkdir()
         inputs, tok_meta, judge = parity_inputs(cfg, run, staging, input_names, samples)
         logger.info("parity samples: %d from %s", inputs.size, inputs.source)
-        ref = parity.torch_logits(run_dir / "model", inputs, judge.auto_class)
+        ref = (
+            pooled_head.torch_logits(run_dir / "model", inputs, head)
+            if head is not None
+            else parity.torch_logits(run_dir / "model", inputs, judge.auto_class)
+        )
         logits = {"torch": ref, "fp32": parity.onnx_logits(fp32_file, inputs)}
         report: dict[str, Any] = {"samples": inputs.size, "source": inputs.source, "threshold": inputs.threshold}
         report["fp32_vs_torch"] = _gate_fp32(judge, ref, logits["fp32"], cfg)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, REVIEWS
 
+from baton.training import schedule
+
 
 def _clean_copy(dest: Path) -> Path:
     """The files git tracks, as a fresh clone has them: no build/, no egg-info, no editable leftovers."""
@@ -160,7 +162,16 @@ def test_the_client_is_exported_lazily() -> None:
 
 
 _DEFAULTS = {
-    "train": {"text", "label", "runs/latest", "3", "16", "1e-4", "128", "42", "2", "auto"},
+    "train": {
+        "text",
+        "label",
+        "runs/latest",
+        "128",
+        "42",
+        "auto",
+        f"{schedule.LEARNING_RATE:g}",
+        f"auto, from the training set's size: {schedule.EPOCHS:g}, or enough for {schedule.MIN_STEPS} optimizer steps",
+    },
     "serve": {"127.0.0.1", "50051", "9464", "8192", "8", "4096", "256", "20000", "1 MiB", "10", "no limit"},
 }
 

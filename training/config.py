@@ -11,6 +11,7 @@ from typing import Any
 
 from baton._config import load_config
 from baton.errors import ConfigError
+from baton.training.schedule import Schedule, plan_schedule
 
 __all__ = ["TASKS", "Bf16Mode", "TrainConfig", "load_train_config"]
 
@@ -57,17 +58,17 @@ class TrainConfig:
     # entity data: sub-tokens shared by neighbouring windows of a long sentence (capped at half a window)
     stride: int = 32
     output_dir: str = "runs/latest"
-    epochs: float = 3.0
-    # Measured on MiniLM, 1,000 SST-2 sentences, 1 epoch (docs/training.md): batch 16 / lr 1e-4 -> 0.789,
-    # batch 32 / lr 1e-4 -> 0.724 (too few steps). Its [CLS] path starts weak, so lr is above the usual 2e-5..5e-5.
-    batch_size: int = 16
+    # None ("auto"): set from the training set's size by training/schedule.py once the rows are counted; a value
+    # given here or as a flag wins. The resolved values are what train_args.json records.
+    epochs: float | None = None
+    batch_size: int | None = None
     eval_batch_size: int = 64
-    learning_rate: float = 1e-4
+    learning_rate: float | None = None
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    warmup_ratio: float | None = None
     max_length: int = 128
     seed: int = 42
-    patience: int = 2
+    patience: int | None = None  # evaluations without improvement before stopping; 0 disables; None: scheduled
     max_train_samples: int | None = None
     validation_fraction: float = 0.1
     # validation/test rows whose label train never saw are dropped (multi-label: those labels), counted, and warned
@@ -79,6 +80,9 @@ class TrainConfig:
     # "plain" (transformers' BCE, which settled on the label prior in docs/training.md's GoEmotions runs).
     multi_label_loss: str = "weighted"
     group_by_length: bool = True
+    # True: SetFit-style contrastive training and a logistic-regression head (training/fewshot.py); False: always
+    # fine-tune; None: few-shot when the smallest class is small (training/trainer.py, FEW_SHOT_PER_CLASS)
+    few_shot: bool | None = None
     bf16: Bf16Mode = Bf16Mode.AUTO
     baseline: bool = True
     resume: bool = False
@@ -97,15 +101,18 @@ class TrainConfig:
         checks: list[tuple[bool, str]] = [
             (self.task in TASKS, f"--task must be one of {', '.join(TASKS)} (got {self.task!r})"),
             (self.stride >= 0, f"--stride must be >= 0 (got {self.stride})"),
-            (self.epochs > 0, f"--epochs must be > 0 (got {self.epochs})"),
-            (self.batch_size > 0, f"--batch-size must be > 0 (got {self.batch_size})"),
+            (self.epochs is None or self.epochs > 0, f"--epochs must be > 0 (got {self.epochs})"),
+            (self.batch_size is None or self.batch_size > 0, f"--batch-size must be > 0 (got {self.batch_size})"),
             (self.eval_batch_size > 0, f"--eval-batch-size must be > 0 (got {self.eval_batch_size})"),
-            (0 < self.learning_rate < 1, f"--learning-rate must be in (0, 1) (got {self.learning_rate})"),
+            (
+                self.learning_rate is None or 0 < self.learning_rate < 1,
+                f"--learning-rate must be in (0, 1) (got {self.learning_rate})",
+            ),
             (8 <= self.max_length <= 8192, f"--max-length must be in [8, 8192] (got {self.max_length})"),
-            (self.patience >= 0, f"--patience must be >= 0 (got {self.patience})"),
+            (self.patience is None or self.patience >= 0, f"--patience must be >= 0 (got {self.patience})"),
             (0 < self.validation_fraction < 1, "--validation-fraction must be in (0, 1)"),
             (self.threshold is None or 0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
-            (0 <= self.warmup_ratio < 1, "--warmup-ratio must be in [0, 1)"),
+            (self.warmup_ratio is None or 0 <= self.warmup_ratio < 1, "--warmup-ratio must be in [0, 1)"),
             (
                 self.multi_label_loss in ("weighted", "plain"),
                 f"--multi-label-loss must be weighted or plain (got {self.multi_label_loss!r})",
@@ -118,6 +125,27 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def scheduled(self, rows: int, world: int = 1) -> tuple[TrainConfig, Schedule]:
+        """This config with every "auto" recipe value set for `rows` training rows (flags kept), and the schedule."""
+        schedule = plan_schedule(
+            rows,
+            world=world,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            epochs=self.epochs,
+            warmup_ratio=self.warmup_ratio,
+            patience=self.patience,
+        )
+        resolved = dataclasses.replace(
+            self,
+            batch_size=schedule.batch_size,
+            learning_rate=schedule.learning_rate,
+            epochs=schedule.epochs,
+            warmup_ratio=schedule.warmup_ratio,
+            patience=schedule.patience,
+        )
+        return resolved, schedule
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

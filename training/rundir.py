@@ -35,6 +35,7 @@ __all__ = [
     "trainer_arguments",
     "training_record",
     "use_bf16",
+    "world_size",
 ]
 
 METRICS_FILE = "metrics.json"
@@ -122,30 +123,47 @@ class Hardware:
 
 
 class _Recipe(Protocol):
+    """A resolved recipe (TrainConfig.scheduled, AdaptConfig): None is refused here."""
+
     @property
-    def epochs(self) -> float: ...
+    def epochs(self) -> float | None: ...
     @property
-    def batch_size(self) -> int: ...
+    def batch_size(self) -> int | None: ...
     @property
-    def learning_rate(self) -> float: ...
+    def learning_rate(self) -> float | None: ...
     @property
     def seed(self) -> int: ...
     @property
     def bf16(self) -> Bf16Mode: ...
 
 
+def world_size() -> int:
+    """Processes in this run (torchrun sets WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def trainer_arguments(
-    cfg: _Recipe, out: Path, rows: int, metric: str, greater_is_better: bool = True, **overrides: Any
+    cfg: _Recipe,
+    out: Path,
+    rows: int,
+    metric: str,
+    greater_is_better: bool = True,
+    eval_steps: int | None = None,
+    **overrides: Any,
 ) -> tuple[Any, Hardware]:
     """The `TrainingArguments` every baton run shares: checkpoints under the run directory, evaluation and saving
-    each epoch, the best checkpoint by `metric` loaded at the end, about 40 log lines, bf16 where the hardware has
-    it, gloo for CPU torchrun. A config without `eval_batch_size`, `weight_decay`, `warmup_ratio` or
-    `group_by_length` gets the batch size, 0.01, 0.06 and no grouping; `overrides` win."""
+    each epoch (or every `eval_steps` steps: training/schedule.py), the best checkpoint by `metric` loaded at the
+    end, about 40 log lines, bf16 where the hardware has it, gloo for CPU torchrun. A config without
+    `eval_batch_size`, `weight_decay`, `warmup_ratio` or `group_by_length` gets the batch size, 0.01, 0.06 and no
+    grouping; `overrides` win."""
     import torch
     from transformers import TrainingArguments
 
-    hw = Hardware(int(os.environ.get("WORLD_SIZE", "1")), torch.cuda.is_available(), use_bf16(cfg.bf16))
+    if cfg.epochs is None or cfg.batch_size is None or cfg.learning_rate is None:
+        raise ValueError("trainer_arguments needs a resolved recipe (TrainConfig.scheduled)")
+    hw = Hardware(world_size(), torch.cuda.is_available(), use_bf16(cfg.bf16))
     steps = math.ceil(rows / (cfg.batch_size * hw.world)) * cfg.epochs
+    warmup = getattr(cfg, "warmup_ratio", None)
     args: dict[str, Any] = {
         "output_dir": str(out / CHECKPOINT_DIR),
         "num_train_epochs": cfg.epochs,
@@ -153,10 +171,11 @@ def trainer_arguments(
         "per_device_eval_batch_size": getattr(cfg, "eval_batch_size", cfg.batch_size),
         "learning_rate": cfg.learning_rate,
         "weight_decay": getattr(cfg, "weight_decay", 0.01),
-        "warmup_ratio": getattr(cfg, "warmup_ratio", 0.06),
+        "warmup_ratio": 0.06 if warmup is None else warmup,
         "seed": cfg.seed,
-        "eval_strategy": "epoch",
-        "save_strategy": "epoch",
+        "eval_strategy": "epoch" if eval_steps is None else "steps",
+        "save_strategy": "epoch" if eval_steps is None else "steps",
+        **({} if eval_steps is None else {"eval_steps": eval_steps, "save_steps": eval_steps}),
         "save_total_limit": 2,
         "load_best_model_at_end": True,
         "metric_for_best_model": metric,

@@ -23,6 +23,7 @@ import numpy as np
 
 from baton._io import write_json_atomic
 from baton.errors import DataError
+from baton.training.advice import advise
 from baton.training.config import TrainConfig
 from baton.training.models import resolve_model
 from baton.training.ner_align import align_rows
@@ -38,7 +39,9 @@ from baton.training.rundir import (
     prepare_output_dir,
     trainer_arguments,
     training_record,
+    world_size,
 )
+from baton.training.schedule import Schedule, describe_schedule
 
 __all__ = [
     "METRIC",
@@ -181,6 +184,8 @@ class TokenTrainer:
     splits: dict[str, Any]
     owners: dict[str, list[int]]  # per evaluated row: the sentence it came from (long sentences become windows)
     hw: Any
+    cfg: TrainConfig  # the config with its recipe resolved for this data (training/schedule.py)
+    schedule: Schedule
     metric: str = METRIC
 
 
@@ -230,7 +235,9 @@ def build_token_trainer(
         transformers.set_seed(cfg.seed)  # as Trainer.__init__ does for a run: a tune trial trains like its retrain
         return model
 
-    args, hw = trainer_arguments(cfg, out, len(splits["train"]), METRIC, **argument_overrides)
+    cfg, schedule = cfg.scheduled(len(splits["train"]), world_size())
+    eval_steps = None if search else schedule.eval_steps
+    args, hw = trainer_arguments(cfg, out, len(splits["train"]), METRIC, eval_steps=eval_steps, **argument_overrides)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         m = _score(eval_pred.predictions, eval_pred.label_ids, data.labels)
@@ -244,9 +251,9 @@ def build_token_trainer(
         processing_class=tokenizer,
         data_collator=DataCollatorForTokenClassification(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 and not search else [],
+        callbacks=[EarlyStoppingCallback(cfg.patience or 0)] if cfg.patience and not search else [],
     )
-    return TokenTrainer(trainer, splits, owners, hw)
+    return TokenTrainer(trainer, splits, owners, hw, cfg, schedule)
 
 
 def run_token_training(cfg: TrainConfig) -> Any:
@@ -262,7 +269,8 @@ def run_token_training(cfg: TrainConfig) -> Any:
     if checkpoint is None:
         clear_stale_checkpoints(out)
     built = build_token_trainer(cfg, data, model_path, out)
-    trainer, splits, owners, hw = built.trainer, built.splits, built.owners, built.hw
+    trainer, splits, owners, hw, cfg = built.trainer, built.splits, built.owners, built.hw, built.cfg
+    logger.info("recipe: %s", describe_schedule(built.schedule))
     sentences = {"validation": data.validation, "test": data.test or []}
     logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -286,11 +294,24 @@ def run_token_training(cfg: TrainConfig) -> Any:
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = {}
     metrics["trivial_baseline"] = {"metric": METRIC, "value": 0.0, "answer": ["O"], "beaten": beaten}
+    found = advise(
+        schedule=built.schedule,
+        validation={},  # entity F1 is not a proportion of rows: no interval rule
+        validation_rows=len(data.validation),
+        baseline=metrics["trivial_baseline"],
+        dropped={},
+        smallest_class=None,
+        few_shot=False,
+        metric=METRIC,
+    )
+    for advice in found:
+        logger.warning("%s", advice.line())
+    metrics["warnings"] = [a.to_dict() for a in found]
     metrics["training"] = training_record(
         trainer, train_output, hw, started, train_samples=len(data.train), train_rows=len(splits["train"])
     )
     if trainer.is_world_process_zero():
-        _write_run(out, tmp_model, cfg, model_path, data, metrics, trainer.state.log_history)
+        _write_run(out, tmp_model, cfg, model_path, data, metrics, trainer.state.log_history, built.schedule)
     return RunResult(out, metrics)
 
 
@@ -302,6 +323,7 @@ def _write_run(
     data: TokenData,
     metrics: dict[str, Any],
     log_history: list[dict[str, Any]],
+    schedule: Schedule,
 ) -> None:
     install_model(out, tmp_model, _RUN_FILES)
     write_json_atomic(
@@ -324,6 +346,7 @@ def _write_run(
             "threshold": 0.5,
             "validation_source": data.validation_source,
             "files": data.report,
+            "schedule": schedule.to_dict(),
             "sizes": {
                 "train": len(data.train),
                 "validation": len(data.validation),
@@ -332,11 +355,11 @@ def _write_run(
         },
     )
     plot_training_curves(log_history, METRIC, out / "training_curves.png")
-    (out / "report.md").write_text(_report(out, cfg, data, metrics), encoding="utf-8")
+    (out / "report.md").write_text(_report(out, cfg, data, metrics, schedule), encoding="utf-8")
     finish_run(out, metrics)
 
 
-def _report(out: Path, cfg: TrainConfig, data: TokenData, metrics: dict[str, Any]) -> str:
+def _report(out: Path, cfg: TrainConfig, data: TokenData, metrics: dict[str, Any], schedule: Schedule) -> str:
     training = metrics["training"]
     lines = [
         f"# Training run: {out.name}",
@@ -350,6 +373,8 @@ def _report(out: Path, cfg: TrainConfig, data: TokenData, metrics: dict[str, Any
         f"| validation | {data.validation_source} |",
         f"| epochs run | {training['epochs_run']} |",
         f"| learning rate | {cfg.learning_rate} |",
+        f"| batch size | {cfg.batch_size} |",
+        f"| recipe | {schedule.reason} |",
         f"| wall time (s) | {training['wall_time_s']:.1f} |",
         f"| label all sub-tokens | {cfg.label_all_tokens} |",
     ]

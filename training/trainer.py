@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from baton._io import write_json_atomic
+from baton.training.advice import advise
 from baton.training.config import TrainConfig
 from baton.training.data import PreparedData, prepare_data
 from baton.training.metrics import classification_metrics, probabilities
@@ -34,7 +35,9 @@ from baton.training.rundir import (
     prepare_output_dir,
     trainer_arguments,
     training_record,
+    world_size,
 )
+from baton.training.schedule import FEW_SHOT_PER_CLASS, Schedule, describe_schedule
 from baton.training.trivial import MARGIN, beats_baseline, trivial_baseline, tune_threshold
 
 __all__ = [
@@ -42,10 +45,12 @@ __all__ = [
     "Recipe",
     "RunResult",
     "build_classification_trainer",
+    "check_trivial",
     "resolve_task",
     "run_text_classification",
     "run_training",
     "validation_metric",
+    "write_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,24 +111,35 @@ def _trivial_line(trivial: dict[str, Any], labels: Any) -> str:
     return f"{trivial['metric']} {trivial['value']:.4f} for always '{answer}' (+{margin:.3f} needed): {verdict}"
 
 
-def _check_trivial(data: PreparedData, validation: dict[str, Any]) -> dict[str, Any]:
+def check_trivial(data: PreparedData, validation: dict[str, Any]) -> dict[str, Any]:
     """Score the best constant answer on validation and say loudly when the model does not beat it."""
     baseline = trivial_baseline(np.asarray(data.validation["labels"]), data.spec.is_multi_label)
     baseline["beaten"] = beats_baseline(validation, baseline)
     baseline["top_answer_share"] = validation.get("top_answer_share")
-    if not baseline["beaten"]:
-        logger.warning(
-            "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation %s %.4f vs %.4f for always answering %s "
-            "(it must be %.3f above, for %d validation rows). It learned little beyond the label prior; "
-            "`baton export` refuses it without --allow-untrained.",
-            baseline["metric"],
-            validation[baseline["metric"]],
-            baseline["value"],
-            [data.spec.labels[i] for i in baseline["answer"]],
-            baseline["margin"],
-            len(data.validation),
-        )
     return baseline
+
+
+def _smallest_class(data: PreparedData) -> int:
+    labels = np.asarray(data.train["labels"])
+    counts = labels.sum(axis=0) if data.spec.is_multi_label else np.bincount(labels.astype(int))
+    return int(np.min(counts))
+
+
+def _advice(built: ClassificationTrainer, data: PreparedData, metrics: dict[str, Any]) -> list[dict[str, str]]:
+    """Each warning of the run, logged with its fix, as metrics.json's `warnings`."""
+    found = advise(
+        schedule=built.schedule,
+        validation=metrics["validation"],
+        validation_rows=len(data.validation),
+        baseline=metrics["trivial_baseline"],
+        dropped=data.dropped,
+        smallest_class=_smallest_class(data),
+        few_shot=False,
+        metric=built.metric,
+    )
+    for advice in found:
+        logger.warning("%s", advice.line())
+    return [a.to_dict() for a in found]
 
 
 def resolve_task(cfg: TrainConfig) -> str:
@@ -136,12 +152,32 @@ def resolve_task(cfg: TrainConfig) -> str:
 
 
 def run_training(cfg: TrainConfig) -> RunResult:
-    """Fine-tune `cfg.model` on the configured data and write the run directory (the task's trainer)."""
+    """Fine-tune `cfg.model` on the configured data and write the run directory (the task's trainer).
+
+    Text classification takes the few-shot path (training/fewshot.py) with `--few-shot`, or by itself when the
+    data is single-label single texts whose smallest class has at most `FEW_SHOT_PER_CLASS` training rows."""
     if resolve_task(cfg) == "token-classification":
         from baton.training.token_trainer import run_token_training
 
         return run_token_training(cfg)  # type: ignore[no-any-return]
-    return run_text_classification(cfg)
+    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
+
+    from baton.training import fewshot
+
+    prepare_output_dir(cfg)  # checks only: a finished run is refused before the data is read
+    data = prepare_data(cfg)
+    if cfg.few_shot is None:
+        auto = not data.spec.is_multi_label and not data.spec.text_pair_column
+        if auto and _smallest_class(data) <= FEW_SHOT_PER_CLASS and not cfg.resume:
+            logger.info(
+                "few-shot path: the smallest class has %d training rows (<= %d); --no-few-shot fine-tunes instead",
+                _smallest_class(data),
+                FEW_SHOT_PER_CLASS,
+            )
+            return fewshot.run_few_shot(cfg, data)  # type: ignore[no-any-return]
+    elif cfg.few_shot:
+        return fewshot.run_few_shot(cfg, data)  # type: ignore[no-any-return]
+    return run_text_classification(cfg, data=data)
 
 
 class Recipe:
@@ -183,6 +219,8 @@ class ClassificationTrainer:
     splits: dict[str, Any]
     hw: Any
     metric: str  # the validation metric that picks the best checkpoint (and that `baton tune` maximises)
+    cfg: TrainConfig  # the config with its recipe resolved for this data (training/schedule.py)
+    schedule: Schedule
 
 
 def build_classification_trainer(
@@ -210,6 +248,7 @@ def build_classification_trainer(
     transformers.set_seed(cfg.seed)  # the new head's initialisation depends on it
     recipe = recipe or Recipe()
     splits["train"] = recipe.train_split(splits["train"], tokenizer, spec, cfg.max_length)
+    cfg, schedule = cfg.scheduled(len(splits["train"]), world_size())
     train_labels = np.asarray(data.train["labels"])
     weighted = spec.is_multi_label and cfg.multi_label_loss == "weighted"
 
@@ -222,7 +261,8 @@ def build_classification_trainer(
         transformers.set_seed(cfg.seed)
         return model
 
-    args, hw = trainer_arguments(cfg, out, len(splits["train"]), metric, **argument_overrides)
+    eval_steps = None if search else schedule.eval_steps
+    args, hw = trainer_arguments(cfg, out, len(splits["train"]), metric, eval_steps=eval_steps, **argument_overrides)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         # multi-label without --threshold: each evaluation at its own best threshold, so early stopping and the
@@ -235,7 +275,7 @@ def build_classification_trainer(
 
     trainer_cls: Any = weighted_trainer(Trainer, pos_weights(train_labels)) if weighted else Trainer
     trainer_cls = recipe.trainer_class(trainer_cls)
-    stop_early = cfg.patience > 0 and not search
+    stop_early = bool(cfg.patience) and not search
     trainer = trainer_cls(
         **({"model_init": new_model} if search else {"model": new_model()}),
         args=args,
@@ -244,24 +284,27 @@ def build_classification_trainer(
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(cfg.patience)] if stop_early else [],
+        callbacks=[EarlyStoppingCallback(cfg.patience or 0)] if stop_early else [],
     )
-    return ClassificationTrainer(trainer, splits, hw, metric)
+    return ClassificationTrainer(trainer, splits, hw, metric, cfg, schedule)
 
 
-def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> RunResult:
+def run_text_classification(
+    cfg: TrainConfig, recipe: Recipe | None = None, data: PreparedData | None = None
+) -> RunResult:
     import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
 
     started = time.perf_counter()
     out, checkpoint = prepare_output_dir(cfg)  # checks only: nothing is deleted before the inputs are valid
     model_path = resolve_model(cfg.model)
-    data = prepare_data(cfg)
+    data = data or prepare_data(cfg)
     if checkpoint is None:
         clear_stale_checkpoints(out)
     spec = data.spec
     recipe = recipe or Recipe()
     built = build_classification_trainer(cfg, data, model_path, out, recipe, checkpoint)
-    trainer, splits, hw, metric = built.trainer, built.splits, built.hw, built.metric
+    trainer, splits, hw, metric, cfg = built.trainer, built.splits, built.hw, built.metric, built.cfg
+    logger.info("recipe: %s", describe_schedule(built.schedule))
     baseline = _evaluate(trainer, splits, data, cfg) if cfg.baseline and checkpoint is None else {}
     logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -271,17 +314,19 @@ def run_text_classification(cfg: TrainConfig, recipe: Recipe | None = None) -> R
     trainer.save_model(str(tmp_model))
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = baseline
-    metrics["trivial_baseline"] = _check_trivial(data, results["validation"])
+    metrics["trivial_baseline"] = check_trivial(data, results["validation"])
     if spec.is_multi_label:
         metrics["decision_threshold"] = results["validation"]["threshold"]
     metrics["training"] = training_record(trainer, train_output, hw, started, train_samples=len(splits["train"]))
+    metrics["warnings"] = _advice(built, data, metrics)
     if trainer.is_world_process_zero():
         history = trainer.state.log_history
-        _write_run(out, tmp_model, cfg, model_path, data, metrics, history, metric, recipe.train_args())
+        extra = {**recipe.train_args(), "schedule": built.schedule.to_dict()}
+        write_run(out, tmp_model, cfg, model_path, data, metrics, history, metric, extra)
     return RunResult(out, metrics)
 
 
-def _write_run(
+def write_run(
     out: Path,
     tmp_model: Path,
     cfg: TrainConfig,
@@ -340,11 +385,14 @@ def _write_run(
             "epochs run": training["epochs_run"],
             "learning rate": cfg.learning_rate,
             "batch size": cfg.batch_size,
+            "recipe": (extra_args or {}).get("schedule", {}).get("reason", "as given"),
             "train samples/s": training["train_samples_per_second"],
             "wall time (s)": round(training["wall_time_s"], 1),
             "dropped rows": data.dropped or "none",
             "decision threshold": metrics.get("decision_threshold", "argmax"),
             "trivial baseline (constant answer)": _trivial_line(metrics["trivial_baseline"], spec.labels),
+            "warnings": "<br>".join(f"**{w['message']}**. Fix: {w['fix']}" for w in metrics.get("warnings", []))
+            or "none",
         },
         {k: v for k, v in metrics.items() if k in ("validation", "test")},
         metrics.get("baseline") or None,

@@ -33,6 +33,7 @@ from baton._optional import require
 from baton._ray import connect
 from baton.errors import ConfigError, OutputDirError
 from baton.training.config import TrainConfig
+from baton.training.schedule import EPOCHS
 from baton.training.search_space import DEFAULT_SPACE, PARAMETERS, SearchSpace
 
 __all__ = ["BACKENDS", "TuneConfig", "TuneResult", "run_tune"]
@@ -315,7 +316,7 @@ def _ray(cfg: TuneConfig, staging: Path) -> list[dict[str, Any]]:
             result = results[number]
             params = {k: v for k, v in (result.config or {}).items() if k in _TRAIN_FIELD}
             metrics = result.metrics or {}
-            epochs_wanted = params.get("num_train_epochs", cfg.train.epochs)
+            epochs_wanted = params.get("num_train_epochs", cfg.train.epochs or EPOCHS)
             if result.error is not None:
                 state = "fail"
             elif metrics.get("epoch", 0) + 1e-6 < epochs_wanted:
