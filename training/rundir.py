@@ -148,11 +148,11 @@ def trainer_arguments(
     rows: int,
     metric: str,
     greater_is_better: bool = True,
-    eval_steps: int | None = None,
+    evaluate_every: int | None = None,
     **overrides: Any,
 ) -> tuple[Any, Hardware]:
     """The `TrainingArguments` every baton run shares: checkpoints under the run directory, evaluation and saving
-    each epoch (or every `eval_steps` steps: training/schedule.py), the best checkpoint by `metric` loaded at the
+    each epoch (or every `evaluate_every` steps: training/schedule.py), the best checkpoint by `metric` loaded at the
     end, about 40 log lines, bf16 where the hardware has it, gloo for CPU torchrun. A config without
     `eval_batch_size`, `weight_decay`, `warmup_ratio` or `group_by_length` gets the batch size, 0.01, 0.06 and no
     grouping; `overrides` win."""
@@ -173,9 +173,9 @@ def trainer_arguments(
         "weight_decay": getattr(cfg, "weight_decay", 0.01),
         "warmup_ratio": 0.06 if warmup is None else warmup,
         "seed": cfg.seed,
-        "eval_strategy": "epoch" if eval_steps is None else "steps",
-        "save_strategy": "epoch" if eval_steps is None else "steps",
-        **({} if eval_steps is None else {"eval_steps": eval_steps, "save_steps": eval_steps}),
+        "eval_strategy": "epoch" if evaluate_every is None else "steps",
+        "save_strategy": "epoch" if evaluate_every is None else "steps",
+        **({} if evaluate_every is None else {"eval_steps": evaluate_every, "save_steps": evaluate_every}),
         "save_total_limit": 2,
         "load_best_model_at_end": True,
         "metric_for_best_model": metric,

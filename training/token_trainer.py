@@ -237,7 +237,9 @@ def build_token_trainer(
 
     cfg, schedule = cfg.scheduled(len(splits["train"]), world_size())
     eval_steps = None if search else schedule.eval_steps
-    args, hw = trainer_arguments(cfg, out, len(splits["train"]), METRIC, eval_steps=eval_steps, **argument_overrides)
+    args, hw = trainer_arguments(
+        cfg, out, len(splits["train"]), METRIC, evaluate_every=eval_steps, **argument_overrides
+    )
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         m = _score(eval_pred.predictions, eval_pred.label_ids, data.labels)

@@ -262,7 +262,9 @@ def build_classification_trainer(
         return model
 
     eval_steps = None if search else schedule.eval_steps
-    args, hw = trainer_arguments(cfg, out, len(splits["train"]), metric, eval_steps=eval_steps, **argument_overrides)
+    args, hw = trainer_arguments(
+        cfg, out, len(splits["train"]), metric, evaluate_every=eval_steps, **argument_overrides
+    )
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         # multi-label without --threshold: each evaluation at its own best threshold, so early stopping and the
