@@ -46,6 +46,9 @@ _MODEL = Opt(help="Base model: 'minilm' (offline default), 'mpnet' (`baton model
 _TASK = Opt(help="auto, text-classification or token-classification (default: auto, detected from the data).")
 _TOKENS = Opt(help="Entity data: the word-list column (default: tokens).")
 _TAGS = Opt(help="Entity data: the IOB2 tag-list column (default: ner_tags).")
+_REPORT_TO = Opt(
+    help="Also log the run's curves to tensorboard (RUN/logs) or mlflow (default: none).", show_default=False
+)
 _TAG_NAMES = Opt(help="Entity data with int tags: the tag of each id, comma-separated, in id order.")
 
 
@@ -108,6 +111,7 @@ def train(
         str | None, Opt(help="bf16 autocast: auto (when the hardware has it), on, off (default: auto).")
     ] = None,
     group_by_length: Annotated[bool | None, Opt("--group-by-length/--no-group-by-length")] = None,
+    report_to: Annotated[str | None, _REPORT_TO] = None,
     baseline: Annotated[bool | None, Opt("--baseline/--no-baseline", help="Also score the untrained head.")] = None,
     few_shot: Annotated[
         bool | None,
@@ -198,6 +202,7 @@ def adapt(
     patience: Annotated[int, Opt(help="Early-stopping patience on held-out loss; 0 disables.")] = 2,
     seed: Annotated[int, Opt(help="Random seed.")] = 42,
     bf16: Annotated[str, Opt(help="auto, on, off.")] = "auto",
+    report_to: Annotated[str, _REPORT_TO] = "none",
     resume: Annotated[bool, Opt("--resume", help="Continue from the last checkpoint in --output-dir.")] = False,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace a finished run in --output-dir.")] = False,
 ) -> None:
@@ -284,6 +289,7 @@ def tune(
     address: Annotated[str | None, Opt(help="--backend ray: a cluster address (auto, ray://host:10001).")] = None,
     space: Annotated[Path | None, Opt(help="YAML search space (default: lr, epochs, batch, warm-up, decay).")] = None,
     prune: Annotated[bool, Opt("--prune/--no-prune", help="Stop trials below the median early.")] = True,
+    report_to: Annotated[str | None, _REPORT_TO] = None,
 ) -> None:
     """Search the training recipe's hyperparameters; the best is retrained as a run `baton export` takes."""
     import json
@@ -294,7 +300,7 @@ def tune(
 
     keys = ["train_file", "validation_file", "dataset", "dataset_config", "model", "text_column", "text_pair_column"]
     keys += ["label_column", "task", "tokens_column", "tags_column", "tag_names"]
-    keys += ["max_train_samples", "max_length", "seed", "output_dir", "overwrite"]
+    keys += ["max_train_samples", "max_length", "seed", "output_dir", "overwrite", "report_to"]
     values = locals()
     train_cfg = load_train_config(config, {k: values[k] for k in keys})
     cfg = TuneConfig(

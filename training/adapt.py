@@ -27,7 +27,7 @@ from typing import Any
 
 from baton._io import write_json_atomic
 from baton.errors import ConfigError, DataError
-from baton.training.config import Bf16Mode
+from baton.training.config import Bf16Mode, ReportTo
 from baton.training.models import resolve_model
 from baton.training.report import plot_training_curves
 from baton.training.rundir import (
@@ -64,11 +64,13 @@ class AdaptConfig:
     patience: int = 2
     seed: int = 42
     bf16: Bf16Mode = Bf16Mode.AUTO
+    report_to: ReportTo = ReportTo.NONE
     overwrite: bool = False
     resume: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bf16", Bf16Mode.parse(self.bf16))
+        object.__setattr__(self, "report_to", ReportTo.parse(self.report_to))
         checks = [
             (self.epochs > 0, f"--epochs must be > 0 (got {self.epochs})"),
             (self.batch_size > 0, f"--batch-size must be > 0 (got {self.batch_size})"),
@@ -241,7 +243,7 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
         seed=cfg.seed,
     )
     steps = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
-    by_steps = {} if cfg.epochs >= 1 else {"eval_strategy": "steps", "save_strategy": "steps"}
+    by_steps: dict[str, Any] = {} if cfg.epochs >= 1 else {"eval_strategy": "steps", "save_strategy": "steps"}
     args, hw = trainer_arguments(
         cfg,
         out,
@@ -286,7 +288,7 @@ def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
             out / "train_args.json",
             {
                 "task": "masked-lm",
-                "config": {**dataclasses.asdict(cfg), "bf16": cfg.bf16.value},
+                "config": {**dataclasses.asdict(cfg), "bf16": cfg.bf16.value, "report_to": cfg.report_to.value},
                 "resolved_model": model_path,
                 "validation_source": source,
                 "fresh_mlm_head": bool(fresh),

@@ -13,7 +13,7 @@ from baton._config import load_config
 from baton.errors import ConfigError
 from baton.training.schedule import Schedule, plan_schedule
 
-__all__ = ["TASKS", "Bf16Mode", "TrainConfig", "load_train_config"]
+__all__ = ["TASKS", "Bf16Mode", "ReportTo", "TrainConfig", "load_train_config"]
 
 TASKS = ("auto", "text-classification", "token-classification")
 
@@ -34,6 +34,23 @@ class Bf16Mode(str, enum.Enum):
             return cls(str(value).lower())
         except ValueError as exc:
             raise ConfigError(f"--bf16 must be one of auto, on, off (got {value!r})") from exc
+
+
+class ReportTo(str, enum.Enum):
+    """Where Trainer also logs a run's curves (`--report-to`); off by default."""
+
+    NONE = "none"
+    TENSORBOARD = "tensorboard"  # event files in RUN/logs: `tensorboard --logdir RUN/logs`
+    MLFLOW = "mlflow"  # MLflow's tracking URI (MLFLOW_TRACKING_URI, default ./mlruns): `mlflow ui`
+
+    @classmethod
+    def parse(cls, value: object) -> ReportTo:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError as exc:
+            raise ConfigError(f"--report-to must be one of none, tensorboard, mlflow (got {value!r})") from exc
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,12 +101,14 @@ class TrainConfig:
     # fine-tune; None: few-shot when the smallest class is small (training/trainer.py, FEW_SHOT_PER_CLASS)
     few_shot: bool | None = None
     bf16: Bf16Mode = Bf16Mode.AUTO
+    report_to: ReportTo = ReportTo.NONE
     baseline: bool = True
     resume: bool = False
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bf16", Bf16Mode.parse(self.bf16))
+        object.__setattr__(self, "report_to", ReportTo.parse(self.report_to))
         if (self.train_file is None) == (self.dataset is None):
             raise ConfigError("give exactly one of --train-file or --dataset")
         if self.dataset is None and self.dataset_config is not None:
@@ -150,6 +169,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["bf16"] = self.bf16.value
+        out["report_to"] = self.report_to.value
         out["tag_names"] = list(self.tag_names) if self.tag_names is not None else None
         return out
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from baton._io import write_json_atomic
-from baton.errors import OutputDirError
-from baton.training.config import Bf16Mode
+from baton.errors import ConfigError, OutputDirError
+from baton.training.config import Bf16Mode, ReportTo
 
 T = TypeVar("T")
 
@@ -186,11 +186,29 @@ def trainer_arguments(
         "bf16": hw.bf16,
         "use_cpu": not hw.cuda,
         "ddp_backend": None if hw.cuda or hw.world == 1 else "gloo",
-        "report_to": [],
+        **_reporting(getattr(cfg, "report_to", ReportTo.NONE), out),
         "dataloader_num_workers": 0,
         "save_safetensors": True,
     }
     return TrainingArguments(**{**args, **overrides}), hw
+
+
+def _reporting(report_to: ReportTo, out: Path) -> dict[str, Any]:
+    """Trainer's `report_to` (and where TensorBoard writes); an integration that is not installed is one line."""
+    if report_to is ReportTo.NONE:
+        return {"report_to": []}
+    from transformers import integrations
+
+    available = {
+        ReportTo.TENSORBOARD: integrations.is_tensorboard_available,
+        ReportTo.MLFLOW: integrations.is_mlflow_available,
+    }
+    if not available[report_to]():
+        raise ConfigError(
+            f"--report-to {report_to.value} needs the package '{report_to.value}': pip install {report_to.value}"
+        )
+    extra = {"logging_dir": str(out / "logs")} if report_to is ReportTo.TENSORBOARD else {}
+    return {"report_to": [report_to.value], **extra}
 
 
 def hold_out(items: list[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
