@@ -320,6 +320,55 @@ def tune(
     typer.echo(f"retrained as {result.output_dir / 'best'} (baton export takes it)")
 
 
+@app.command("learning-curve")
+def learning_curve(
+    train_file: Annotated[str, Opt(help="Training data (as `baton train`); subsets are drawn from it.")],
+    validation_file: Annotated[
+        str | None, Opt(help="Validation data (default: a seeded 10% of --train-file, held out once).")
+    ] = None,
+    output_dir: Annotated[str, Opt(help="Where curve.json, curve.md and curve.png go.")] = "runs/curve",
+    sizes: Annotated[
+        str | None, Opt(help="Training rows per point, comma-separated (default: 1/8, 1/4, 1/2 and all of them).")
+    ] = None,
+    seeds: Annotated[int, Opt(help="Seeds (subsets and training) per size.")] = 3,
+    model: Annotated[str | None, _MODEL] = None,
+    text_column: Annotated[str | None, Opt(help="Text column (default: text).")] = None,
+    text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
+    label_column: Annotated[str | None, Opt(help="Label column (default: label).")] = None,
+    task: Annotated[str | None, _TASK] = None,
+    tokens_column: Annotated[str | None, _TOKENS] = None,
+    tags_column: Annotated[str | None, _TAGS] = None,
+    max_length: Annotated[int | None, Opt(help="Max tokens per example (default: 128).")] = None,
+    seed: Annotated[int | None, Opt(help="First seed (default: 42).")] = None,
+    few_shot: Annotated[bool | None, Opt("--few-shot/--no-few-shot", help="As `baton train` (default: auto).")] = None,
+    keep_runs: Annotated[bool, Opt("--keep-runs", help="Keep every point's run directory.")] = False,
+    overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing curve in --output-dir.")] = False,
+) -> None:
+    """Should we label more data? Train on growing subsets (several seeds each) and plot the validation metric."""
+    values = dict(locals())
+    from baton.training import load_train_config
+    from baton.training.curve import CurveConfig, run_curve
+
+    keys = ["train_file", "validation_file", "output_dir", "model", "text_column", "text_pair_column"]
+    keys += ["label_column", "task", "tokens_column", "tags_column", "max_length", "seed", "few_shot", "overwrite"]
+    train_cfg = load_train_config(None, {k: values[k] for k in keys})
+    result = run_curve(CurveConfig(train=train_cfg, sizes=sizes, seeds=seeds, keep_runs=keep_runs))  # type: ignore[arg-type]
+    for point in result["points"]:
+        typer.echo(f"{point['size']:>7} examples: {result['metric']} {point['mean']:.4f} +- {point['spread']:.4f}")
+    typer.echo(f"{result['verdict']}\ncurve written to {Path(output_dir) / 'curve.md'}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Finished `baton train` run directories.")],
+    output: Annotated[str, Opt("--output", "-o", help="Folder for compare.md and curves.png.")] = "runs/compare",
+) -> None:
+    """Several runs side by side: recipe, data sizes, validation metrics, time, and overlaid curves."""
+    from baton.tools.compare import compare_runs
+
+    typer.echo(Path(compare_runs(runs, output)).read_text(encoding="utf-8"))
+
+
 @app.command()
 def evaluate(
     bundle: Annotated[str, typer.Argument(help="Bundle directory.")],

@@ -56,6 +56,39 @@ def test_packaged_model_on_sst2_slice(tmp_path: Path, model: str) -> None:
     assert int8_accuracy >= accuracy - 0.02
 
 
+# 16 SST-2 sentences (the first 8 of each label in the file), no flags: the default takes the few-shot path.
+# Measured here on the whole validation split: MINILM_16_MEASURED. The floor leaves room for hardware.
+MINILM_16_MEASURED = 0.0
+MINILM_16_FLOOR = 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SST2 / "train.jsonl").is_file(), reason="../shared/data/sst2_sentence is not present")
+def test_sixteen_labelled_sentences_with_no_flags(tmp_path: Path) -> None:
+    from baton.export import ExportConfig, export_bundle
+    from baton.serving import Predictor
+    from baton.training import TrainConfig, run_training
+
+    rows = [json.loads(x) for x in (SST2 / "train.jsonl").read_text().splitlines()]
+    sample = [r for label in ("negative", "positive") for r in [r for r in rows if r["label"] == label][:8]]
+    train = write_jsonl(tmp_path / "train.jsonl", sample)
+    run = tmp_path / "run"
+    result = run_training(
+        TrainConfig(train_file=str(train), validation_file=str(SST2 / "validation.jsonl"), output_dir=str(run))
+    )
+    assert json.loads((run / "train_args.json").read_text())["few_shot"] is True
+    accuracy = result.metrics["validation"]["accuracy"]
+    assert accuracy >= MINILM_16_FLOOR, accuracy
+    assert result.metrics["trivial_baseline"]["beaten"] is True
+
+    bundle = export_bundle(ExportConfig(run_dir=str(run), output=str(tmp_path / "bundle"), parity_samples=256))
+    assert bundle.parity["fp32_vs_torch"]["passed"] and bundle.parity["int8_vs_fp32"]["passed"]
+    validation = [json.loads(x) for x in (SST2 / "validation.jsonl").read_text().splitlines()]
+    predictions = Predictor.load(tmp_path / "bundle", device="cpu").predict([r["text"] for r in validation])
+    int8_accuracy = sum(p.label == r["label"] for p, r in zip(predictions, validation, strict=True)) / len(validation)
+    assert int8_accuracy >= accuracy - 0.02
+
+
 CONLL = SHARED_DATA / "conll2003"
 F1_FLOOR = 0.78  # measured 0.833 (int8 runtime 0.834) on this machine; the floor leaves room for seeds and hardware
 

@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["entity_section", "plot_confusion_matrix", "plot_training_curves", "write_report"]
+__all__ = ["entity_section", "plot_confusion_matrix", "plot_training_curves", "pyplot", "write_report"]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display), imported when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -19,7 +20,7 @@ def _pyplot() -> Any:
 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     size = max(4.0, 0.5 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     image = ax.imshow(matrix, cmap="Blues")
@@ -39,7 +40,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
 
 
 def plot_training_curves(log_history: Sequence[Mapping[str, Any]], metric: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     train = [(e["epoch"], e["loss"]) for e in log_history if "loss" in e and "epoch" in e]
     evals = [e for e in log_history if "eval_loss" in e]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "LOG_HISTORY",
     "METRICS_FILE",
     "MODEL_DIR",
     "Hardware",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 METRICS_FILE = "metrics.json"
+LOG_HISTORY = "log_history.json"  # Trainer's log lines (loss, evaluations), for `baton compare`
 MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
 

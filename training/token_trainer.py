@@ -31,6 +31,7 @@ from baton.training.ner_data import Sentence, TokenFile, read_token_file, tag_se
 from baton.training.ner_metrics import entity_metrics
 from baton.training.report import entity_section, plot_training_curves
 from baton.training.rundir import (
+    LOG_HISTORY,
     MODEL_DIR,
     clear_stale_checkpoints,
     finish_run,
@@ -60,7 +61,7 @@ METRIC = "entity_f1"
 
 TASK = "token-classification"
 SCHEME = "IOB2"
-_RUN_FILES = ("train_args.json", "report.md", "training_curves.png")
+_RUN_FILES = ("train_args.json", "report.md", "training_curves.png", LOG_HISTORY)
 
 
 @dataclass
@@ -356,6 +357,7 @@ def _write_run(
             },
         },
     )
+    write_json_atomic(out / LOG_HISTORY, log_history)  # `baton compare` overlays these
     plot_training_curves(log_history, METRIC, out / "training_curves.png")
     (out / "report.md").write_text(_report(out, cfg, data, metrics, schedule), encoding="utf-8")
     finish_run(out, metrics)

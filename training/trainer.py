@@ -28,6 +28,7 @@ from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_
 from baton.training.ner_data import detect_token_layout
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
 from baton.training.rundir import (
+    LOG_HISTORY,
     MODEL_DIR,
     clear_stale_checkpoints,
     finish_run,
@@ -55,7 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_RUN_FILES = ("train_args.json", "report.md", "training_curves.png")
+_RUN_FILES = ("train_args.json", "report.md", "training_curves.png", LOG_HISTORY)
 
 
 @dataclass(frozen=True)
@@ -373,6 +374,7 @@ def write_run(
                 f"{split} confusion matrix",
                 out / f"confusion_matrix_{split}.png",
             )
+    write_json_atomic(out / LOG_HISTORY, log_history)  # `baton compare` overlays these
     plot_training_curves(log_history, metric, out / "training_curves.png")
     training = metrics["training"]
     write_report(
