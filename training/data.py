@@ -14,7 +14,15 @@ from baton.training.config import TrainConfig
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["MULTI_LABEL", "SINGLE_LABEL", "PreparedData", "TaskSpec", "load_labelled_file", "prepare_data"]
+__all__ = [
+    "MULTI_LABEL",
+    "SINGLE_LABEL",
+    "PreparedData",
+    "TaskSpec",
+    "check_headers",
+    "load_labelled_file",
+    "prepare_data",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +96,53 @@ def load_labelled_file(path_str: str, flag: str = "--data") -> Dataset:
     if len(ds) == 0:
         raise DataError(f"{flag}: {path} holds no rows")
     return ds
+
+
+def _header(path: Path) -> list[str] | None:
+    """The column names of a data file, read from its first line or schema only; None where that is not cheap."""
+    import csv
+    import json
+
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ModuleNotFoundError:
+            return None
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception:  # not parquet: datasets' reader names the problem later
+            return None
+    if suffix not in (".jsonl", ".csv", ".tsv"):
+        return None
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = next((line for line in handle if line.strip()), None)
+    if first is None:
+        return None
+    if suffix == ".jsonl":
+        try:
+            row = json.loads(first)
+        except ValueError:
+            return None
+        return list(row) if isinstance(row, dict) else None
+    return next(csv.reader([first], delimiter="\t" if suffix == ".tsv" else ","), None)
+
+
+def check_headers(cfg: TrainConfig) -> None:
+    """The named columns are in every data file's header: checked before torch and datasets load, so that a wrong
+    column name fails at once. Files whose header is not cheap to read (.json) are checked when they are loaded."""
+    wanted = [("--text-column", cfg.text_column), ("--label-column", cfg.label_column)]
+    if cfg.text_pair_column:
+        wanted.append(("--text-pair-column", cfg.text_pair_column))
+    for flag, value in (("--train-file", cfg.train_file), ("--validation-file", cfg.validation_file)):
+        if value is None or not Path(value).is_file():
+            continue  # a missing file is named when it is loaded
+        columns = _header(Path(value))
+        if columns is None:
+            continue
+        for option, column in wanted:
+            if column not in columns:
+                raise DataError(f"{flag} {value}: no column '{column}' ({option}); columns found: {', '.join(columns)}")
 
 
 def _check_text_file(path: Path, flag: str, jsonl: bool) -> None:

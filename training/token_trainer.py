@@ -25,6 +25,7 @@ from baton._io import write_json_atomic
 from baton.errors import DataError
 from baton.training.advice import advise
 from baton.training.config import TrainConfig
+from baton.training.console import use_console
 from baton.training.models import resolve_model
 from baton.training.ner_align import align_rows
 from baton.training.ner_data import Sentence, TokenFile, read_token_file, tag_set
@@ -274,6 +275,7 @@ def run_token_training(cfg: TrainConfig) -> Any:
     built = build_token_trainer(cfg, data, model_path, out)
     trainer, splits, owners, hw, cfg = built.trainer, built.splits, built.owners, built.hw, built.cfg
     logger.info("recipe: %s", describe_schedule(built.schedule))
+    use_console(trainer, METRIC)
     sentences = {"validation": data.validation, "test": data.test or []}
     logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)

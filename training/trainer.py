@@ -21,7 +21,8 @@ import numpy as np
 from baton._io import write_json_atomic
 from baton.training.advice import advise
 from baton.training.config import TrainConfig
-from baton.training.data import PreparedData, prepare_data
+from baton.training.console import use_console
+from baton.training.data import PreparedData, check_headers, prepare_data
 from baton.training.metrics import classification_metrics, probabilities
 from baton.training.models import resolve_model
 from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_trainer
@@ -155,17 +156,29 @@ def resolve_task(cfg: TrainConfig) -> str:
 def run_training(cfg: TrainConfig) -> RunResult:
     """Fine-tune `cfg.model` on the configured data and write the run directory (the task's trainer).
 
-    Text classification takes the few-shot path (training/fewshot.py) with `--few-shot`, or by itself when the
-    data is single-label single texts whose smallest class has at most `FEW_SHOT_PER_CLASS` training rows."""
-    if resolve_task(cfg) == "token-classification":
-        from baton.training.token_trainer import run_token_training
-
-        return run_token_training(cfg)  # type: ignore[no-any-return]
+    The data files' headers are checked before torch is imported, so a wrong column fails at once. Text
+    classification takes the few-shot path (training/fewshot.py) with `--few-shot`, or by itself when the data is
+    single-label single texts whose smallest class has at most `FEW_SHOT_PER_CLASS` training rows. The terminal
+    shows a progress bar and a line per evaluation; the rest goes to RUN/train.log (training/console.py)."""
+    task = resolve_task(cfg)
+    if task == "text-classification":
+        check_headers(cfg)
     import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
 
+    from baton.training.console import LOG_FILE, library_output_to
+
+    prepare_output_dir(cfg)  # checks only: a finished run is refused before anything is written
+    with library_output_to(Path(cfg.output_dir) / LOG_FILE):
+        if task == "token-classification":
+            from baton.training.token_trainer import run_token_training
+
+            return run_token_training(cfg)  # type: ignore[no-any-return]
+        return _run_text(cfg)
+
+
+def _run_text(cfg: TrainConfig) -> RunResult:
     from baton.training import fewshot
 
-    prepare_output_dir(cfg)  # checks only: a finished run is refused before the data is read
     data = prepare_data(cfg)
     if cfg.few_shot is None:
         auto = not data.spec.is_multi_label and not data.spec.text_pair_column
@@ -308,6 +321,7 @@ def run_text_classification(
     built = build_classification_trainer(cfg, data, model_path, out, recipe, checkpoint)
     trainer, splits, hw, metric, cfg = built.trainer, built.splits, built.hw, built.metric, built.cfg
     logger.info("recipe: %s", describe_schedule(built.schedule))
+    use_console(trainer, metric)
     baseline = _evaluate(trainer, splits, data, cfg) if cfg.baseline and checkpoint is None else {}
     logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
