@@ -197,6 +197,7 @@ def build_token_trainer(
     model_path: str,
     out: Path,
     search: bool = False,
+    per_epoch: bool = False,
     **argument_overrides: Any,
 ) -> TokenTrainer:
     """The Trainer of an entity-recognition run: aligned rows, a fresh token head, entity-level metrics.
@@ -238,7 +239,7 @@ def build_token_trainer(
         return model
 
     cfg, schedule = cfg.scheduled(len(splits["train"]), world_size())
-    eval_steps = None if search else schedule.eval_steps
+    eval_steps = None if search or per_epoch else schedule.eval_steps  # tune's trials report (and prune) by epoch
     args, hw = trainer_arguments(
         cfg, out, len(splits["train"]), METRIC, evaluate_every=eval_steps, **argument_overrides
     )

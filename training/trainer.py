@@ -245,6 +245,7 @@ def build_classification_trainer(
     recipe: Recipe | None = None,
     checkpoint: str | None = None,
     search: bool = False,
+    per_epoch: bool = False,
     **argument_overrides: Any,
 ) -> ClassificationTrainer:
     """The Trainer of a classification run: tokenized splits, the recipe's model, metrics, the multi-label loss.
@@ -275,7 +276,7 @@ def build_classification_trainer(
         transformers.set_seed(cfg.seed)
         return model
 
-    eval_steps = None if search else schedule.eval_steps
+    eval_steps = None if search or per_epoch else schedule.eval_steps  # tune's trials report (and prune) by epoch
     args, hw = trainer_arguments(
         cfg, out, len(splits["train"]), metric, evaluate_every=eval_steps, **argument_overrides
     )

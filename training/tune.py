@@ -214,7 +214,9 @@ def _trial_trainer(
     from baton.training.trainer import build_classification_trainer
 
     build: Any = build_token_trainer if isinstance(data, TokenData) else build_classification_trainer
-    built = build(train, data, model_path, out, save_strategy="no", load_best_model_at_end=False, **arguments)
+    built = build(
+        train, data, model_path, out, per_epoch=True, save_strategy="no", load_best_model_at_end=False, **arguments
+    )
     return built.trainer, _BestSoFar(built.metric)
 
 

@@ -1,0 +1,134 @@
+"""Learning curves of the small-data recipes, side by side (issue 28; figures in docs/training.md, "Small data").
+
+For each size and seed, one sample of the training file (stratified by label; `--per-class N` draws N rows of each
+label, `--sizes N` draws N rows keeping each label's share), scored on the whole validation file, with each arm:
+
+  old       the recipe before issue 28: batch 16, lr 1e-4, 3 epochs, patience 2, fine-tuning
+  default   `baton train` with no flags (training/schedule.py; the few-shot path where it applies)
+  finetune  the new schedule, always fine-tuning (--no-few-shot)
+  fewshot   always the few-shot path (--few-shot)
+  frozen    the packaged encoder's mean-pooled embeddings, frozen, and a logistic regression
+
+    python scripts/small_data.py ../shared/data/sst2_sentence --per-class 8,16 --sizes 200 --seeds 3 \
+        --arms old,default,frozen --out bench-results/small-data-sst2.json
+
+Prints one Markdown table (mean and per-seed validation accuracy) and writes the rows as JSON with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ARMS = {
+    "old": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-4, "patience": 2, "few_shot": False},
+    "default": {},
+    "finetune": {"few_shot": False},
+    "fewshot": {"few_shot": True},
+}
+
+
+def _sample(rows: list[dict[str, Any]], seed: int, per_class: int | None, size: int | None) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(str(r["label"]), []).append(r)
+    if per_class is not None:
+        picked = [r for label in sorted(by) for r in rng.sample(by[label], min(per_class, len(by[label])))]
+    else:
+        assert size is not None
+        picked = [
+            r for label in sorted(by) for r in rng.sample(by[label], max(1, round(size * len(by[label]) / len(rows))))
+        ]
+    rng.shuffle(picked)
+    return picked
+
+
+def _frozen(model: str, train: list[dict[str, Any]], val: list[dict[str, Any]]) -> float:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoModel, AutoTokenizer
+
+    from baton.training.fewshot import _normalizes, encode
+    from baton.training.models import resolve_model
+
+    path = resolve_model(model)
+    tok, body = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    norm = _normalizes(path)
+    x = encode(body, tok, [r["text"] for r in train], 128, norm).numpy()
+    v = encode(body, tok, [r["text"] for r in val], 128, norm).numpy()
+    clf = LogisticRegression(max_iter=2000).fit(x, [r["label"] for r in train])
+    return float(np.mean(clf.predict(v) == np.array([r["label"] for r in val])))
+
+
+def _train(arm: str, model: str, train: Path, val: Path) -> float:
+    from baton.training import TrainConfig, run_training
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(model=model, train_file=str(train), validation_file=str(val), output_dir=out, **ARMS[arm])
+        return float(run_training(cfg).metrics["validation"]["accuracy"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="a folder with train.jsonl and validation.jsonl ({text, label})")
+    parser.add_argument("--per-class", default="", help="comma-separated rows per label")
+    parser.add_argument("--sizes", default="", help="comma-separated total rows")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--arms", default="old,default,frozen")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rows = [json.loads(x) for x in (args.data / "train.jsonl").read_text().splitlines()]
+    val_file = args.data / "validation.jsonl"
+    val = [json.loads(x) for x in val_file.read_text().splitlines()]
+    points = [("per_class", int(n)) for n in args.per_class.split(",") if n] + [
+        ("size", int(n)) for n in args.sizes.split(",") if n
+    ]
+    arms = args.arms.split(",")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, n in points:
+            for seed in range(args.seeds):
+                sample = _sample(rows, seed, n if kind == "per_class" else None, n if kind == "size" else None)
+                train = Path(tmp) / f"{kind}{n}-s{seed}.jsonl"
+                train.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in sample))
+                for arm in arms:
+                    started = time.perf_counter()
+                    acc = _frozen(args.model, sample, val) if arm == "frozen" else _train(arm, args.model, train, val)
+                    row = {
+                        "point": f"{n} {'per class' if kind == 'per_class' else 'rows'}",
+                        "rows": len(sample),
+                        "seed": seed,
+                        "arm": arm,
+                        "accuracy": acc,
+                        "seconds": time.perf_counter() - started,
+                    }
+                    results.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+    print(f"| sample | {' | '.join(arms)} |\n|---|" + "---|" * len(arms))
+    for point in dict.fromkeys(r["point"] for r in results):
+        cells = []
+        for arm in arms:
+            accs = [r["accuracy"] for r in results if r["point"] == point and r["arm"] == arm]
+            cells.append(f"{statistics.fmean(accs):.3f} ({', '.join(f'{a:.3f}' for a in accs)})")
+        print(f"| {point} | {' | '.join(cells)} |")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": __import__("os").cpu_count()}
+        args.out.write_text(json.dumps({"env": env, "model": args.model, "rows": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
