@@ -114,6 +114,17 @@ def _check_trained(metrics: dict[str, Any], cfg: ExportConfig) -> None:
     )
 
 
+def _check_positions(model_dir: Path, max_length: int) -> None:
+    """A run whose max_length is past its model's position table would export a bundle that fails on long texts."""
+    from baton.errors import ConfigError
+    from baton.training.models import check_max_length
+
+    try:
+        check_max_length(str(model_dir), max_length)
+    except ConfigError as exc:
+        raise ExportError(f"{model_dir.parent}: the run's {exc}; retrain it with a smaller --max-length") from exc
+
+
 def _pooled_head(model_dir: Path) -> Any:
     """A few-shot run's pooling and head (training/fewshot.py), or None for a model with its own head."""
     from baton.training.fewshot import read_head
@@ -465,6 +476,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     if output.exists() and not cfg.overwrite:
         raise ExportError(f"--output: {output} already exists; pass --overwrite to replace it")
     max_length = int(run.train_args["max_length"])
+    _check_positions(run_dir / "model", max_length)
     pairs = bool(run.train_args.get("text_pair_column"))
     device_provider = "cpu" if cfg.device == "cpu" else "cuda"
 

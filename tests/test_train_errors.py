@@ -225,3 +225,30 @@ def test_overwrite_keeps_the_finished_run_until_the_new_one_is_ready(
     after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and "checkpoints" not in p.parts}
     kept = {k: v for k, v in before.items() if "checkpoints" not in k.parts}
     assert after.keys() >= kept.keys() and all(after[k] == v for k, v in kept.items())
+
+
+def test_a_max_length_past_the_position_table_is_refused(tiny_model_dir: Path, tiny_run: Path, tmp_path: Path) -> None:
+    """The tiny BERT has 128 positions: a longer --max-length would train, then fail on long texts at serve time."""
+    import shutil
+
+    from baton.errors import ExportError
+    from baton.export import ExportConfig, export_bundle
+    from baton.training import run_training
+
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        train_file=str(REVIEWS / "train.jsonl"),
+        output_dir=str(tmp_path / "run"),
+        max_length=256,
+        few_shot=False,
+    )
+    with pytest.raises(ConfigError, match=r"--max-length 256 is past the model's 128 positions; use --max-length 128"):
+        run_training(cfg)
+    assert not (tmp_path / "run" / "model").exists()
+    # a run edited (or trained before this check) to claim more is refused by export
+    run = shutil.copytree(tiny_run, tmp_path / "edited")
+    args = json.loads((run / "train_args.json").read_text())
+    (run / "train_args.json").write_text(json.dumps({**args, "max_length": 1024}))
+    with pytest.raises(ExportError, match="past the model's 128 positions"):
+        export_bundle(ExportConfig(run_dir=str(run), output=str(tmp_path / "b")))
+    assert not (tmp_path / "b").exists()

@@ -36,7 +36,7 @@ from baton.training.advice import advise
 from baton.training.config import TrainConfig
 from baton.training.data import PreparedData, prepare_data
 from baton.training.metrics import classification_metrics
-from baton.training.models import resolve_model
+from baton.training.models import check_max_length, resolve_model
 from baton.training.rundir import MODEL_DIR, clear_stale_checkpoints, prepare_output_dir
 from baton.training.schedule import Schedule
 
@@ -226,6 +226,7 @@ def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
     spec = data.spec
     transformers.set_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    check_max_length(model_path, cfg.max_length)
     tokenizer.model_max_length = cfg.max_length
     model = AutoModel.from_pretrained(model_path, add_pooling_layer=False)
     normalize = _normalizes(model_path)

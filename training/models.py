@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from baton.errors import ModelError
+from baton.errors import ConfigError, ModelError
 from baton.training.split_zip import SplitZip, materialise
 
-__all__ = ["CHOICES", "DEFAULT_MODEL", "DEFAULT_MODEL_HUB_NAME", "Choice", "resolve_model"]
+__all__ = ["CHOICES", "DEFAULT_MODEL", "DEFAULT_MODEL_HUB_NAME", "Choice", "check_max_length", "resolve_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +144,27 @@ def _unreachable(name: str, why: str) -> str:
         f"another packaged choice ({', '.join(c for c in CHOICES if c != DEFAULT_MODEL)}; `baton models` lists "
         "them), or a local model directory."
     )
+
+
+# RoBERTa-family models number positions from padding_idx + 1: two of their table's rows are never a token's.
+_POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
+
+
+def check_max_length(model_path: str, max_length: int) -> None:
+    """Refuse a `--max-length` past the model's position table: such a model fails at run time on long texts (and
+    its bundle could be made to fail by any client). A model whose config names no table is not checked."""
+    import json
+    from pathlib import Path
+
+    config_file = Path(model_path) / "config.json"
+    if not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    positions = config.get("max_position_embeddings")
+    if not isinstance(positions, int):
+        return
+    usable = positions - _POSITION_OFFSET.get(str(config.get("model_type")), 0)
+    if max_length > usable:
+        raise ConfigError(
+            f"--max-length {max_length} is past the model's {usable} positions; use --max-length {usable} or less"
+        )

@@ -26,7 +26,7 @@ from baton.errors import DataError
 from baton.training.advice import advise
 from baton.training.config import TrainConfig
 from baton.training.console import use_console
-from baton.training.models import resolve_model
+from baton.training.models import check_max_length, resolve_model
 from baton.training.ner_align import align_rows
 from baton.training.ner_data import Sentence, TokenFile, read_token_file, tag_set
 from baton.training.ner_metrics import entity_metrics
@@ -216,6 +216,7 @@ def build_token_trainer(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if not tokenizer.is_fast:
         raise DataError(f"--model: {cfg.model} has no fast tokenizer; entity recognition needs its word ids")
+    check_max_length(model_path, cfg.max_length)
     tokenizer.model_max_length = cfg.max_length
     splits = {"train": _rows(tokenizer, data.train, data, cfg, True)[0]}
     owners = {}

@@ -24,7 +24,7 @@ from baton.training.config import TrainConfig
 from baton.training.console import use_console
 from baton.training.data import PreparedData, check_headers, prepare_data
 from baton.training.metrics import classification_metrics, probabilities
-from baton.training.models import resolve_model
+from baton.training.models import check_max_length, resolve_model
 from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_trainer
 from baton.training.ner_data import detect_token_layout
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
@@ -258,6 +258,7 @@ def build_classification_trainer(
     spec = data.spec
     metric = validation_metric(spec)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    check_max_length(model_path, cfg.max_length)
     tokenizer.model_max_length = cfg.max_length
     splits = _tokenize(data, tokenizer, cfg.max_length)
     transformers.set_seed(cfg.seed)  # the new head's initialisation depends on it
