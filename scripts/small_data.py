@@ -13,6 +13,8 @@ label, `--sizes N` draws N rows keeping each label's share), scored on the whole
         --arms old,default,frozen --out bench-results/small-data-sst2.json
 
 Prints one Markdown table (mean and per-seed validation accuracy) and writes the rows as JSON with the machine.
+`--samples DIR --arms ''` only writes the samples (per_class8-s0.jsonl, size200-s0.jsonl, ...), to rerun one with
+`baton train`.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def main() -> int:
     parser.add_argument("--arms", default="old,default,frozen")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--samples", type=Path, default=None, help="also write each sample here (to rerun one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = [json.loads(x) for x in (args.data / "train.jsonl").read_text().splitlines()]
@@ -95,7 +98,7 @@ def main() -> int:
     points = [("per_class", int(n)) for n in args.per_class.split(",") if n] + [
         ("size", int(n)) for n in args.sizes.split(",") if n
     ]
-    arms = args.arms.split(",")
+    arms = [a for a in args.arms.split(",") if a]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind, n in points:
@@ -103,9 +106,15 @@ def main() -> int:
                 sample = _sample(rows, seed, n if kind == "per_class" else None, n if kind == "size" else None)
                 train = Path(tmp) / f"{kind}{n}-s{seed}.jsonl"
                 train.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in sample))
+                if args.samples:
+                    args.samples.mkdir(parents=True, exist_ok=True)
+                    (args.samples / train.name).write_bytes(train.read_bytes())
                 for arm in arms:
                     started = time.perf_counter()
-                    acc = _frozen(args.model, sample, val) if arm == "frozen" else _train(arm, args.model, train, val)
+                    if arm == "frozen":
+                        acc = _frozen(args.model, sample, val)
+                    else:
+                        acc = _train(arm, args.model, train, val_file)
                     row = {
                         "point": f"{n} {'per class' if kind == 'per_class' else 'rows'}",
                         "rows": len(sample),
