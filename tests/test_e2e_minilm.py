@@ -57,9 +57,9 @@ def test_packaged_model_on_sst2_slice(tmp_path: Path, model: str) -> None:
 
 
 # 16 SST-2 sentences (the first 8 of each label in the file), no flags: the default takes the few-shot path.
-# Measured here on the whole validation split: MINILM_16_MEASURED. The floor leaves room for hardware.
-MINILM_16_MEASURED = 0.0
-MINILM_16_FLOOR = 0.0
+# Measured here on the whole validation split (872 sentences): 0.664; always answering the majority scores 0.509.
+# The floor leaves room for hardware and library versions, and is still well above chance.
+MINILM_16_FLOOR = 0.60
 
 
 @pytest.mark.slow
