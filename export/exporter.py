@@ -107,6 +107,13 @@ def _check_trained(metrics: dict[str, Any], cfg: ExportConfig) -> None:
         return
     name = trivial["metric"]
     got = metrics.get("validation", {}).get(name)
+    if trivial.get("judgeable") is False:
+        rows = metrics.get("validation", {}).get("samples", "too few")
+        raise ExportError(
+            f"{cfg.run_dir}: its validation split ({rows} rows) is too small to show that the model beats a constant "
+            f"answer (validation {name} {got:.4f} vs {trivial['value']:.4f}). Retrain with a --validation-file of more "
+            "labelled rows, or pass --allow-untrained to export it anyway"
+        )
     raise ExportError(
         f"{cfg.run_dir} does not beat the trivial baseline (validation {name} {got:.4f} vs {trivial['value']:.4f} "
         "for a constant answer): it learned little beyond the label prior. Fix the recipe, or pass "

@@ -106,7 +106,17 @@ def advise(
                 "label examples of those classes in the training data, or keep them out of validation",
             )
         )
-    if baseline is not None and not baseline.get("beaten", True):
+    if baseline is not None and not baseline.get("beaten", True) and not baseline.get("judgeable", True):
+        out.append(
+            Advice(
+                AdviceCode.UNTRAINED,
+                f"validation has {validation_rows} rows: too few to show that any model beats always answering the "
+                f"best constant ({baseline['metric']} {baseline['value']:.3f}, +{baseline.get('margin', 0):.3f} "
+                "needed); `baton export` refuses the run",
+                "pass a --validation-file with more labelled rows, or export with --allow-untrained",
+            )
+        )
+    elif baseline is not None and not baseline.get("beaten", True):
         out.append(
             Advice(
                 AdviceCode.UNTRAINED,

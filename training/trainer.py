@@ -40,7 +40,7 @@ from baton.training.rundir import (
     world_size,
 )
 from baton.training.schedule import FEW_SHOT_PER_CLASS, Schedule, describe_schedule
-from baton.training.trivial import MARGIN, beats_baseline, trivial_baseline, tune_threshold
+from baton.training.trivial import MARGIN, beats_baseline, can_judge, trivial_baseline, tune_threshold
 
 __all__ = [
     "ClassificationTrainer",
@@ -117,6 +117,7 @@ def check_trivial(data: PreparedData, validation: dict[str, Any]) -> dict[str, A
     """Score the best constant answer on validation and say loudly when the model does not beat it."""
     baseline = trivial_baseline(np.asarray(data.validation["labels"]), data.spec.is_multi_label)
     baseline["beaten"] = beats_baseline(validation, baseline)
+    baseline["judgeable"] = can_judge(baseline)  # False: the split is too small for any model to show it
     baseline["top_answer_share"] = validation.get("top_answer_share")
     return baseline
 

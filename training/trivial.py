@@ -15,6 +15,7 @@ __all__ = [
     "ONE_ANSWER_SHARE",
     "THRESHOLDS",
     "beats_baseline",
+    "can_judge",
     "required_margin",
     "top_answer_share",
     "trivial_baseline",
@@ -82,6 +83,11 @@ def trivial_baseline(val_ids: np.ndarray, multi_label: bool) -> dict[str, Any]:
         chosen.append(int(label))
         best_f1 = f1
     return {"answer": chosen, "metric": "micro_f1", "value": best_f1, "margin": required_margin(best_f1, len(val))}
+
+
+def can_judge(baseline: dict[str, Any]) -> bool:
+    """Whether any model could show it beats the constant on this split: a perfect score clears the margin."""
+    return bool(baseline["value"] + baseline.get("margin", MARGIN) < 1.0)
 
 
 def beats_baseline(validation: dict[str, Any], baseline: dict[str, Any]) -> bool:
