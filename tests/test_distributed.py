@@ -54,5 +54,7 @@ def test_torchrun_two_cpu_processes(tiny_model_dir: Path, tmp_path: Path) -> Non
             "report.md",
             "training_curves.png",
             "confusion_matrix_validation.png",
+            "log_history.json",
+            "train.log",
         ]
     )

@@ -90,18 +90,23 @@ def use_console(trainer: Any, metric: str) -> Any:
 
 
 @contextlib.contextmanager
-def library_output_to(log_file: Path) -> Iterator[Path]:
+def library_output_to(log_file: Path | None) -> Iterator[Path | None]:
     """For the block: transformers', datasets' and baton's log lines and Trainer's dictionaries go to `log_file`;
     transformers' own stderr handler and datasets' progress bars are off. Everything is restored after.
 
     The log is written as `.NAME.partial` and renamed to NAME when the block succeeds (to `NAME.failed` when it
-    raises), so a run that is refused or dies never replaces the log of the finished run beside it."""
+    raises), so a run that is refused or dies never replaces the log of the finished run beside it. With no
+    `log_file` (a torchrun rank other than 0), the same lines are dropped."""
     import datasets
     import transformers
 
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = log_file.with_name(f".{log_file.name}.partial")
-    handler = logging.FileHandler(partial, mode="w", encoding="utf-8")
+    partial = None if log_file is None else log_file.with_name(f".{log_file.name}.partial")
+    handler: logging.Handler
+    if partial is None:
+        handler = logging.NullHandler()
+    else:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(partial, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG)
     loggers = [logging.getLogger(name) for name in ("transformers", "datasets", "baton", _trainer_log.name)]
@@ -126,4 +131,5 @@ def library_output_to(log_file: Path) -> Iterator[Path]:
         transformers.utils.logging.enable_default_handler()
         if bars_were_on:
             datasets.utils.logging.enable_progress_bar()
-        partial.replace(log_file.with_name(f"{log_file.name}.failed") if failed else log_file)
+        if partial is not None and log_file is not None:
+            partial.replace(log_file.with_name(f"{log_file.name}.failed") if failed else log_file)

@@ -34,6 +34,7 @@ from baton.training.rundir import (
     clear_stale_checkpoints,
     finish_run,
     install_model,
+    is_main_process,
     prepare_output_dir,
     trainer_arguments,
     training_record,
@@ -169,7 +170,8 @@ def run_training(cfg: TrainConfig) -> RunResult:
     from baton.training.console import LOG_FILE, library_output_to
 
     prepare_output_dir(cfg)  # checks only: a finished run is refused before anything is written
-    with library_output_to(Path(cfg.output_dir) / LOG_FILE):
+    # torchrun: only rank 0 writes into the run directory; the other ranks stay quiet without a log file
+    with library_output_to(Path(cfg.output_dir) / LOG_FILE if is_main_process() else None):
         if task == "token-classification":
             from baton.training.token_trainer import run_token_training
 
