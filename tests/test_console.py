@@ -19,7 +19,8 @@ _EVAL_LINE = re.compile(r"epoch \d+\.\d\d step \d+: loss (\d+\.\d{4}|n/a), accur
 def _train(*args: str, cwd: Path, block: str | None = None) -> subprocess.CompletedProcess[str]:
     pre = f"import sys; sys.modules[{block!r}] = None; " if block else "import sys; "
     code = pre + "from baton.cli import main; main(sys.argv[1:])"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    # CI=true: transformers then propagates its log lines to the root logger; they must still stay off the terminal
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "CI": "true"}
     return subprocess.run(
         [sys.executable, "-c", code, "train", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
     )

@@ -110,8 +110,13 @@ def library_output_to(log_file: Path | None) -> Iterator[Path | None]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG)
     loggers = [logging.getLogger(name) for name in ("transformers", "datasets", "baton", _trainer_log.name)]
-    trainer_level, trainer_propagates = _trainer_log.level, _trainer_log.propagate
-    _trainer_log.propagate = False
+    trainer_level = _trainer_log.level
+    # transformers propagates to the root logger (the terminal) when CI is set: the libraries' lines and Trainer's
+    # dictionaries go to the file only, whatever the environment
+    quiet = [logging.getLogger(name) for name in ("transformers", "datasets", _trainer_log.name)]
+    propagates = [lg.propagate for lg in quiet]
+    for lg in quiet:
+        lg.propagate = False
     bars_were_on = datasets.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_default_handler()
     datasets.utils.logging.disable_progress_bar()
@@ -126,7 +131,8 @@ def library_output_to(log_file: Path | None) -> Iterator[Path | None]:
         for lg in loggers:
             lg.removeHandler(handler)
         _trainer_log.setLevel(trainer_level)
-        _trainer_log.propagate = trainer_propagates
+        for lg, propagate in zip(quiet, propagates, strict=True):
+            lg.propagate = propagate
         handler.close()
         transformers.utils.logging.enable_default_handler()
         if bars_were_on:
