@@ -106,16 +106,14 @@ def torch_logits(model_dir: Path, inputs: Any, head: Any) -> list[np.ndarray]:
     import torch
     from transformers import AutoModel
 
+    from baton.training.fewshot import mean_pool
+
     model = AutoModel.from_pretrained(model_dir, add_pooling_layer=False).eval()
     weight, bias = torch.from_numpy(head.weight), torch.from_numpy(head.bias)
     out = []
     with torch.inference_mode():
         for batch in inputs.batches:
             feed = {k: torch.from_numpy(v) for k, v in batch.items()}
-            hidden = model(**feed).last_hidden_state
-            mask = feed[_MASK_INPUT].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            if head.normalize:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            pooled = mean_pool(model(**feed).last_hidden_state, feed[_MASK_INPUT], head.normalize)
             out.append((pooled @ weight.T + bias).float().numpy())
     return out

@@ -14,7 +14,7 @@ from baton.training.schedule import plan_schedule
 from baton.training.trivial import trivial_baseline
 
 
-def _codes(**overrides: object) -> set[AdviceCode]:
+def _advise(**overrides: object) -> list:
     kwargs: dict = {
         "schedule": plan_schedule(2000),
         "validation": {"accuracy": 0.9, "top_answer_share": 0.5},
@@ -28,7 +28,11 @@ def _codes(**overrides: object) -> set[AdviceCode]:
     kwargs.update(overrides)
     found = advise(**kwargs)
     assert all(a.fix and a.message for a in found)
-    return {a.code for a in found}
+    return found
+
+
+def _codes(**overrides: object) -> set[AdviceCode]:
+    return {a.code for a in _advise(**overrides)}
 
 
 def test_a_healthy_run_gets_no_warning() -> None:
@@ -45,21 +49,13 @@ def test_each_rule_fires_on_its_own() -> None:
     assert _codes(validation={"accuracy": 0.9, "top_answer_share": 0.97}) == {AdviceCode.ONE_ANSWER}
     assert _codes(smallest_class=5) == {AdviceCode.FEW_PER_CLASS}
     assert _codes(smallest_class=5, few_shot=True) == set()  # the few-shot path is the fix it would name
+    assert _codes(schedule=plan_schedule(2000, epochs=1.0), few_shot=True) == set()  # pairs, not fine-tuning steps
 
 
 def test_the_interval_is_wilson_s_and_named_in_the_message() -> None:
     low, high = wilson_interval(0.8, 100)
     assert low == pytest.approx(0.7112, abs=1e-3) and high == pytest.approx(0.8667, abs=1e-3)
-    found = advise(
-        schedule=plan_schedule(2000),
-        validation={"accuracy": 0.8},
-        validation_rows=100,
-        baseline=None,
-        dropped={},
-        smallest_class=None,
-        few_shot=False,
-        metric="accuracy",
-    )
+    found = _advise(validation={"accuracy": 0.8}, validation_rows=100, baseline=None, smallest_class=None)
     assert [a.code for a in found] == [AdviceCode.SMALL_VALIDATION]
     assert "[0.711, 0.867]" in found[0].message and max(0.8 - low, high - 0.8) > WIDE_INTERVAL
 
@@ -67,19 +63,7 @@ def test_the_interval_is_wilson_s_and_named_in_the_message() -> None:
 def test_a_split_too_small_to_judge_says_so() -> None:
     baseline = trivial_baseline([0, 1], multi_label=False)
     baseline.update(beaten=False, judgeable=False)
-    (advice,) = [
-        a
-        for a in advise(
-            schedule=plan_schedule(2000),
-            validation={},
-            validation_rows=2,
-            baseline=baseline,
-            dropped={},
-            smallest_class=None,
-            few_shot=True,
-            metric="accuracy",
-        )
-    ]
+    (advice,) = _advise(validation={}, validation_rows=2, baseline=baseline, few_shot=True, smallest_class=None)
     assert "too few to show that any model beats" in advice.message and "--validation-file" in advice.fix
 
 

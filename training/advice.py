@@ -2,7 +2,8 @@
 
 Rules, each one `Advice` with a fix that names a flag, more data, `--few-shot` or a stronger `--model`:
 
-1. **Too few optimizer steps**: fewer than `schedule.MIN_STEPS` (only when flags held the schedule below its floor).
+1. **Too few optimizer steps**: fewer than `schedule.MIN_STEPS` (only when flags held the schedule below its floor;
+   not for the few-shot path, whose steps are contrastive pairs, not fine-tuning).
 2. **A validation split too small to judge**: the metric's 95 % interval (Wilson) is wider than `WIDE_INTERVAL` on
    either side; the interval is printed.
 3. **Labels dropped**: validation or test labels never seen in train were dropped (`--drop-unseen-labels`).
@@ -17,6 +18,7 @@ Rules, each one `Advice` with a fix that names a flag, more data, `--few-shot` o
 from __future__ import annotations
 
 import enum
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,9 @@ from typing import Any
 from baton.training.schedule import MIN_STEPS, Schedule
 from baton.training.trivial import ONE_ANSWER_SHARE
 
-__all__ = ["FEW_PER_CLASS", "WIDE_INTERVAL", "Advice", "AdviceCode", "advise", "wilson_interval"]
+__all__ = ["FEW_PER_CLASS", "WIDE_INTERVAL", "Advice", "AdviceCode", "advise", "logged", "wilson_interval"]
+
+logger = logging.getLogger(__name__)
 
 # Half-width of the validation metric's 95 % interval past which the split is called too small to judge:
 # 0.05 is about 380 rows at p = 0.5, 140 rows at p = 0.9.
@@ -77,7 +81,7 @@ def advise(
 ) -> list[Advice]:
     """Everything worth a warning about one finished run (rules in the module docstring)."""
     out: list[Advice] = []
-    if schedule.steps < MIN_STEPS:
+    if schedule.steps < MIN_STEPS and not few_shot:
         out.append(
             Advice(
                 AdviceCode.FEW_STEPS,
@@ -144,3 +148,10 @@ def advise(
             )
         )
     return out
+
+
+def logged(found: list[Advice]) -> list[dict[str, str]]:
+    """Log each warning with its fix; returns them as metrics.json's `warnings`."""
+    for advice in found:
+        logger.warning("%s", advice.line())
+    return [a.to_dict() for a in found]

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from baton.errors import ConfigError
-from baton.training.advice import advise
+from baton.training.advice import advise, logged
 from baton.training.config import TrainConfig
 from baton.training.data import PreparedData, prepare_data
 from baton.training.metrics import classification_metrics
@@ -48,6 +48,7 @@ __all__ = [
     "check_few_shot",
     "contrastive_pairs",
     "encode",
+    "mean_pool",
     "read_head",
     "run_few_shot",
 ]
@@ -111,6 +112,16 @@ def _normalizes(model_path: str) -> bool:
     return any(m.get("type", "").endswith(".Normalize") for m in json.loads(modules.read_text(encoding="utf-8")))
 
 
+def mean_pool(hidden: Any, attention_mask: Any, normalize: bool) -> Any:
+    """Masked mean of the token states (and L2 normalisation): what `PooledHead` sits on, in torch. The exported
+    graph computes the same in ONNX ops (export/pooled_head.py)."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1) if normalize else pooled
+
+
 def encode(
     model: Any, tokenizer: Any, texts: list[str], max_length: int, normalize: bool, grad: bool = False, batch: int = 64
 ) -> Any:
@@ -123,12 +134,7 @@ def encode(
             texts[start : start + batch], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
         with torch.set_grad_enabled(grad):
-            hidden = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            if normalize:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        out.append(pooled)
+            out.append(mean_pool(model(**enc).last_hidden_state, enc["attention_mask"], normalize))
     return torch.cat(out)
 
 
@@ -277,20 +283,18 @@ def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
         "world_size": 1,
         "wall_time_s": wall,
     }
-    found = advise(
-        schedule=schedule,
-        validation=results["validation"],
-        validation_rows=len(data.validation),
-        baseline=metrics["trivial_baseline"],
-        dropped=data.dropped,
-        smallest_class=None,
-        few_shot=True,
-        metric="accuracy",
+    metrics["warnings"] = logged(
+        advise(
+            schedule=schedule,
+            validation=results["validation"],
+            validation_rows=len(data.validation),
+            baseline=metrics["trivial_baseline"],
+            dropped=data.dropped,
+            smallest_class=None,
+            few_shot=True,
+            metric="accuracy",
+        )
     )
-    found = [a for a in found if a.code.value != "few-steps"]  # pairs, not the fine-tuning floor
-    for advice in found:
-        logger.warning("%s", advice.line())
-    metrics["warnings"] = [a.to_dict() for a in found]
     extra = {"few_shot": True, "schedule": schedule.to_dict()}
     resolved = dataclasses.replace(
         cfg, few_shot=True, batch_size=PAIR_BATCH, epochs=1.0, patience=0, learning_rate=schedule.learning_rate

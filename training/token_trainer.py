@@ -23,7 +23,7 @@ import numpy as np
 
 from baton._io import write_json_atomic
 from baton.errors import DataError
-from baton.training.advice import advise
+from baton.training.advice import advise, logged
 from baton.training.config import TrainConfig
 from baton.training.console import use_console
 from baton.training.models import check_max_length, resolve_model
@@ -34,6 +34,7 @@ from baton.training.report import entity_section, plot_training_curves
 from baton.training.rundir import (
     LOG_HISTORY,
     MODEL_DIR,
+    RUN_FILES,
     clear_stale_checkpoints,
     finish_run,
     hold_out,
@@ -62,7 +63,6 @@ METRIC = "entity_f1"
 
 TASK = "token-classification"
 SCHEME = "IOB2"
-_RUN_FILES = ("train_args.json", "report.md", "training_curves.png", LOG_HISTORY)
 
 
 @dataclass
@@ -301,19 +301,18 @@ def run_token_training(cfg: TrainConfig) -> Any:
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = {}
     metrics["trivial_baseline"] = {"metric": METRIC, "value": 0.0, "answer": ["O"], "beaten": beaten}
-    found = advise(
-        schedule=built.schedule,
-        validation={},  # entity F1 is not a proportion of rows: no interval rule
-        validation_rows=len(data.validation),
-        baseline=metrics["trivial_baseline"],
-        dropped={},
-        smallest_class=None,
-        few_shot=False,
-        metric=METRIC,
+    metrics["warnings"] = logged(
+        advise(
+            schedule=built.schedule,
+            validation={},  # entity F1 is not a proportion of rows: no interval rule
+            validation_rows=len(data.validation),
+            baseline=metrics["trivial_baseline"],
+            dropped={},
+            smallest_class=None,
+            few_shot=False,
+            metric=METRIC,
+        )
     )
-    for advice in found:
-        logger.warning("%s", advice.line())
-    metrics["warnings"] = [a.to_dict() for a in found]
     metrics["training"] = training_record(
         trainer, train_output, hw, started, train_samples=len(data.train), train_rows=len(splits["train"])
     )
@@ -332,7 +331,7 @@ def _write_run(
     log_history: list[dict[str, Any]],
     schedule: Schedule,
 ) -> None:
-    install_model(out, tmp_model, _RUN_FILES)
+    install_model(out, tmp_model, RUN_FILES)
     write_json_atomic(
         out / "train_args.json",
         {

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from baton._io import write_json_atomic
-from baton.training.advice import advise
+from baton.training.advice import advise, logged
 from baton.training.config import TrainConfig
 from baton.training.console import use_console
 from baton.training.data import PreparedData, check_headers, prepare_data
@@ -31,6 +31,7 @@ from baton.training.report import plot_confusion_matrix, plot_training_curves, w
 from baton.training.rundir import (
     LOG_HISTORY,
     MODEL_DIR,
+    RUN_FILES,
     clear_stale_checkpoints,
     finish_run,
     install_model,
@@ -57,8 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_RUN_FILES = ("train_args.json", "report.md", "training_curves.png", LOG_HISTORY)
 
 
 @dataclass(frozen=True)
@@ -131,19 +130,18 @@ def _smallest_class(data: PreparedData) -> int:
 
 def _advice(built: ClassificationTrainer, data: PreparedData, metrics: dict[str, Any]) -> list[dict[str, str]]:
     """Each warning of the run, logged with its fix, as metrics.json's `warnings`."""
-    found = advise(
-        schedule=built.schedule,
-        validation=metrics["validation"],
-        validation_rows=len(data.validation),
-        baseline=metrics["trivial_baseline"],
-        dropped=data.dropped,
-        smallest_class=_smallest_class(data),
-        few_shot=False,
-        metric=built.metric,
+    return logged(
+        advise(
+            schedule=built.schedule,
+            validation=metrics["validation"],
+            validation_rows=len(data.validation),
+            baseline=metrics["trivial_baseline"],
+            dropped=data.dropped,
+            smallest_class=_smallest_class(data),
+            few_shot=False,
+            metric=built.metric,
+        )
     )
-    for advice in found:
-        logger.warning("%s", advice.line())
-    return [a.to_dict() for a in found]
 
 
 def resolve_task(cfg: TrainConfig) -> str:
@@ -184,11 +182,12 @@ def _run_text(cfg: TrainConfig) -> RunResult:
 
     data = prepare_data(cfg)
     if cfg.few_shot is None:
-        auto = not data.spec.is_multi_label and not data.spec.text_pair_column
-        if auto and _smallest_class(data) <= FEW_SHOT_PER_CLASS and not cfg.resume:
+        auto = not data.spec.is_multi_label and not data.spec.text_pair_column and not cfg.resume
+        smallest = _smallest_class(data) if auto else None
+        if smallest is not None and smallest <= FEW_SHOT_PER_CLASS:
             logger.info(
                 "few-shot path: the smallest class has %d training rows (<= %d); --no-few-shot fine-tunes instead",
-                _smallest_class(data),
+                smallest,
                 FEW_SHOT_PER_CLASS,
             )
             return fewshot.run_few_shot(cfg, data)  # type: ignore[no-any-return]
@@ -359,7 +358,7 @@ def write_run(
     metric: str,
     extra_args: dict[str, Any] | None = None,
 ) -> None:
-    install_model(out, tmp_model, _RUN_FILES)
+    install_model(out, tmp_model, RUN_FILES)
     spec = data.spec
     write_json_atomic(
         out / "train_args.json",
