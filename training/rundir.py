@@ -25,6 +25,7 @@ __all__ = [
     "LOG_HISTORY",
     "METRICS_FILE",
     "MODEL_DIR",
+    "RUN_FILES",
     "Hardware",
     "clear_stale_checkpoints",
     "finish_run",
@@ -41,6 +42,8 @@ __all__ = [
 
 METRICS_FILE = "metrics.json"
 LOG_HISTORY = "log_history.json"  # Trainer's log lines (loss, evaluations), for `baton compare`
+# What a finished run writes beside model/ (and an --overwrite run replaces only once its model is saved)
+RUN_FILES = ("train_args.json", "report.md", "training_curves.png", LOG_HISTORY)
 MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
 
