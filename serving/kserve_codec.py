@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["decode_bytes_raw", "encode_bytes_raw", "encode_fp32_raw"]
+__all__ = ["Output", "Tensor", "decode_bytes_raw", "encode_bytes_raw", "encode_fp32_raw"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output a model declares (ModelMetadata): -1 is a dimension of any size (the texts)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One output of an answer: its name, datatype, shape and raw little-endian contents."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    raw: bytes
 
 
 def decode_bytes_raw(raw: bytes, max_elements: int | None = None) -> list[bytes]:

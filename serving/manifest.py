@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from baton.errors import BundleError, InputError
+from baton.task import Task
 
 __all__ = [
     "AGGREGATION_CHOICES",
@@ -41,7 +42,7 @@ INPUTS_PAIR = ("text", "text_pair")
 
 _VARIANTS = ("fp32", "fp16", "int8")
 _PROVIDERS = ("cpu", "cuda")
-_TASKS = ("text-classification", "token-classification")
+_TASKS = tuple(t.value for t in Task)
 _PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "token_classification")
 _SCHEMES = ("IOB2",)
 _TAG = re.compile(r"O|[BI]-\S{1,64}")
@@ -145,7 +146,7 @@ class Manifest:
     """A validated manifest. `raw` keeps the whole document for reporting (parity figures, versions)."""
 
     name: str
-    task: str
+    task: Task
     problem_type: str
     labels: tuple[str, ...]
     threshold: float
@@ -232,12 +233,12 @@ class Manifest:
         if len(set(variants)) != len(variants):
             raise _fail("files", "lists two model files of one variant")
         base = data.get("base_model")
-        task = _choice(data, "task", _TASKS)
+        task = Task(_choice(data, "task", _TASKS))
         problem_type = _choice(data, "problem_type", _PROBLEM_TYPES)
         token_task: dict[str, Any] = {}
-        if (task == "token-classification") != (problem_type == "token_classification"):
+        if (task is Task.ENTITIES) != (problem_type == "token_classification"):
             raise _fail("problem_type", f"{problem_type} does not fit task {task}")
-        if task == "token-classification":
+        if task is Task.ENTITIES:
             if inputs != INPUTS_TEXT:
                 raise _fail("inputs", "must be ['text'] for an entity model")
             if "O" not in labels or not all(_TAG.fullmatch(label) for label in labels):

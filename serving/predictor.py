@@ -15,6 +15,7 @@ from baton.serving.bundle import Bundle
 from baton.serving.encoder import length_sorted_chunks
 from baton.serving.engine import Encoded, Engine, build_engine, choose_variant, default_threads, default_workers
 from baton.serving.tasks import check_aggregation
+from baton.task import Task
 
 __all__ = ["Predictor", "choose_variant"]
 
@@ -89,13 +90,13 @@ class Predictor:
         yield from _side_by_side(chunks, lambda idx: one(idx, wide=False), self.engine.workers)
 
     @property
-    def task(self) -> str:
-        """The bundle's task, as its manifest names it: text-classification or token-classification."""
+    def task(self) -> Task:
+        """The bundle's task, as its manifest names it."""
         return self.engine.bundle.manifest.task
 
     def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
         """Raw logits, one row per text in input order (classification bundles)."""
-        if self.task != "text-classification":
+        if self.task is not Task.CLASSIFICATION:
             raise InputError(f"logits() is for classification; this bundle's task is {self.task}: use predict()")
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         for idx, _, logits in self._batches(texts, pairs):

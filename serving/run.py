@@ -8,7 +8,7 @@ import logging
 import signal
 
 from baton.serving.config import ServeConfig
-from baton.serving.server import BatonServer
+from baton.serving.rpc import BatonServer
 
 __all__ = ["serve_forever"]
 

@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
+from baton.serving.kserve_codec import Output, Tensor, encode_bytes_raw, encode_fp32_raw
+from baton.serving.manifest import Manifest
 from baton.serving.tasks import check_aggregation
+from baton.task import Task
 
 __all__ = ["Classification", "Prediction", "sigmoid", "softmax"]
 
@@ -35,13 +38,50 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 class Classification:
-    name = "text-classification"
+    name = Task.CLASSIFICATION
+    takes_aggregation = False
+    takes_pairs = True
 
     def __init__(self, labels: Sequence[str], encoder: TextEncoder, multi_label: bool, threshold: float) -> None:
         self.labels = list(labels)
         self.multi_label = multi_label
         self.threshold = threshold
         self.encoder = encoder
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, encoder: TextEncoder) -> Classification:
+        return cls(manifest.labels, encoder, manifest.multi_label, manifest.threshold)
+
+    @staticmethod
+    def outputs(labels: Sequence[str]) -> tuple[Output, ...]:
+        """`label` (the top label), `score` (its probability) and `scores` (every label's, in manifest order)."""
+        return (
+            Output("label", "BYTES", (-1,)),
+            Output("score", "FP32", (-1,)),
+            Output("scores", "FP32", (-1, len(labels))),
+        )
+
+    @staticmethod
+    def encode_outputs(answers: Sequence[Prediction], wanted: Sequence[str], labels: Sequence[str]) -> list[Tensor]:
+        n = len(answers)
+        out = []
+        for name in wanted:
+            if name == "label":
+                out.append(Tensor(name, "BYTES", (n,), encode_bytes_raw([a.label.encode() for a in answers])))
+            elif name == "score":
+                out.append(Tensor(name, "FP32", (n,), encode_fp32_raw(np.asarray([a.score for a in answers]))))
+            else:
+                probs = np.asarray([[a.scores[label] for label in labels] for a in answers], dtype=np.float32)
+                out.append(Tensor(name, "FP32", (n, len(labels)), encode_fp32_raw(probs.reshape(n, len(labels)))))
+        return out
+
+    @staticmethod
+    def to_dict(answer: Prediction) -> dict[str, Any]:
+        """label, score, truncated; top_k when asked for; labels (every label at the threshold) for multi-label."""
+        row: dict[str, Any] = {"label": answer.label, "score": round(answer.score, 6), "truncated": answer.truncated}
+        if answer.labels is not None:
+            row["labels"] = list(answer.labels)
+        return row
 
     def check_logits(self, shape: Sequence[Any]) -> str | None:
         width = shape[-1] if shape else None

@@ -18,6 +18,7 @@ A grouped entity's score is the mean of its tokens' (or words') scores, its text
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +28,12 @@ import numpy as np
 from baton.errors import InputError
 from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, encode_all
 from baton.serving.iob import iob_spans
+from baton.serving.kserve_codec import Output, Tensor, encode_bytes_raw
+from baton.serving.manifest import Manifest
 from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.classification import softmax
 from baton.serving.windows import Window, plan_windows
+from baton.task import Task
 
 __all__ = ["MAX_WINDOWS", "Entities", "Entity", "TokenClassification", "Windows", "aggregate"]
 
@@ -124,7 +128,7 @@ def _words(text: str, offsets: Sequence[tuple[int, int]]) -> list[list[int]]:
 
 def aggregate(probs: np.ndarray, item: Windows, labels: Sequence[str], strategy: str) -> list[Entity]:
     """Entities of one text from its per-token probabilities ([tokens, labels])."""
-    check_aggregation("token-classification", strategy)
+    check_aggregation(Task.ENTITIES, strategy)
     text, offsets = item.text, item.offsets
     if not len(probs):
         return []
@@ -157,7 +161,9 @@ def aggregate(probs: np.ndarray, item: Windows, labels: Sequence[str], strategy:
 
 
 class TokenClassification:
-    name = "token-classification"
+    name = Task.ENTITIES
+    takes_aggregation = True
+    takes_pairs = False
 
     def __init__(self, labels: Sequence[str], encoder: TextEncoder, aggregation: str, stride: int) -> None:
         from tokenizers import Tokenizer
@@ -179,6 +185,27 @@ class TokenClassification:
         self.budget = max(1, self.width - len(self._prefix) - len(self._suffix))
         self.stride = min(stride, self.budget // 2)
         self._char_cap = MAX_WINDOWS * self.budget * CHARS_PER_TOKEN_CAP
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, encoder: TextEncoder) -> TokenClassification:
+        return cls(manifest.labels, encoder, manifest.aggregation, manifest.stride)
+
+    @staticmethod
+    def outputs(labels: Sequence[str]) -> tuple[Output, ...]:
+        """`entities`: one UTF-8 JSON document per text, `{"entities": [...], "truncated": false}`."""
+        return (Output("entities", "BYTES", (-1,)),)
+
+    @staticmethod
+    def encode_outputs(answers: Sequence[Entities], wanted: Sequence[str], labels: Sequence[str]) -> list[Tensor]:
+        docs = [
+            json.dumps(TokenClassification.to_dict(a), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            for a in answers
+        ]
+        return [Tensor("entities", "BYTES", (len(answers),), encode_bytes_raw(docs))]
+
+    @staticmethod
+    def to_dict(answer: Entities) -> dict[str, Any]:
+        return {"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated}
 
     def check_logits(self, shape: Sequence[Any]) -> str | None:
         width = shape[-1] if shape else None

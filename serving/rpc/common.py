@@ -1,18 +1,59 @@
-"""What every domain servicer shares: the failure type, quiet aborts, timings, the stream loop, model info."""
+"""What every servicer shares: the view of the server it is given, the failure type, quiet aborts, timings, the
+stream loop, model info."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from baton.serving.batcher import ItemResult
+from baton.serving.bundle import Bundle
+from baton.serving.config import ServeConfig
+from baton.serving.metrics import ServerMetrics
+from baton.serving.tasks import task_class
 from baton.serving.v1 import classifier_pb2 as pb
+from baton.task import Task
 
-__all__ = ["RpcFailure", "abort", "model_info", "serve_stream", "serve_unary", "timings", "wrong_task"]
+__all__ = [
+    "RpcFailure",
+    "ServerView",
+    "abort",
+    "model_info",
+    "serve_stream",
+    "serve_unary",
+    "timings",
+    "wrong_task",
+]
+
+# The RPC that answers each task, named in the refusal another task's service gives.
+_CALL = {Task.CLASSIFICATION: "TextClassifier.Classify", Task.ENTITIES: "EntityRecognizer.Recognize"}
+
+
+class ServerView(Protocol):
+    """What a servicer may use of the server: the served bundle and its names, limits, metrics, and admission."""
+
+    config: ServeConfig
+    bundle: Bundle
+    engine: Any
+    metrics: ServerMetrics
+    model_name: str
+    variant: str
+    provider: str
+    task: Task
+    draining: asyncio.Event
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def classify(
+        self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str
+    ) -> list[ItemResult]: ...
+
+    def refuse_malformed(self, method: str, request: Any) -> None: ...
 
 
 class RpcFailure(Exception):
@@ -30,10 +71,11 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messag
     await context.abort(code, message)
 
 
-def wrong_task(task: str, wanted: str, service: str) -> RpcFailure:
+def wrong_task(task: Task, wanted: Task) -> RpcFailure:
+    """The refusal a service of `wanted` gives on a server of `task`, naming the call that answers."""
     return RpcFailure(
         grpc.StatusCode.FAILED_PRECONDITION,
-        f"this server's model is for {task}, not {wanted}: call {service}",
+        f"this server's model is for {task}, not {wanted}: call {_CALL[task]}",
     )
 
 
@@ -47,7 +89,7 @@ def timings(results: list[ItemResult], started: float) -> pb.Timings:
     )
 
 
-def model_info(server: Any) -> pb.ModelInfo:
+def model_info(server: ServerView) -> pb.ModelInfo:
     m = server.bundle.manifest
     return pb.ModelInfo(
         name=server.model_name,
@@ -60,7 +102,7 @@ def model_info(server: Any) -> pb.ModelInfo:
         bundle_sha256=server.bundle.checksum,
         base_model=m.base_model,
         inputs=list(m.inputs),
-        aggregation=m.aggregation if m.task == "token-classification" else "",
+        aggregation=m.aggregation if task_class(m.task).takes_aggregation else "",
         scheme=m.scheme or "",
     )
 
@@ -80,7 +122,7 @@ async def serve_unary(
 
 
 async def serve_stream(
-    server: Any,
+    server: ServerView,
     request_iterator: AsyncIterator[Any],
     context: grpc.aio.ServicerContext,
     answer: Callable[[Any, grpc.aio.ServicerContext, str], Awaitable[Any]],

@@ -4,14 +4,14 @@ Texts go through the same batcher as classification (token budget, length-sorted
 entities with character offsets into the text as sent. A request may name another aggregation than the bundle's
 default; the entities are then regrouped from the item's own token probabilities, with no second model run.
 
-KServe v2: input `text` BYTES [N]; output `entities` BYTES [N], each element one UTF-8 JSON document:
+KServe v2 (kserve.py): input `text` BYTES [N]; output `entities` BYTES [N], each element one UTF-8 JSON document
+(serving/tasks/token_classification.py):
     {"entities": [{"label": "PER", "text": "Ada Lovelace", "start": 0, "end": 12, "score": 0.98}, ...],
      "truncated": false}
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,20 +19,28 @@ from typing import Any
 import grpc
 
 from baton.errors import InputError
-from baton.serving._rpc import RpcFailure, model_info, serve_stream, serve_unary, timings, wrong_task
 from baton.serving.batcher import ItemResult
+from baton.serving.rpc.common import RpcFailure, ServerView, model_info, serve_stream, serve_unary, timings, wrong_task
+from baton.serving.rpc.guards import Checks, add_guarded
 from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.token_classification import Entities, aggregate
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import recognizer_pb2 as rpb
 from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
+from baton.task import Task
 
-__all__ = ["Recognizer", "entities_of", "kserve_entities"]
+__all__ = ["SERVICE", "TASK", "Recognizer", "entities_of", "register"]
 
-TASK = "token-classification"
+TASK = Task.ENTITIES
+SERVICE = rpb.DESCRIPTOR.services_by_name["EntityRecognizer"].full_name
 
 
-def entities_of(server: Any, result: ItemResult, aggregation: str | None) -> Entities:
+def register(view: ServerView, server: grpc.aio.Server, checks: Checks) -> None:
+    limits = {"Recognize": checks.texts, "RecognizeStream": checks.texts}
+    add_guarded(rpb_grpc.add_EntityRecognizerServicer_to_server, Recognizer(view), server, limits)
+
+
+def entities_of(server: ServerView, result: ItemResult, aggregation: str | None) -> Entities:
     """The item's entities, under `aggregation` when it differs from the bundle's default."""
     answer: Entities = result.prediction
     task = server.engine.task
@@ -42,25 +50,15 @@ def entities_of(server: Any, result: ItemResult, aggregation: str | None) -> Ent
     return Entities(aggregate(probs, result.tokens, task.labels, aggregation), answer.truncated)
 
 
-def kserve_entities(results: list[ItemResult]) -> list[bytes]:
-    """One JSON document per text (the schema in this module's docstring)."""
-    out = []
-    for r in results:
-        answer: Entities = r.prediction
-        doc = {"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated}
-        out.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    return out
-
-
 class Recognizer(rpb_grpc.EntityRecognizerServicer):
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: ServerView) -> None:
         self.s = server
 
     async def _answer(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> rpb.RecognizeResponse:
         started = time.perf_counter()
         self.s.refuse_malformed(method, request)
-        if self.s.task != TASK:
-            raise wrong_task(self.s.task, TASK, "TextClassifier.Classify")
+        if self.s.task is not TASK:
+            raise wrong_task(self.s.task, TASK)
         aggregation = request.aggregation or None
         try:
             check_aggregation(TASK, aggregation)  # before any text is queued

@@ -1,0 +1,261 @@
+"""`baton serve`'s gRPC server: its life cycle (start, ready, drain, stop, crash) and admission (limits, deadlines,
+the batcher), with the services registered from their own modules: the bundle task's domain service, KServe v2,
+health and reflection. Each servicer sees the server through `ServerView` (common.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from baton.errors import ConfigError, InputError
+from baton.serving.batcher import (
+    Batcher,
+    BatcherError,
+    BatchFailed,
+    Cancelled,
+    DeadlineExceeded,
+    EngineLike,
+    ItemResult,
+    Overloaded,
+    RequestState,
+    RequestTooLarge,
+    ShuttingDown,
+    WorkerCrashed,
+)
+from baton.serving.bundle import Bundle, load_bundle
+from baton.serving.config import ServeConfig
+from baton.serving.engine import build_engine, default_threads, default_workers
+from baton.serving.metrics import ServerMetrics
+from baton.serving.rpc import classifier, kserve, recognizer
+from baton.serving.rpc.common import RpcFailure
+from baton.serving.rpc.guards import Checks
+from baton.serving.rpc.security import AuthInterceptor, credentials
+from baton.serving.rpc.wire import Malformed
+from baton.task import Task
+
+__all__ = ["EXIT_WORKER_CRASHED", "BatonServer"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_WORKER_CRASHED = 3
+# The domain service of each task; a server answers its bundle's, and the others answer FAILED_PRECONDITION.
+_DOMAIN = {module.TASK: module for module in (classifier, recognizer)}
+_ERROR_CODES: dict[type[BatcherError], grpc.StatusCode] = {
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Cancelled: grpc.StatusCode.CANCELLED,
+    ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    WorkerCrashed: grpc.StatusCode.INTERNAL,
+    BatchFailed: grpc.StatusCode.INTERNAL,
+    RequestTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
+}
+# A call with less time left than this cannot be answered: refused before any work (no tokenizing, no queueing).
+_MIN_REMAINING_S = 0.001
+
+
+class BatonServer:
+    """One bundle served over gRPC. `engine` may be injected (tests fake the engine seam)."""
+
+    def __init__(self, config: ServeConfig, engine: EngineLike | None = None, bundle: Bundle | None = None) -> None:
+        self.config = config
+        self.bundle = bundle or load_bundle(config.bundle)
+        if engine is None:
+            threads = default_threads(config.threads)
+            workers = default_workers(threads, config.workers)
+            # No tokenizer thread pool: a server's cores run inference (serving/encoder.py, `encode_all`).
+            engine = build_engine(
+                self.bundle, config.device, config.variant, threads, workers, config.spin, tokenizer_pool=False
+            )
+        self.engine = engine
+        self.variant = getattr(engine, "variant", "?")
+        self.provider = getattr(engine, "provider", "cpu")
+        self.model_name = config.model_name or self.bundle.name
+        self.task: Task = self.bundle.manifest.task
+        self.metrics = ServerMetrics()
+        self.metrics.model.labels(self.model_name, self.variant, self.provider, self.bundle.checksum).set(1)
+        batching = config.batcher_config(self.provider)
+        self.batcher = Batcher(engine, batching, observer=self.metrics, on_crash=self._crash_from_worker)
+        self.health = health.aio.HealthServicer()
+        self.exit_code = 0
+        self.port = 0
+        self.metrics_port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self._ready = False
+        self.draining = asyncio.Event()  # set on stop: streams finish what they accepted and take nothing new
+        self._tasks: set[asyncio.Future[Any]] = set()  # background tasks, kept until done
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    async def start(self) -> int:
+        cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        interceptors = []
+        token = cfg.auth_token()
+        if token:
+            interceptors.append(AuthInterceptor(token))
+        options = [
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+            # Past this many calls waiting for the event loop, grpc core refuses new ones (no random early drop).
+            ("grpc.server.max_pending_requests", cfg.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", cfg.max_pending_calls),
+        ]
+        if cfg.max_concurrent_streams is not None:
+            options.append(("grpc.max_concurrent_streams", cfg.max_concurrent_streams))
+        server = grpc.aio.server(interceptors=interceptors, options=options)
+        checks = Checks(cfg.max_texts_per_request)  # elements counted on the wire before decoding
+        for module in (*_DOMAIN.values(), kserve):
+            module.register(self, server, checks)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        others = [m.SERVICE for task, m in _DOMAIN.items() if task is not self.task]
+        # the other tasks' services answer FAILED_PRECONDITION naming this one; listed for reflection too
+        services = (_DOMAIN[self.task].SERVICE, kserve.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME, *others)
+        reflection.enable_server_reflection(services, server)
+        try:
+            self._bind(server)
+        except BaseException:
+            await server.stop(None)  # a port that was bound is released
+            self.metrics.close()
+            raise
+        for service in (*services[:2], ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.batcher.start()
+        await server.start()
+        self._server = server
+        if cfg.warmup:
+            texts = ["warm-up", "a longer warm-up text " * 8]
+            await self.batcher.submit(texts, pairs=texts[::-1] if self.bundle.manifest.pairs else None)
+        for service in (*services[:2], ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._ready = True
+        logger.info("serving %s on %s:%d (metrics port %s)", self.model_name, cfg.host, self.port, self.metrics_port)
+        return self.port
+
+    def _bind(self, server: grpc.aio.Server) -> None:
+        """Bind the gRPC and metrics ports; a port in use or unusable TLS files are one ConfigError naming the flag."""
+        cfg = self.config
+        address = f"{cfg.host}:{cfg.port}"
+        tls = credentials(cfg)
+        try:
+            if tls is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, tls)
+        except RuntimeError:  # grpc: "Failed to bind to address ..." (other versions return port 0)
+            self.port = 0
+        if self.port == 0:
+            raise ConfigError(f"--port: cannot bind {address} (in use, or not an address of this host)")
+        if cfg.metrics_port is not None:
+            try:
+                self.metrics_port = self.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"--metrics-port: cannot bind {cfg.metrics_host}:{cfg.metrics_port} ({exc.strerror or exc})"
+                ) from exc
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING at once, refuse new RPCs, finish accepted ones within `grace`, stop workers."""
+        if self._server is None:
+            return
+        self._ready = False
+        self.draining.set()
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(self.config.grace_s if grace is None else grace)
+        await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, 5.0)
+        self.metrics.close()
+        self._server = None
+        self._stopped.set()
+
+    async def wait(self) -> int:
+        await self._stopped.wait()
+        return self.exit_code
+
+    def spawn(self, coro: Any) -> asyncio.Future[Any]:
+        """Start a background task and keep it until it ends (an unreferenced task can vanish mid-way)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _crash_from_worker(self, exc: BaseException) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: self.spawn(self._on_crash(exc)))
+
+    async def _on_crash(self, exc: BaseException) -> None:
+        logger.error("inference worker crashed (%r): NOT_SERVING, shutting down", exc)
+        self.exit_code = EXIT_WORKER_CRASHED
+        self._ready = False
+        await self.health.enter_graceful_shutdown()
+        await self.stop(grace=1.0)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    # ---- the shared request path ---------------------------------------------------------------------------
+    def _check_texts(self, texts: list[str], pairs: list[str] | None) -> None:
+        cfg = self.config
+        if len(texts) > cfg.max_texts_per_request:
+            raise RpcFailure(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}",
+            )
+        if texts:  # an empty request gets an empty answer, whatever the model takes
+            try:
+                self.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
+            except InputError as exc:
+                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+        for field, values in (("texts", texts), ("text_pairs", pairs or [])):
+            for i, text in enumerate(values):
+                if len(text) > cfg.max_text_chars:
+                    raise RpcFailure(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}",
+                    )
+
+    async def classify(
+        self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str
+    ) -> list[ItemResult]:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= _MIN_REMAINING_S:
+                # The client gives up before any answer could reach it: end the call quietly, no work, no send.
+                code = grpc.StatusCode.DEADLINE_EXCEEDED
+                raise asyncio.CancelledError
+            self._check_texts(texts, pairs)
+            state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
+            try:
+                results = await self.batcher.submit(texts, state, pairs)
+            except BatcherError as exc:
+                raise RpcFailure(_ERROR_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc)) from exc
+            for r in results:
+                self.metrics.queue_s.observe(r.queue_s)
+                self.metrics.tokenize_s.observe(r.tokenize_s)
+            return results
+        except RpcFailure as failure:
+            code = failure.code
+            raise
+        except asyncio.CancelledError:
+            if code is grpc.StatusCode.OK:
+                code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            name = code.name
+            self.metrics.requests.labels(method, name).inc()
+            self.metrics.items.labels(method, name).inc(len(texts))
+            self.metrics.total_s.labels(method).observe(time.perf_counter() - started)
+
+    def refuse_malformed(self, method: str, request: Any) -> None:
+        if isinstance(request, Malformed):
+            self.metrics.requests.labels(method, grpc.StatusCode.INVALID_ARGUMENT.name).inc()
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
