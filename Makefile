@@ -47,7 +47,7 @@ clean:
 	rm -rf build runs bundles bench-results .mypy_cache .ruff_cache
 
 bench-docs: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) scripts/bench_docs.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_docs.py
 
 # A real server under 64 clients, clean then mixed with abuse, then drained (10 min; not part of `make test`).
 # SOAK_BUNDLE defaults to the bundle `make demo` writes.
@@ -55,4 +55,4 @@ SOAK_BUNDLE ?= bundles/demo
 SOAK_SECONDS ?= 600
 soak: $(STAMP)
 	test -f $(SOAK_BUNDLE)/bundle.json || { echo "no bundle at $(SOAK_BUNDLE): run make demo, or pass SOAK_BUNDLE=..."; exit 2; }
-	HF_HUB_OFFLINE=1 $(PY) scripts/soak.py $(SOAK_BUNDLE) --seconds $(SOAK_SECONDS)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/soak.py $(SOAK_BUNDLE) --seconds $(SOAK_SECONDS)

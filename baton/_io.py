@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["publish", "replace_dir", "write_json_atomic", "write_text_atomic"]
+__all__ = ["aside", "publish", "recover_replaced", "replace_dir", "write_json_atomic", "write_text_atomic"]
+
+logger = logging.getLogger(__name__)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -40,15 +43,39 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def replace_dir(staged: Path, target: Path) -> None:
-    """Put the complete folder `staged` at `target`. An old `target` is moved aside first and deleted only after the
-    new one is in place, so there is always a complete result under the name (or, for an instant, none)."""
-    if not staged.is_dir():
-        raise FileNotFoundError(f"staged folder {staged} is missing")
-    old = None
+def aside(target: Path) -> Path:
+    """Where `replace_dir` keeps the previous `target` while the new one moves in: `.NAME.old` beside it."""
+    return target.parent / f".{target.name}.old"
+
+
+def recover_replaced(target: Path) -> None:
+    """A replace killed between its two renames left the old folder at `.NAME.old` and nothing at NAME: put it
+    back. With NAME present, `.NAME.old` is the leftover of a finished replace and is deleted."""
+    old = aside(target)
+    if not old.exists():
+        return
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staged, target)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    else:
+        logger.warning("restoring %s from %s (a replace was interrupted between its renames)", target, old)
+        old.rename(target)
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Put the complete folder `staged` at `target`. An old `target` is first renamed to `.NAME.old` and deleted only
+    after the new one is in place, so there is always a complete result under the name or aside; if the process
+    dies between the two renames, `recover_replaced` (called by the next replace) puts the old one back."""
+    if not staged.exists():
+        raise FileNotFoundError(f"staged folder {staged} is missing")
+    recover_replaced(target)
+    old = aside(target)
+    if target.exists():
+        target.rename(old)
+    try:
+        staged.rename(target)
+    except BaseException:
+        if old.exists():
+            old.rename(target)
+        raise
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)

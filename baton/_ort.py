@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["CPU_DISABLED_OPTIMIZERS", "new_session"]
 
 # onnxruntime's CPU SkipLayerNormalization kernel ran 2-5x slower here than Add + Add + LayerNormalization on
-# the same tensors ([8, 24, 384] fp32, one thread: ~485-530 vs ~100-156 us; scripts/layer_norm_kernels.py), and a
+# the same tensors ([8, 24, 384] fp32, one thread: ~485-530 vs ~100-156 us; docs/decisions.md), and a
 # BERT layer has two. CPU bundles are exported without that fusion (export/onnx.py), and its runtime twin is switched
 # off so a CPU session does not fuse them back (it does on int8 graphs once the bias Adds are folded into
 # DynamicQuantizeMatMul). GPU sessions and GPU exports keep the fusion (onnxruntime's default; not measured here).

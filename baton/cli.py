@@ -12,8 +12,9 @@ import typer
 
 from baton._format import format_bundle, format_train_summary
 from baton._optional import missing_extra_message
-from baton.errors import BatonError
+from baton.errors import EXIT_USAGE, BatonError
 from baton.export.config import GateThresholds, Optimize, Quantize, QuantPreset
+from baton.task import Task
 from baton.training import schedule as _sched
 
 __all__ = ["app", "main"]
@@ -579,7 +580,7 @@ def predict(
         _predict_remote(server, token, _tls(tls_ca, tls_cert, tls_key), lines, where, text_pair, top_k, aggregation)
         return
     predictor = Predictor.load(target, device=device, variant=variant)
-    if predictor.task == "token-classification":
+    if predictor.task is Task.ENTITIES:
         if text_pair:
             raise BatonError(f"--text-pair: {target} finds entities in single texts")
         lines, _ = _read_lines(texts, file)
@@ -914,7 +915,7 @@ def _predict_remote(
     try:
         with Client(server, token=token, tls=tls) as client:
             info = client.model_info()
-            if info.task == "token-classification":
+            if info.task == Task.ENTITIES:
                 if text_pair:
                     raise BatonError("--text-pair: the server's model finds entities in single texts")
                 for text, found in zip(lines, client.recognize(lines, aggregation), strict=True):
@@ -955,7 +956,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except ModuleNotFoundError as exc:  # an optional extra that is not installed (e.g. torch for `baton train`)
         command = next((a for a in args if not a.startswith("-")), None)
         message = missing_extra_message(exc, command)
@@ -964,7 +965,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         typer.echo(f"error: {message}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -24,7 +24,7 @@ __all__ = [
 
 # Dynamic int8 recipes, tried in order until one passes the parity gate; each keeps more in fp32 than the one
 # before. Dynamic quantization scales activations per tensor, and the FFN MatMuls (GELU outputs above all) carry
-# outliers. Agreement per recipe on a finished run: scripts/int8_recipes.py (figures in docs/benchmarks.md).
+# outliers (docs/decisions.md, "int8 recipes are tried in order until one passes its gate").
 INT8_RECIPES = ("full", "keep-ffn-down-fp32", "keep-ffn-fp32")
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,10 @@ batch are tokenized while the current one runs. A batch that runs alone under se
 intra-op thread); when two run at once, or may (concurrent traffic), each runs *narrow* (its share of the cores);
 a second batch never starts beside a wide one (the rules: `batching.runs_wide`). Futures are completed on the
 event loop (`call_soon_threadsafe`, once per batch).
-Every item gets exactly one outcome: a result, or one of the errors below. If a worker dies, every pending item
-fails with WorkerCrashed and `on_crash` runs.
+Every item gets exactly one outcome: a result, or one `RequestFailed` of baton/errors.py (Overloaded,
+RequestTooLarge, ShuttingDown, DeadlineExceeded, Cancelled, TokenizationFailed, BatchFailed, WorkerCrashed). If a
+worker dies, every pending item fails with WorkerCrashed and `on_crash` runs. The exceptions themselves go to the
+log; a client's message never carries their text.
 
 A batch whose collate, run or postprocess raises fails only its own items (BatchFailed → INTERNAL); it is logged
 and counted, and the workers go on. Only `max_consecutive_failures` failed batches in a row (with no success
@@ -32,66 +34,26 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from baton.errors import (
+    BatchFailed,
+    Cancelled,
+    DeadlineExceeded,
+    Overloaded,
+    RequestTooLarge,
+    ShuttingDown,
+    TokenizationFailed,
+    WorkerCrashed,
+)
 from baton.serving.batching import WIDE_POLICIES, runs_wide, select_window
 from baton.serving.engine import Encoded, Tokens
 
-__all__ = [
-    "BatchFailed",
-    "Batcher",
-    "BatcherConfig",
-    "BatcherError",
-    "Cancelled",
-    "DeadlineExceeded",
-    "ItemResult",
-    "Overloaded",
-    "RequestState",
-    "RequestTooLarge",
-    "ShuttingDown",
-    "TokenizationFailed",
-    "WorkerCrashed",
-]
+__all__ = ["Batcher", "BatcherConfig", "ItemResult", "RequestState"]
 
 logger = logging.getLogger(__name__)
 
 # Up to this many texts are tokenized in the event loop (about 40 us each here); larger requests
 # go to a helper thread so one big request cannot stall every other RPC.
 _INLINE_TOKENIZE_TEXTS = 16
-
-
-class BatcherError(Exception):
-    """Base of the outcomes that are not a result."""
-
-
-class Overloaded(BatcherError):
-    """The queue is full (maps to RESOURCE_EXHAUSTED)."""
-
-
-class RequestTooLarge(BatcherError):
-    """The request alone holds more texts than the queue ever can (maps to INVALID_ARGUMENT: retrying never helps)."""
-
-
-class BatchFailed(BatcherError):
-    """This item's batch raised in collate, run or postprocess (maps to INTERNAL); other batches are unaffected."""
-
-
-class DeadlineExceeded(BatcherError):
-    """The request's deadline passed before its items ran."""
-
-
-class Cancelled(BatcherError):
-    """The request was cancelled before its items ran."""
-
-
-class ShuttingDown(BatcherError):
-    """The batcher no longer accepts work (maps to UNAVAILABLE)."""
-
-
-class WorkerCrashed(BatcherError):
-    """A worker thread died (maps to INTERNAL)."""
-
-
-class TokenizationFailed(BatcherError):
-    """The tokenizer raised on this request's texts (maps to INTERNAL); other requests are unaffected."""
 
 
 def _lower_priority(nice: int) -> None:
@@ -101,10 +63,8 @@ def _lower_priority(nice: int) -> None:
     priority a ready event loop waits behind two workers for its time slice, so calls sit accepted but unread and
     answers sit computed but unsent, while the queue runs dry. Niced workers still take every cycle the loop
     leaves. Measured with 8 single-text clients, the time outside the server's clock fell from ~3 ms to ~1.3 ms of
-    a ~10 ms round trip (`python scripts/latency_breakdown.py BUNDLE DATA --clients 8 -- --worker-nice 0`, and
-    without the flag); the throughput side by side is in docs/benchmarks.md, "A stricter ceiling" (`python
-    scripts/tune_serve.py BUNDLE DATA --concurrency 1,8,32,64 -- "--worker-nice 0" ""`). onnxruntime's own pool
-    threads (a wide batch's second thread) keep the process's priority.
+    a ~10 ms round trip (docs/decisions.md, "Serving: niced workers, uvloop, two sessions side by side").
+    onnxruntime's own pool threads (a wide batch's second thread) keep the process's priority.
     """
     if nice:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
@@ -283,7 +243,7 @@ class Batcher:
         ]
         with self._lock:
             if self._crashed is not None:
-                raise WorkerCrashed(f"the inference worker crashed: {self._crashed!r}")
+                raise WorkerCrashed("the inference worker crashed; the server is stopping")
             if self._closing:
                 raise ShuttingDown("the server is shutting down")
             if self._pending + len(items) > self.config.max_queue_items:
@@ -311,7 +271,7 @@ class Batcher:
                         item.finished = True
                 self._cv.notify_all()
         if not queued:
-            raise WorkerCrashed(f"the inference worker crashed: {self._crashed!r}")
+            raise WorkerCrashed("the inference worker crashed; the server is stopping")
         try:
             if len(items) == 1:  # the common case under many small clients: no gather future
                 return [await items[0].future]
@@ -333,7 +293,7 @@ class Batcher:
                 tokens = await loop.run_in_executor(self._tokenizer_thread, self.engine.tokenize, texts, pairs)
         except Exception as exc:
             logger.exception("tokenization failed")
-            raise TokenizationFailed(f"tokenization failed: {exc!r}") from exc
+            raise TokenizationFailed("tokenization failed for this request (the server log has why)") from exc
         spent = time.perf_counter() - started
         for item, tok in zip(items, tokens, strict=True):
             item.tokens, item.tokenize_s = tok, spent
@@ -358,7 +318,7 @@ class Batcher:
             self._ready.clear()
             self._running.clear()
             self._cv.notify_all()
-        error = WorkerCrashed(f"the inference worker crashed: {exc!r}")
+        error = WorkerCrashed("the inference worker crashed; the server is stopping")
         self._finish([(item, None, error) for item in victims])
         if first and self._on_crash is not None:
             self._on_crash(exc)
@@ -401,7 +361,8 @@ class Batcher:
             in_a_row = self._failures_in_a_row
         if self._observer is not None:
             self._observer.batch_failed(len(batch))
-        self._finish([(item, None, BatchFailed(f"inference failed for this batch: {exc!r}")) for item in batch])
+        failed = BatchFailed("inference failed for this batch (the server log has why)")
+        self._finish([(item, None, failed) for item in batch])
         if in_a_row >= self.config.max_consecutive_failures:
             raise RuntimeError(f"{in_a_row} batches failed in a row; last: {exc!r}") from exc
 

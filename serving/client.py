@@ -1,12 +1,18 @@
-"""Python clients for `baton serve`, with gRPC errors mapped to a small exception hierarchy.
+"""Python clients for `baton serve`. A failed call raises the `RequestFailed` of baton/errors.py for the status it
+received; `.code` is the grpc.StatusCode, and the message keeps the server's own words after the status name.
 
-ClientError                 base; .code is the grpc.StatusCode
-  InvalidInput              INVALID_ARGUMENT, NOT_FOUND
-  Unauthenticated           UNAUTHENTICATED, PERMISSION_DENIED
-  Overloaded                RESOURCE_EXHAUSTED (queue full: retry with backoff)
-  Timeout                   DEADLINE_EXCEEDED
-  Unavailable               UNAVAILABLE, CANCELLED (server down, unreachable, or shutting down)
-  ServerError               INTERNAL and anything else
+    InvalidRequest     INVALID_ARGUMENT, OUT_OF_RANGE (fix the request; retrying never helps)
+    Unauthenticated    UNAUTHENTICATED, PERMISSION_DENIED
+    NotFound           NOT_FOUND (no such model)
+    WrongTask          FAILED_PRECONDITION (the model is of another task: the message names the call)
+    Overloaded         RESOURCE_EXHAUSTED (queue full: retry with backoff)
+    Cancelled          CANCELLED
+    DeadlineExceeded   DEADLINE_EXCEEDED
+    Unavailable        UNAVAILABLE (server down, unreachable, or shutting down)
+    InternalError      INTERNAL and anything else
+
+The names of the first release stay one release as aliases: `ClientError` (RequestFailed), `InvalidInput`
+(InvalidRequest), `Timeout` (DeadlineExceeded), `ServerError` (InternalError).
 """
 
 from __future__ import annotations
@@ -19,6 +25,19 @@ from typing import Any
 
 import grpc
 
+from baton.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    RequestFailed,
+    Unauthenticated,
+    Unavailable,
+    WrongTask,
+    from_status,
+)
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
 from baton.serving.v1 import recognizer_pb2 as rpb
@@ -26,60 +45,37 @@ from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
 
 __all__ = [
     "AsyncClient",
+    "Cancelled",
     "Client",
     "ClientError",
+    "DeadlineExceeded",
     "EntityResult",
+    "InternalError",
     "InvalidInput",
+    "InvalidRequest",
+    "NotFound",
     "Overloaded",
+    "RequestFailed",
     "ServerError",
     "TLSConfig",
     "Timeout",
     "Unauthenticated",
     "Unavailable",
+    "WrongTask",
 ]
 
 
-class ClientError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
+# the first release's names, kept for one release
+ClientError = RequestFailed
+InvalidInput = InvalidRequest
+Timeout = DeadlineExceeded
+ServerError = InternalError
 
 
-class InvalidInput(ClientError): ...
-
-
-class Unauthenticated(ClientError): ...
-
-
-class Overloaded(ClientError): ...
-
-
-class Timeout(ClientError): ...
-
-
-class Unavailable(ClientError): ...
-
-
-class ServerError(ClientError): ...
-
-
-_BY_CODE: dict[grpc.StatusCode, type[ClientError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
-    grpc.StatusCode.NOT_FOUND: InvalidInput,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.PERMISSION_DENIED: Unauthenticated,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Timeout,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.CANCELLED: Unavailable,
-}
-
-
-def _translate(exc: grpc.RpcError) -> ClientError:
+def _translate(exc: grpc.RpcError) -> RequestFailed:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
-    return _BY_CODE.get(code, ServerError)(code, details or "")
+    return from_status(code.name, details or "")
 
 
 @dataclass(frozen=True)

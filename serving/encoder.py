@@ -27,7 +27,7 @@ CHARS_PER_TOKEN_CAP = 24
 # as fast or faster even on an idle machine (2 texts: 79 vs 156-168 us here; 16 texts: the pool wins, 0.50 vs
 # 0.65 ms). On a busy one (a core per busy thread, as in a server running inference) the pool is never faster and
 # up to 2.5x slower (16 texts: 1.5-1.7 ms vs 0.66-1.0 ms), and its threads take cycles from inference.
-# `python scripts/tokenize_threads.py BUNDLE DATA` remeasures both.
+# docs/decisions.md, "The server tokenizes without the tokenizers' thread pool".
 _POOL_FROM = 9
 
 

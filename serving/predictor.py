@@ -29,8 +29,8 @@ class Predictor:
     """Classify texts or find their entities in-process, with onnxruntime and tokenizers only (no torch).
 
     On a CPU with 2+ cores the engine has two workers: a call with several batches runs them two at a time, side by
-    side, each on its share of the cores, which on 2 cores ran 1.25x the best single session (`baton bench`'s
-    ceiling, `python scripts/compare_ceilings.py DATA BUNDLE --sweep`); a call of one batch runs it on every core.
+    side, each on its share of the cores, which on 2 cores ran 1.25x the best single session (docs/decisions.md,
+    "Serving: niced workers, uvloop, two sessions side by side"); a call of one batch runs it on every core.
     """
 
     def __init__(self, engine: Engine, batch_size: int = 32) -> None:

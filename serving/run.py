@@ -42,8 +42,7 @@ async def _serve(config: ServeConfig) -> int:
 def serve_forever(config: ServeConfig) -> int:
     """Serve until a signal; the exit code. The event loop is uvloop for `event_loop="uvloop"`, and for "auto" when
     it is installed: side by side with asyncio's own loop it served 0-5 % more single-text calls at loads from 1
-    to 64 clients (docs/benchmarks.md, "A stricter ceiling": `python scripts/tune_serve.py BUNDLE DATA
-    --concurrency 1,8,32,64 -- "--event-loop asyncio" ""`)."""
+    to 64 clients (docs/decisions.md, "Serving: niced workers, uvloop, two sessions side by side")."""
     loop = config.event_loop
     if loop == "auto":
         loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"

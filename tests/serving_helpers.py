@@ -16,7 +16,7 @@ import numpy as np
 from baton.serving.bundle import load_bundle
 from baton.serving.config import ServeConfig
 from baton.serving.engine import Encoded, Engine, Prediction, Tokens
-from baton.serving.server import BatonServer
+from baton.serving.rpc import BatonServer
 
 
 class SlowEngine:

@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 from serving_helpers import SlowEngine, real_engine
 
-from baton.serving.batcher import (
-    Batcher,
-    BatcherConfig,
-    BatchFailed,
-    RequestState,
-    RequestTooLarge,
-    WorkerCrashed,
-)
+from baton.errors import BatchFailed, RequestTooLarge, WorkerCrashed
+from baton.serving.batcher import Batcher, BatcherConfig, RequestState
 from baton.serving.batching import runs_wide, select_window
 from baton.serving.engine import Encoded
 

@@ -7,7 +7,7 @@ import pytest
 
 from baton.export import parity
 from baton.export.config import ExportConfig, GateThresholds
-from baton.export.exporter import _int8_verdict
+from baton.export.gates import int8_verdict
 from baton.serving.encoder import Encoded
 
 
@@ -35,8 +35,8 @@ def test_a_flip_of_an_unsure_decision_passes_the_confident_gate_only() -> None:
     int8[:3] = [0.49, 0.48, 0.51]  # all three flip: raw agreement 98.5 %
     labels = np.asarray([1] * n)
     judge = _judge(labels)
-    strict = _int8_verdict(judge, _logits(fp32), _logits(int8), _cfg("agreement"))
-    sure = _int8_verdict(judge, _logits(fp32), _logits(int8), _cfg("confident"))
+    strict = int8_verdict(judge, _logits(fp32), _logits(int8), _cfg("agreement"))
+    sure = int8_verdict(judge, _logits(fp32), _logits(int8), _cfg("confident"))
     assert strict["argmax_agreement"] == pytest.approx(0.985) and not strict["passed"]
     assert sure["confident_agreement"] == 1.0 and sure["confident_share"] == pytest.approx(197 / 200)
     assert sure["passed"]
@@ -48,10 +48,10 @@ def test_a_flip_of_a_sure_decision_fails() -> None:
     labels[:2] = 0  # the flips below turn wrong answers right: accuracy does not drop, agreement alone decides
     int8 = list(fp32)
     int8[0] = 0.3  # fp32 was sure (margin 0.9)
-    verdict = _int8_verdict(_judge(labels), _logits(fp32), _logits(int8), _cfg("confident"))
+    verdict = int8_verdict(_judge(labels), _logits(fp32), _logits(int8), _cfg("confident"))
     assert verdict["confident_agreement"] == pytest.approx(0.99) and verdict["passed"]  # exactly at the limit
     int8[1] = 0.3
-    verdict = _int8_verdict(_judge(labels), _logits(fp32), _logits(int8), _cfg("confident"))
+    verdict = int8_verdict(_judge(labels), _logits(fp32), _logits(int8), _cfg("confident"))
     assert verdict["confident_agreement"] == pytest.approx(0.98) and not verdict["passed"]
     assert verdict["accuracy_drop"] < 0
 
@@ -63,7 +63,7 @@ def test_a_drop_over_the_limit_fails_only_when_it_is_real() -> None:
     int8 = list(fp32)
     for i in range(8):  # 8 sure answers turn wrong: 2 points, clearly real — and they disagree with fp32
         int8[i] = 0.2
-    verdict = _int8_verdict(_judge(labels), _logits(fp32), _logits(int8), _cfg("confident"))
+    verdict = int8_verdict(_judge(labels), _logits(fp32), _logits(int8), _cfg("confident"))
     assert verdict["accuracy_drop"] == pytest.approx(0.02) and verdict["accuracy_drop_95ci"][0] > 0
     assert not verdict["passed"]
     noisy = [0.9] * 100
@@ -72,12 +72,12 @@ def test_a_drop_over_the_limit_fails_only_when_it_is_real() -> None:
     noisy[10], noisy[11] = 0.45, 0.45  # unsure in fp32 (right by a hair) ...
     noisy_int8 = list(noisy)
     noisy_int8[10], noisy_int8[11] = 0.55, 0.55  # ... and wrong in int8: 2 points on 100 samples, within noise
-    verdict = _int8_verdict(_judge(noisy_labels), _logits(noisy), _logits(noisy_int8), _cfg("confident"))
+    verdict = int8_verdict(_judge(noisy_labels), _logits(noisy), _logits(noisy_int8), _cfg("confident"))
     assert verdict["accuracy_drop"] == pytest.approx(0.02) and verdict["accuracy_drop_95ci"][0] <= 0
     assert verdict["passed"]
     noisy_int8[12] = noisy_int8[13] = 0.45  # two more (4 points): over 3x the limit fails whatever the noise
     noisy[12] = noisy[13] = 0.55
-    verdict = _int8_verdict(_judge(noisy_labels), _logits(noisy), _logits(noisy_int8), _cfg("confident"))
+    verdict = int8_verdict(_judge(noisy_labels), _logits(noisy), _logits(noisy_int8), _cfg("confident"))
     assert verdict["accuracy_drop"] == pytest.approx(0.04) and not verdict["passed"]
 
 

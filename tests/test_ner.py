@@ -77,7 +77,7 @@ def test_invalid_transitions_are_counted_and_empty_sentences_dropped(tmp_path: P
 
 def test_unknown_validation_tags_and_int_tags(tmp_path: Path, tiny_model_dir: Path) -> None:
     from baton.training import TrainConfig
-    from baton.training.token_trainer import prepare_token_data
+    from baton.training.token_classification import prepare_token_data
 
     train = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["Ann", "runs"], "ner_tags": [1, 0]}] * 4)
     val = write_jsonl(tmp_path / "v.jsonl", [{"tokens": ["Rome"], "ner_tags": ["B-LOC"]}])
@@ -291,7 +291,7 @@ def test_predictor_answers_entities_and_refuses_pairs(tiny_ner_bundle: Path) -> 
 def test_ner_bundle_manifest_and_gates(tiny_ner_bundle: Path) -> None:
     manifest = json.loads((tiny_ner_bundle / "bundle.json").read_text())
     assert manifest["task"] == "token-classification" and manifest["scheme"] == "IOB2"
-    assert manifest["aggregation"] == "first"  # measured best (export/exporter.py: TrainedRun.aggregation)
+    assert manifest["aggregation"] == "first"  # measured best (export/tasks.py: ENTITY_AGGREGATION)
     assert manifest["labels"][0] == "O"
     parity = manifest["parity"]
     assert parity["quality_metric"] == "entity_f1"

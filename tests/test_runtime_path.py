@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from baton._io import recover_replaced
 from baton.errors import BundleError
 from baton.export import parity
-from baton.export.exporter import recover_interrupted_swap, remove_stale_work_dirs
+from baton.export.exporter import remove_stale_work_dirs
 from baton.serving import load_bundle
 from baton.serving.encoder import CHARS_PER_TOKEN_CAP, TextEncoder
 from baton.serving.manifest import TokenizerSpec
@@ -72,8 +73,8 @@ def test_an_interrupted_swap_is_recovered(tiny_bundle: Path, tmp_path: Path) -> 
     shutil.copytree(tiny_bundle, old)  # killed between the two renames: the old bundle is aside, none in place
     with pytest.raises(BundleError, match=r"an interrupted export left the previous bundle at .*\.bundle\.old"):
         load_bundle(output)
-    recover_interrupted_swap(output)
+    recover_replaced(output)
     assert load_bundle(output).name == load_bundle(tiny_bundle).name and not old.exists()
     shutil.copytree(tiny_bundle, old)  # a finished swap's leftover beside a bundle in place: deleted
-    recover_interrupted_swap(output)
+    recover_replaced(output)
     assert not old.exists() and output.is_dir()

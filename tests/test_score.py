@@ -160,11 +160,11 @@ def test_bad_input_is_one_line_exit_2(tiny_bundle: Path, tiny_ner_bundle: Path, 
         ),
         (
             [str(tiny_bundle), "--input", str(inputs), "--output", str(tmp_path / "o5"), "--aggregation", "first"],
-            r"--aggregation: .* is a classifier",
+            r"--aggregation: .* is a text-classification model: aggregation applies to entity models only",
         ),
         (
             [str(tiny_ner_bundle), "--input", str(inputs), "--output", str(tmp_path / "o6"), "--scores"],
-            r"--scores: .* is an entity model",
+            r"--scores: .* is a token-classification model; its answers carry their own scores",
         ),
         (
             [str(tiny_bundle), "--input", str(inputs), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"],

@@ -153,7 +153,7 @@ def test_a_failed_batch_fails_its_request_and_the_server_keeps_serving(tiny_bund
 def test_port_in_use_and_bad_tls_files_are_config_errors(tiny_bundle: Path, tmp_path: Path) -> None:
     import asyncio
 
-    from baton.serving.server import BatonServer
+    from baton.serving.rpc import BatonServer
 
     async def start(cfg: ServeConfig) -> None:
         server = BatonServer(cfg)

@@ -88,7 +88,7 @@ def test_finished_run_is_refused_without_overwrite(tiny_model_dir: Path, tmp_pat
 def test_interrupted_run_leaves_no_metrics_and_resumes(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import baton.training.trainer as trainer_mod
+    import baton.training.classification as trainer_mod
 
     train = write_jsonl(tmp_path / "train.jsonl", _rows())
     original = trainer_mod._evaluate
@@ -209,7 +209,7 @@ def test_unreadable_data_files_name_the_line(
 def test_overwrite_keeps_the_finished_run_until_the_new_one_is_ready(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import baton.training.trainer as trainer_mod
+    import baton.training.classification as trainer_mod
 
     train = write_jsonl(tmp_path / "train.jsonl", _rows())
     run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(train)))

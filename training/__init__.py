@@ -12,7 +12,7 @@ __all__ = ["Bf16Mode", "RunResult", "TrainConfig", "load_train_config", "run_tra
 
 def __getattr__(name: str) -> Any:
     if name in ("RunResult", "run_training"):
-        from baton.training import trainer
+        from baton.training import rundir, tasks
 
-        return getattr(trainer, name)
+        return getattr(rundir if name == "RunResult" else tasks, name)
     raise AttributeError(f"module 'baton.training' has no attribute {name!r}")

@@ -11,11 +11,12 @@ from typing import Any
 
 from baton._config import load_config
 from baton.errors import ConfigError
+from baton.task import Task
 from baton.training.schedule import Schedule, plan_schedule
 
 __all__ = ["TASKS", "Bf16Mode", "ReportTo", "TrainConfig", "load_train_config"]
 
-TASKS = ("auto", "text-classification", "token-classification")
+TASKS = ("auto", *(t.value for t in Task))
 
 
 class Bf16Mode(str, enum.Enum):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from baton._io import write_json_atomic, write_text_atomic
-from baton.errors import ConfigError, DataError
+from baton.errors import ConfigError
 from baton.training.config import TrainConfig
 
 __all__ = ["DEFAULT_FRACTIONS", "MIN_GAIN", "CurveConfig", "CurvePoint", "run_curve", "verdict"]
@@ -88,31 +88,6 @@ def verdict(points: Sequence[CurvePoint]) -> tuple[bool, str]:
     return False, f"flat at full size, {how}: more of the same labels is unlikely to help much"
 
 
-def _rows(cfg: TrainConfig, task: str) -> list[dict[str, Any]]:
-    """The training file as plain rows: {tokens, ner_tags} for entity data, else the file's own columns."""
-    assert cfg.train_file is not None
-    if task == "token-classification":
-        from baton.training.ner_data import read_token_file
-
-        f = read_token_file(cfg.train_file, "--train-file", cfg.tokens_column, cfg.tags_column, cfg.tag_names)
-        return [{"tokens": list(s.words), "ner_tags": list(s.tags)} for s in f.sentences]
-    from baton.training.data import load_labelled_file
-
-    ds = load_labelled_file(cfg.train_file, "--train-file")
-    for column in (cfg.text_column, cfg.label_column, *([cfg.text_pair_column] if cfg.text_pair_column else [])):
-        if column not in ds.column_names:
-            raise DataError(f"--train-file: no column '{column}'; columns found: {', '.join(ds.column_names)}")
-    return [dict(r) for r in ds]
-
-
-def _stratum(row: dict[str, Any], cfg: TrainConfig, task: str) -> str:
-    """The stratum a row is sampled in: its label for single-label data, one stratum otherwise."""
-    if task == "token-classification":
-        return ""
-    label = row[cfg.label_column]
-    return "" if isinstance(label, list) else str(label)
-
-
 def _sample(rows: list[dict[str, Any]], size: int, seed: int, key: Any) -> list[dict[str, Any]]:
     """`size` rows, seeded, each stratum keeping its share (at least one row while the size allows)."""
     rng = random.Random(seed)
@@ -158,17 +133,18 @@ def _plot(points: Sequence[CurvePoint], metric: str, path: Path) -> None:
 
 def run_curve(cfg: CurveConfig) -> dict[str, Any]:
     """Train every (size, seed), write curve.json/.md/.png, and return curve.json's content."""
-    from baton.training.trainer import resolve_task, run_training
+    from baton.training.tasks import resolve_task, run_training, training_task
 
     base = cfg.train
     out = Path(base.output_dir)
     if (out / "curve.json").is_file() and not base.overwrite:
         raise ConfigError(f"--output-dir: {out} already holds a learning curve; pass --overwrite to replace it")
     task = resolve_task(base)
-    rows = _rows(base, task)
+    trains = training_task(task)
+    rows = trains.rows(base)
 
     def key(row: dict[str, Any]) -> str:
-        return _stratum(row, base, task)
+        return trains.stratum(row, base)
 
     data_dir = out / "data"
     validation_file, held = base.validation_file, None
@@ -198,11 +174,8 @@ def run_curve(cfg: CurveConfig) -> dict[str, Any]:
                 seed=seed,
                 max_train_samples=None,
                 task=task,
+                **trains.subset_columns,  # the columns the subsets are written with
             )
-            if task == "token-classification":  # the subsets are written as tokens / ner_tags string columns
-                point_cfg = dataclasses.replace(
-                    point_cfg, tokens_column="tokens", tags_column="ner_tags", tag_names=None
-                )
             metrics = run_training(point_cfg).metrics
             metric = metrics["trivial_baseline"]["metric"]
             scores.append(float(metrics["validation"][metric]))

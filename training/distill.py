@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import ConfigError, ModelError
+from baton.task import Task
 from baton.training.adapt import read_documents
+from baton.training.classification import Recipe, run_text_classification
 from baton.training.config import TrainConfig
-from baton.training.trainer import Recipe, RunResult, run_text_classification
+from baton.training.rundir import RunResult
+from baton.training.tasks import training_task
 
 __all__ = ["DistillConfig", "kept_layers", "run_distillation"]
 
@@ -183,8 +186,9 @@ def run_distillation(cfg: DistillConfig) -> RunResult:
         if not needed.is_file():
             raise ModelError(f"{run} is not a finished `baton train` run (no {needed.relative_to(run)})")
     args = json.loads((run / "train_args.json").read_text())
-    if args.get("task", "text-classification") != "text-classification":
-        raise ConfigError(f"{run} is a {args['task']} run: `baton distill` distils classifiers")
+    task = str(args.get("task") or Task.CLASSIFICATION)
+    if task not in set(Task) or not training_task(task).distils:
+        raise ConfigError(f"{run} is a {task[:60]} run: `baton distill` distils classifiers")
     teacher_layers = int(json.loads((model_dir / "config.json").read_text()).get("num_hidden_layers", 0))
     kept_layers(teacher_layers, cfg.layers)  # refuse a student as deep as its teacher before loading anything
     unlabeled: list[str] = []

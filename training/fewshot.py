@@ -221,7 +221,8 @@ def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
     import transformers
     from transformers import AutoModel, AutoTokenizer
 
-    from baton.training.trainer import RunResult, check_trivial, write_run
+    from baton.training.classification import check_trivial, write_run
+    from baton.training.rundir import RunResult
 
     started = time.perf_counter()
     out, _ = prepare_output_dir(cfg)

@@ -3,6 +3,7 @@ training arguments and hardware, a seeded hold-out split."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from baton._io import write_json_atomic
-from baton.errors import ConfigError, OutputDirError
+from baton.errors import ConfigError, ModelError, OutputDirError
+from baton.task import Task
 from baton.training.config import Bf16Mode, ReportTo
 
 T = TypeVar("T")
@@ -27,6 +29,8 @@ __all__ = [
     "MODEL_DIR",
     "RUN_FILES",
     "Hardware",
+    "RunResult",
+    "TrainedRun",
     "clear_stale_checkpoints",
     "finish_run",
     "hold_out",
@@ -34,6 +38,7 @@ __all__ = [
     "is_main_process",
     "last_checkpoint",
     "prepare_output_dir",
+    "read_run",
     "trainer_arguments",
     "training_record",
     "use_bf16",
@@ -41,6 +46,16 @@ __all__ = [
 ]
 
 METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its directory and its metrics.json."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
+
+
 LOG_HISTORY = "log_history.json"  # Trainer's log lines (loss, evaluations), for `baton compare`
 # What a finished run writes beside model/ (and an --overwrite run replaces only once its model is saved)
 RUN_FILES = ("train_args.json", "report.md", "training_curves.png", LOG_HISTORY)
@@ -255,3 +270,49 @@ def training_record(trainer: Any, train_output: Any, hw: Hardware, started: floa
         "world_size": hw.world,
         "wall_time_s": time.perf_counter() - started,
     }
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A finished `baton train` run directory (what `baton export` and `baton distill` read), read once: its model
+    config, train_args.json and metrics.json."""
+
+    root: Path
+    config: dict[str, Any]
+    train_args: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.config["id2label"][str(i)] for i in range(len(self.config["id2label"]))]
+
+    @property
+    def multi_label(self) -> bool:
+        return self.config.get("problem_type") == "multi_label_classification"
+
+    @property
+    def task(self) -> Task:
+        """The run's task (runs from before entity recognition name none: classification)."""
+        return Task.parse(self.train_args.get("task") or Task.CLASSIFICATION, f"{self.root}/train_args.json")
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold the run chose (multi-label: tuned on validation or --threshold); older runs:
+        the config's."""
+        args = self.train_args
+        return float(args.get("threshold") or args.get("config", {}).get("threshold") or 0.5)
+
+
+def read_run(run_dir: str | Path) -> TrainedRun:
+    run_dir = Path(run_dir)
+    model_dir = run_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(f"{run_dir} holds no trained model ({model_dir}/config.json): run `baton train` first")
+    if not (run_dir / "metrics.json").is_file():
+        raise ModelError(f"{run_dir} is not a finished run (no metrics.json): finish or resume `baton train`")
+    return TrainedRun(
+        run_dir,
+        json.loads((model_dir / "config.json").read_text()),
+        json.loads((run_dir / "train_args.json").read_text()),
+        json.loads((run_dir / "metrics.json").read_text()),
+    )

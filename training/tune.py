@@ -118,7 +118,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     import torch  # noqa: F401  (first: a missing torch is named as such)
 
     from baton.training.models import resolve_model
-    from baton.training.trainer import run_training
+    from baton.training.tasks import run_training
 
     if cfg.backend == "optuna":
         require("optuna")
@@ -193,16 +193,9 @@ def _report_by_epoch(trainer: Any) -> None:
 
 def _task_data(train: TrainConfig) -> tuple[Any, str]:
     """(prepared data, validation metric) of the run's task: the one rule `baton train` follows."""
-    from baton.training.trainer import resolve_task, validation_metric
+    from baton.training.tasks import resolve_task, training_task
 
-    if resolve_task(train) == "token-classification":
-        from baton.training.token_trainer import METRIC, prepare_token_data
-
-        return prepare_token_data(train), METRIC
-    from baton.training.data import prepare_data
-
-    data = prepare_data(train)
-    return data, validation_metric(data.spec)
+    return training_task(resolve_task(train)).prepare(train)
 
 
 def _trial_trainer(
@@ -210,11 +203,9 @@ def _trial_trainer(
 ) -> tuple[Any, _BestSoFar]:
     """A trial's Trainer and objective, the same for both backends and both tasks: trials are scored, not kept (no
     checkpoints), since the best is retrained as best/."""
-    from baton.training.token_trainer import TokenData, build_token_trainer
-    from baton.training.trainer import build_classification_trainer
+    from baton.training.tasks import resolve_task, training_task
 
-    build: Any = build_token_trainer if isinstance(data, TokenData) else build_classification_trainer
-    built = build(
+    built = training_task(resolve_task(train)).build(
         train, data, model_path, out, per_epoch=True, save_strategy="no", load_best_model_at_end=False, **arguments
     )
     return built.trainer, _BestSoFar(built.metric)

@@ -2,6 +2,6 @@
 (`guards.py`, `wire.py`), and one module per service (`classifier.py`, `recognizer.py`, `kserve.py`) on a typed
 view of the server (`common.ServerView`). The runtime below it (engine, batcher, tasks) imports no grpc."""
 
-from baton.serving.rpc.server import EXIT_WORKER_CRASHED, BatonServer
+from baton.serving.rpc.server import BatonServer
 
-__all__ = ["EXIT_WORKER_CRASHED", "BatonServer"]
+__all__ = ["BatonServer"]

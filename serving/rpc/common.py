@@ -4,12 +4,15 @@ stream loop, model info."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
 
+from baton.errors import InputError, RequestFailed, WrongTask, status_of
 from baton.serving.batcher import ItemResult
 from baton.serving.bundle import Bundle
 from baton.serving.config import ServeConfig
@@ -19,15 +22,17 @@ from baton.serving.v1 import classifier_pb2 as pb
 from baton.task import Task
 
 __all__ = [
-    "RpcFailure",
     "ServerView",
     "abort",
+    "grpc_code",
     "model_info",
     "serve_stream",
     "serve_unary",
     "timings",
     "wrong_task",
 ]
+
+logger = logging.getLogger(__name__)
 
 # The RPC that answers each task, named in the refusal another task's service gives.
 _CALL = {Task.CLASSIFICATION: "TextClassifier.Classify", Task.ENTITIES: "EntityRecognizer.Recognize"}
@@ -56,10 +61,9 @@ class ServerView(Protocol):
     def refuse_malformed(self, method: str, request: Any) -> None: ...
 
 
-class RpcFailure(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+def grpc_code(exc: BaseException) -> grpc.StatusCode:
+    """The status a server answers `exc` with (baton/errors.py holds the one mapping)."""
+    return grpc.StatusCode[status_of(exc).name]
 
 
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
@@ -71,12 +75,9 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messag
     await context.abort(code, message)
 
 
-def wrong_task(task: Task, wanted: Task) -> RpcFailure:
+def wrong_task(task: Task, wanted: Task) -> WrongTask:
     """The refusal a service of `wanted` gives on a server of `task`, naming the call that answers."""
-    return RpcFailure(
-        grpc.StatusCode.FAILED_PRECONDITION,
-        f"this server's model is for {task}, not {wanted}: call {_CALL[task]}",
-    )
+    return WrongTask(f"this server's model is for {task}, not {wanted}: call {_CALL[task]}")
 
 
 def timings(results: list[ItemResult], started: float) -> pb.Timings:
@@ -113,11 +114,19 @@ async def serve_unary(
     context: grpc.aio.ServicerContext,
     method: str,
 ) -> Any:
-    """One answer; an `RpcFailure` ends the call with its status."""
+    """One answer. A `RequestFailed` or `InputError` ends the call with its status and message; anything else is
+    a bug: it is logged with an id, and the client gets INTERNAL with that id, never the exception's text."""
     try:
         return await answer(request, context, method)
-    except RpcFailure as failure:
-        await abort(context, failure.code, str(failure))
+    except (RequestFailed, InputError) as exc:
+        await abort(context, grpc_code(exc), str(exc))
+        raise  # unreachable: abort raises
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception:
+        incident = uuid.uuid4().hex[:12]
+        logger.exception("%s failed (incident %s)", method, incident)
+        await abort(context, grpc.StatusCode.INTERNAL, f"internal error (incident {incident} in the server log)")
         raise  # unreachable: abort raises
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import grpc
 
+from baton.errors import InputError, InvalidRequest, RequestFailed
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
 from baton.serving.kserve_codec import decode_bytes_raw
-from baton.serving.rpc.common import RpcFailure, ServerView, abort
+from baton.serving.rpc.common import ServerView, abort, grpc_code
 from baton.serving.rpc.guards import Checks, add_guarded
 from baton.serving.rpc.wire import Malformed
 from baton.serving.tasks import task_class
@@ -74,8 +75,8 @@ class KServe(kpb_grpc.GRPCInferenceServiceServicer):
         )
 
     def _inputs(self, request: Any) -> tuple[list[str], list[str] | None]:
-        def bad(message: str) -> RpcFailure:
-            return RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
+        def bad(message: str) -> InvalidRequest:
+            return InvalidRequest(message)
 
         declared = self.s.bundle.manifest.inputs
         names = [t.name for t in request.inputs]
@@ -114,11 +115,11 @@ class KServe(kpb_grpc.GRPCInferenceServiceServicer):
             wanted = [o.name for o in request.outputs] or list(known)
             unknown = [name for name in wanted if name not in known]
             if unknown:
-                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output(s): {', '.join(unknown[:8])}")
+                raise InvalidRequest(f"unknown output(s): {', '.join(unknown[:8])}")
             texts, pairs = self._inputs(request)
             results = await self.s.classify(texts, pairs, context, "ModelInfer")
-        except RpcFailure as failure:
-            await abort(context, failure.code, str(failure))
+        except (RequestFailed, InputError) as exc:
+            await abort(context, grpc_code(exc), str(exc))
             raise  # unreachable: abort raises
         response = kpb.ModelInferResponse(model_name=self.s.model_name, model_version="1", id=request.id)
         out_tensor = kpb.ModelInferResponse.InferOutputTensor

@@ -18,9 +18,8 @@ from typing import Any
 
 import grpc
 
-from baton.errors import InputError
 from baton.serving.batcher import ItemResult
-from baton.serving.rpc.common import RpcFailure, ServerView, model_info, serve_stream, serve_unary, timings, wrong_task
+from baton.serving.rpc.common import ServerView, model_info, serve_stream, serve_unary, timings, wrong_task
 from baton.serving.rpc.guards import Checks, add_guarded
 from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.token_classification import Entities, aggregate
@@ -60,10 +59,7 @@ class Recognizer(rpb_grpc.EntityRecognizerServicer):
         if self.s.task is not TASK:
             raise wrong_task(self.s.task, TASK)
         aggregation = request.aggregation or None
-        try:
-            check_aggregation(TASK, aggregation)  # before any text is queued
-        except InputError as exc:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+        check_aggregation(TASK, aggregation)  # before any text is queued (an InputError: INVALID_ARGUMENT)
         results = await self.s.classify(list(request.texts), None, context, method)
         out = []
         for r in results:

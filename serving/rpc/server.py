@@ -13,48 +13,25 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from baton.errors import ConfigError, InputError
-from baton.serving.batcher import (
-    Batcher,
-    BatcherError,
-    BatchFailed,
-    Cancelled,
-    DeadlineExceeded,
-    EngineLike,
-    ItemResult,
-    Overloaded,
-    RequestState,
-    RequestTooLarge,
-    ShuttingDown,
-    WorkerCrashed,
-)
+from baton.errors import EXIT_WORKER_CRASHED, ConfigError, InputError, InvalidRequest, RequestFailed
+from baton.serving.batcher import Batcher, EngineLike, ItemResult, RequestState
 from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.config import ServeConfig
 from baton.serving.engine import build_engine, default_threads, default_workers
 from baton.serving.metrics import ServerMetrics
 from baton.serving.rpc import classifier, kserve, recognizer
-from baton.serving.rpc.common import RpcFailure
+from baton.serving.rpc.common import grpc_code
 from baton.serving.rpc.guards import Checks
 from baton.serving.rpc.security import AuthInterceptor, credentials
 from baton.serving.rpc.wire import Malformed
 from baton.task import Task
 
-__all__ = ["EXIT_WORKER_CRASHED", "BatonServer"]
+__all__ = ["BatonServer"]
 
 logger = logging.getLogger(__name__)
 
-EXIT_WORKER_CRASHED = 3
 # The domain service of each task; a server answers its bundle's, and the others answer FAILED_PRECONDITION.
 _DOMAIN = {module.TASK: module for module in (classifier, recognizer)}
-_ERROR_CODES: dict[type[BatcherError], grpc.StatusCode] = {
-    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    Cancelled: grpc.StatusCode.CANCELLED,
-    ShuttingDown: grpc.StatusCode.UNAVAILABLE,
-    WorkerCrashed: grpc.StatusCode.INTERNAL,
-    BatchFailed: grpc.StatusCode.INTERNAL,
-    RequestTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
-}
 # A call with less time left than this cannot be answered: refused before any work (no tokenizing, no queueing).
 _MIN_REMAINING_S = 0.001
 
@@ -204,22 +181,16 @@ class BatonServer:
     def _check_texts(self, texts: list[str], pairs: list[str] | None) -> None:
         cfg = self.config
         if len(texts) > cfg.max_texts_per_request:
-            raise RpcFailure(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}",
-            )
+            raise InvalidRequest(f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}")
         if texts:  # an empty request gets an empty answer, whatever the model takes
             try:
                 self.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
             except InputError as exc:
-                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+                raise InvalidRequest(str(exc)) from exc
         for field, values in (("texts", texts), ("text_pairs", pairs or [])):
             for i, text in enumerate(values):
                 if len(text) > cfg.max_text_chars:
-                    raise RpcFailure(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}",
-                    )
+                    raise InvalidRequest(f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}")
 
     async def classify(
         self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str
@@ -234,16 +205,13 @@ class BatonServer:
                 raise asyncio.CancelledError
             self._check_texts(texts, pairs)
             state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
-            try:
-                results = await self.batcher.submit(texts, state, pairs)
-            except BatcherError as exc:
-                raise RpcFailure(_ERROR_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc)) from exc
+            results = await self.batcher.submit(texts, state, pairs)
             for r in results:
                 self.metrics.queue_s.observe(r.queue_s)
                 self.metrics.tokenize_s.observe(r.tokenize_s)
             return results
-        except RpcFailure as failure:
-            code = failure.code
+        except (RequestFailed, InputError) as exc:
+            code = grpc_code(exc)
             raise
         except asyncio.CancelledError:
             if code is grpc.StatusCode.OK:
@@ -258,4 +226,4 @@ class BatonServer:
     def refuse_malformed(self, method: str, request: Any) -> None:
         if isinstance(request, Malformed):
             self.metrics.requests.labels(method, grpc.StatusCode.INVALID_ARGUMENT.name).inc()
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            raise InvalidRequest(request.reason)

@@ -224,8 +224,8 @@ def inprocess_ceiling(
     of `repeats` timed runs. The settings: one session on every core, intra-op spinning on or off; and, on a CPU
     with 2+ cores, two single-share sessions running batches side by side in two threads, as the server's two
     workers do under load (on 2 cores this beat the best single session by 1.25x: batches of 8 side by side ran
-    1366-1394 texts/s, one session at its best, batches of 16, 1095-1113, SST-2 int8 on 512 validation texts,
-    `python scripts/compare_ceilings.py DATA BUNDLE --sweep`). Tokenization is included
+    1366-1394 texts/s, one session at its best, batches of 16, 1095-1113, SST-2 int8 on 512 validation texts;
+    docs/decisions.md). Tokenization is included
     (a server must tokenize too); no batcher, no Predictor bookkeeping. Batch 1 on one session also gives the
     in-process latency the 1-client server is compared with. On `device="cuda"` the engine runs on the CUDA
     provider (spinning then only changes the CPU threads that feed it), one session."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import BatonError
+from baton.task import Task
 from baton.tools.bench.accounting import cpu_of, cpu_self, percentiles, scrape, server_view
 from baton.tools.bench.inprocess import inprocess_ceiling, progress_bar
 from baton.tools.bench.options import BenchOptions, check_device, pairs_of
@@ -48,32 +49,37 @@ class _Caller:
             if protocol == "baton"
             else kpb_grpc.GRPCInferenceServiceStub(self.channel)
         )
-        self.task: str | None = None  # the baton protocol asks the server once: Classify or Recognize
+        self.task: Task | None = None  # the baton protocol asks the server once: Classify or Recognize
+        self._domain = {Task.CLASSIFICATION: self._classify, Task.ENTITIES: self._recognize}
+        self._recognizer: Any = None
+
+    async def _classify(self, texts: list[str], pairs: list[str] | None, timeout: float) -> None:
+        request = self.pb.ClassifyRequest(texts=texts, text_pairs=pairs or [])
+        await self.stub.Classify(request, timeout=timeout, metadata=self.metadata)
+
+    async def _recognize(self, texts: list[str], pairs: list[str] | None, timeout: float) -> None:
+        from baton.serving.v1 import recognizer_pb2 as rpb
+        from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
+
+        if self._recognizer is None:
+            self._recognizer = rpb_grpc.EntityRecognizerStub(self.channel)
+        await self._recognizer.Recognize(rpb.RecognizeRequest(texts=texts), timeout=timeout, metadata=self.metadata)
+
+    async def _server_task(self, timeout: float) -> Task:
+        try:
+            info = await self.stub.GetModelInfo(self.pb.GetModelInfoRequest(), timeout=timeout, metadata=self.metadata)
+            return Task.parse(info.task, "GetModelInfo")
+        except self.grpc.aio.AioRpcError as exc:
+            if exc.code() != self.grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            return Task.CLASSIFICATION  # the echo server (load-generator ceiling) answers Classify only
 
     async def __call__(self, texts: list[str], timeout: float) -> None:
         pairs = pairs_of(texts)
-        if self.protocol == "baton" and self.task is None:
-            try:
-                info = await self.stub.GetModelInfo(
-                    self.pb.GetModelInfoRequest(), timeout=timeout, metadata=self.metadata
-                )
-                self.task = info.task
-            except self.grpc.aio.AioRpcError as exc:
-                if exc.code() != self.grpc.StatusCode.UNIMPLEMENTED:
-                    raise
-                self.task = "text-classification"  # the echo server (load-generator ceiling) answers Classify only
-            if self.task == "token-classification":
-                from baton.serving.v1 import recognizer_pb2 as rpb
-                from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
-
-                self.rpb, self.recognizer = rpb, rpb_grpc.EntityRecognizerStub(self.channel)
-        if self.protocol == "baton" and self.task == "token-classification":
-            await self.recognizer.Recognize(
-                self.rpb.RecognizeRequest(texts=texts), timeout=timeout, metadata=self.metadata
-            )
-        elif self.protocol == "baton":
-            request = self.pb.ClassifyRequest(texts=texts, text_pairs=pairs or [])
-            await self.stub.Classify(request, timeout=timeout, metadata=self.metadata)
+        if self.protocol == "baton":
+            if self.task is None:
+                self.task = await self._server_task(timeout)
+            await self._domain[self.task](texts, pairs, timeout)
         else:
             from baton.serving.kserve_codec import encode_bytes_raw
 

@@ -3,12 +3,14 @@ loop and every Ray actor apply, so both engines write the same predictions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from baton.errors import ConfigError, InputError
 from baton.serving.bundle import Bundle
 from baton.serving.predictor import Predictor
-from baton.serving.tasks import check_aggregation
+from baton.serving.tasks import check_aggregation, task_class
+from baton.task import Task
 from baton.tools.score.job import Columns
 
 __all__ = ["check_fit", "output_schema", "prediction_fields", "score_table"]
@@ -23,38 +25,52 @@ def check_fit(bundle: Bundle, columns: Columns) -> None:
         )
     if columns.text_pair is not None and not manifest.pairs:
         raise ConfigError(f"--text-pair-column: {bundle.root} takes single texts, not pairs")
-    if columns.aggregation is not None:
-        if manifest.task != "token-classification":
-            raise ConfigError(f"--aggregation: {bundle.root} is a classifier, not an entity model")
-        try:
-            check_aggregation(manifest.task, columns.aggregation)
-        except InputError as exc:
-            raise ConfigError(f"--aggregation: {exc}") from exc
-    if columns.all_scores and manifest.task == "token-classification":
-        raise ConfigError(f"--scores: {bundle.root} is an entity model; its entities carry their scores")
+    try:
+        check_aggregation(manifest.task, columns.aggregation)
+    except InputError as exc:
+        raise ConfigError(f"--aggregation: {bundle.root} is a {manifest.task} model: {exc}") from exc
+    if columns.all_scores and "scores" not in {o.name for o in task_class(manifest.task).outputs(manifest.labels)}:
+        raise ConfigError(f"--scores: {bundle.root} is a {manifest.task} model; its answers carry their own scores")
+
+
+def _entity_fields(bundle: Bundle, columns: Columns) -> list[Any]:
+    import pyarrow as pa
+
+    entity = pa.struct(
+        [
+            ("label", pa.string()),
+            ("text", pa.string()),
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("score", pa.float64()),
+        ]
+    )
+    return [pa.field("entities", pa.list_(entity))]
+
+
+def _class_fields(bundle: Bundle, columns: Columns) -> list[Any]:
+    import pyarrow as pa
+
+    fields = [pa.field("label", pa.string()), pa.field("score", pa.float64())]
+    if bundle.multi_label:
+        fields.append(pa.field("labels", pa.list_(pa.string())))
+    if columns.all_scores:
+        fields.append(pa.field("scores", pa.struct([(label, pa.float64()) for label in bundle.labels])))
+    return fields
+
+
+# the Arrow fields each task's answers fill
+_FIELDS: dict[Task, Callable[[Bundle, Columns], list[Any]]] = {
+    Task.CLASSIFICATION: _class_fields,
+    Task.ENTITIES: _entity_fields,
+}
 
 
 def prediction_fields(bundle: Bundle, columns: Columns) -> list[Any]:
     """The Arrow fields a job adds, in order (see `Columns`)."""
     import pyarrow as pa
 
-    if bundle.manifest.task == "token-classification":
-        entity = pa.struct(
-            [
-                ("label", pa.string()),
-                ("text", pa.string()),
-                ("start", pa.int64()),
-                ("end", pa.int64()),
-                ("score", pa.float64()),
-            ]
-        )
-        fields = [pa.field("entities", pa.list_(entity))]
-    else:
-        fields = [pa.field("label", pa.string()), pa.field("score", pa.float64())]
-        if bundle.multi_label:
-            fields.append(pa.field("labels", pa.list_(pa.string())))
-        if columns.all_scores:
-            fields.append(pa.field("scores", pa.struct([(label, pa.float64()) for label in bundle.labels])))
+    fields = _FIELDS[bundle.manifest.task](bundle, columns)
     return [*fields, pa.field("truncated", pa.bool_()), pa.field("empty_text", pa.bool_())]
 
 
@@ -103,10 +119,7 @@ def score_table(predictor: Predictor, table: Any, columns: Columns, schema: Any)
     if rows:
         chosen = [texts[i] or "" for i in rows]
         chosen_pairs = None if pairs is None else [pairs[i] for i in rows]
-        if predictor.task == "token-classification":
-            found = predictor.predict(chosen, aggregation=columns.aggregation)
-        else:
-            found = predictor.predict(chosen, pairs=chosen_pairs)
+        found = predictor.predict(chosen, pairs=chosen_pairs, aggregation=columns.aggregation)
         for i, answer in zip(rows, found, strict=True):
             answers[i] = answer
     data: dict[str, list[Any]] = {}

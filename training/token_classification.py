@@ -23,6 +23,7 @@ import numpy as np
 
 from baton._io import write_json_atomic
 from baton.errors import DataError
+from baton.task import Task
 from baton.training.advice import advise, logged
 from baton.training.config import TrainConfig
 from baton.training.console import use_console
@@ -35,6 +36,7 @@ from baton.training.rundir import (
     LOG_HISTORY,
     MODEL_DIR,
     RUN_FILES,
+    RunResult,
     clear_stale_checkpoints,
     finish_run,
     hold_out,
@@ -61,7 +63,6 @@ logger = logging.getLogger(__name__)
 # The validation metric that picks a run's best checkpoint and that `baton tune` maximises.
 METRIC = "entity_f1"
 
-TASK = "token-classification"
 SCHEME = "IOB2"
 
 
@@ -121,7 +122,7 @@ def prepare_token_data(cfg: TrainConfig) -> TokenData:
     }
     logger.info(
         "task %s, %d tags (%s); %d train / %d validation sentences (%s)",
-        TASK,
+        Task.ENTITIES,
         len(labels),
         ", ".join(labels),
         len(train),
@@ -262,11 +263,9 @@ def build_token_trainer(
     return TokenTrainer(trainer, splits, owners, hw, cfg, schedule)
 
 
-def run_token_training(cfg: TrainConfig) -> Any:
+def run_token_training(cfg: TrainConfig) -> RunResult:
     """Fine-tune `cfg.model` for entity recognition and write the run directory."""
     import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
-
-    from baton.training.trainer import RunResult
 
     started = time.perf_counter()
     out, checkpoint = prepare_output_dir(cfg)
@@ -336,7 +335,7 @@ def _write_run(
         out / "train_args.json",
         {
             "config": cfg.to_dict(),
-            "task": TASK,
+            "task": Task.ENTITIES,
             "scheme": SCHEME,
             "resolved_model": model_path,
             "base_model": cfg.model,
@@ -374,7 +373,7 @@ def _report(out: Path, cfg: TrainConfig, data: TokenData, metrics: dict[str, Any
         "| | |",
         "|---|---|",
         f"| base model | {cfg.model} |",
-        f"| task | {TASK} ({SCHEME}) |",
+        f"| task | {Task.ENTITIES} ({SCHEME}) |",
         f"| tags | {', '.join(data.labels)} |",
         f"| train sentences | {len(data.train)} ({training['train_rows']} rows with windows) |",
         f"| validation | {data.validation_source} |",

@@ -1,6 +1,6 @@
 """`make soak`: a real `baton serve` under 64 well-behaved clients, first clean, then mixed with abuse, then drained.
 
-    python scripts/soak.py BUNDLE [--seconds 600] [--clean-seconds 60] [--clients 64] [--output soak.json]
+    python benchmarks/soak.py BUNDLE [--seconds 600] [--clean-seconds 60] [--clients 64] [--output soak.json]
 
 Abuse, each kind at a bounded rate beside the bystanders: oversize messages (over --max-message-bytes), element
 floods (half a million empty texts), malformed protobuf, calls cancelled mid-flight, 1 ms deadlines, and
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _harness import run
 
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
@@ -165,24 +166,21 @@ class Soak:
         return {"streams": dict(outcomes), "messages_answered": answered[0]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle")
     parser.add_argument("--seconds", type=float, default=600.0, help="abuse phase")
     parser.add_argument("--clean-seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--abusers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=5.0, help="abuse rounds per second per abuser")
-    parser.add_argument("--output", type=Path, default=Path("bench-results/soak.json"))
-    args = parser.parse_args()
 
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="baton-soak-") as folder:
         token = Path(folder) / "token"
         token.write_text(TOKEN)
         with started_server(Path(args.bundle), ["--auth-token-file", str(token), "--grace-s", "20"]) as server:
             report = _soak(args, Soak(server.target, args.clients), server.process)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     met = (
         not any(report["unexpected_bystander_errors"].values())
@@ -192,7 +190,8 @@ def main() -> None:
         and report["exit_code"] == 0
         and set(report["drain"]["streams"]) <= {"OK"}
     )
-    print(f"targets {'met' if met else 'NOT met'}; written to {args.output}")
+    print(f"targets {'met' if met else 'NOT met'}")
+    return {**report, "targets_met": met}
 
 
 def _soak(args: argparse.Namespace, soak: Soak, proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -246,5 +245,4 @@ def _soak(args: argparse.Namespace, soak: Soak, proc: subprocess.Popen[str]) -> 
     }
 
 
-if __name__ == "__main__":
-    main()
+run(__name__, __doc__, configure, measure)

@@ -1,6 +1,6 @@
 """Score every int8 recipe of `baton export` on a finished run, without stopping at the first that passes.
 
-Usage: python scripts/int8_recipes.py RUN_DIR [PARITY_SAMPLES] [--no-speed]
+Usage: python benchmarks/int8_recipes.py RUN_DIR [--samples 512] [--no-speed]
 Prints, per graph (the plain export; the O2-fused one baton quantizes; for comparison the O2 graph with
 SkipLayerNormalization fused, as exported before) and recipe, the argmax agreement with the fp32
 (O2) export, the accuracy and the file size, then the speed of every model side by side (interleaved rounds, 2
@@ -11,19 +11,21 @@ speed ratio to fp32 taken within each round): the figures behind
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _harness import run
 
 from baton._ort import new_session
 from baton.export import onnx as steps
 from baton.export import parity
 from baton.export.config import ExportConfig
-from baton.export.exporter import parity_inputs, read_run
+from baton.export.samples import parity_inputs
+from baton.training.rundir import read_run
 
 
 def _rows(inputs: parity.ParityInputs) -> list[dict[str, np.ndarray]]:
@@ -47,7 +49,7 @@ def _batched(rows: list[dict[str, np.ndarray]], size: int) -> list[dict[str, np.
     return out
 
 
-def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5) -> None:
+def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5) -> dict[str, dict[str, float]]:
     """Each round times every model once; ratios to the first model are taken within a round, then the median."""
     import statistics
 
@@ -71,12 +73,16 @@ def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5
                     sess.run(None, batch)
                 rates.setdefault((name, size), []).append(len(rows) / (time.perf_counter() - start))
     base = next(iter(sessions))
+    out: dict[str, dict[str, float]] = {}
     for name in sessions:
         figures = []
         for size in loads:
             ratio = statistics.median(a / b for a, b in zip(rates[name, size], rates[base, size], strict=True))
-            figures.append(f"batch {size} {statistics.median(rates[name, size]):.0f} texts/s ({ratio:.2f}x)")
+            rate = statistics.median(rates[name, size])
+            out.setdefault(name, {}).update({f"batch{size}_texts_per_s": rate, f"batch{size}_ratio": ratio})
+            figures.append(f"batch {size} {rate:.0f} texts/s ({ratio:.2f}x)")
         print(f"{name}: " + ", ".join(figures), flush=True)
+    return out
 
 
 def _fused_with_skip_layer_norm(onnx_dir: Path) -> Path:
@@ -88,13 +94,19 @@ def _fused_with_skip_layer_norm(onnx_dir: Path) -> Path:
     return out / "model_optimized.onnx"
 
 
-def main() -> None:
-    run = Path(sys.argv[1])
-    samples = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 512
-    cfg = ExportConfig(run_dir=str(run), output=str(run / "unused"), parity_samples=samples)
-    trained = read_run(run)
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--samples", type=int, default=512, help="parity samples")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timing rounds")
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    run_dir = args.run_dir
+    cfg = ExportConfig(run_dir=str(run_dir), output=str(run_dir / "unused"), parity_samples=args.samples)
+    trained = read_run(run_dir)
+    recipes: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_dir = steps.export_fp32(run / "model", Path(tmp), trained.task, None)
+        onnx_dir = steps.export_fp32(run_dir / "model", Path(tmp), trained.task, None)
         plain = onnx_dir / "model.onnx"
         fused = steps.optimize_graph(onnx_dir, cfg.optimize)
         names = [i.name for i in new_session(fused).get_inputs()]
@@ -120,6 +132,12 @@ def main() -> None:
                     for m in (0.1, 0.2, 0.4)
                 )
                 right = judge.correct(logits)
+                recipes[f"{graph} {recipe}"] = {
+                    "fp32_matmuls": len(exclude),
+                    "agreement": judge.agreement(fp32, logits),
+                    judge.quality_name: accuracy,
+                    "mib": model.stat().st_size / 2**20,
+                }
                 ci = ""
                 if right is not None and right32 is not None:
                     drop, low, high = parity.paired_drop(right32, right)
@@ -131,9 +149,8 @@ def main() -> None:
                     flush=True,
                 )
                 models[f"{graph} {recipe}"] = model
-        if "--no-speed" not in sys.argv:
-            _speed(models, inputs)
+        speed = {} if args.no_speed else _speed(models, inputs)
+    return {"recipes": recipes, "speed": speed}
 
 
-if __name__ == "__main__":
-    main()
+run(__name__, __doc__, configure, measure)

@@ -1,9 +1,9 @@
 """Deadline storm: bystanders with 30 s deadlines beside clients that send 1 ms deadlines, against baton or a plain
 grpc.aio server (a 2 ms sleep per call), each in its own process on a loopback port.
 
-    python scripts/deadline_storm.py BUNDLE|plain [--abusers 16] [--bystanders 16] [--seconds 10]
-        [--separate-connections] [--abusers-nice 19] [--grpc-option KEY=INT (plain)] [extra `baton serve` flags,
-        e.g. --max-pending-calls 1000 or --max-concurrent-streams 32]
+    python benchmarks/deadline_storm.py BUNDLE|plain [--abusers 16] [--bystanders 16] [--seconds 10]
+        [--separate-connections] [--abusers-nice 19] [--grpc-option KEY=INT (plain)] [-- extra `baton serve`
+        flags, e.g. --max-pending-calls 1000 or --max-concurrent-streams 32]
 
 Prints the status codes of both groups, the bystanders' p50/p99 and, for baton, what reached its Classify handler
 and the server's peak RSS. What it showed (docs/benchmarks.md, "Deadline storm"): the bystanders' CANCELLED came
@@ -23,10 +23,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from _harness import run
 
 from baton.tools.bench import started_server
 
@@ -65,8 +69,7 @@ def _server(args: argparse.Namespace) -> Iterator[tuple[str, str | None, int]]:
         proc.wait(30)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", help="a bundle directory, or 'plain'")
     parser.add_argument("--abusers", type=int, default=16)
     parser.add_argument("--bystanders", type=int, default=16)
@@ -86,23 +89,26 @@ def main() -> None:
         help="plain server only: a grpc server option KEY=INT, e.g. grpc.server.max_pending_requests=100000",
     )
     parser.add_argument("--only-abusers-at", default=None, help=argparse.SUPPRESS)  # the child of --abusers-nice
-    args, serve_flags = parser.parse_known_args()  # anything else goes to `baton serve`
-    args.serve_flags = [f for f in serve_flags if f != "--"]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    args.serve_flags = args.passthrough  # after `--`: flags for `baton serve`
     if args.only_abusers_at:
         codes, _ = _clients(args, args.only_abusers_at, args.abusers, 0.001)
-        print(json.dumps(codes))
-        return
+        return {"abusers": codes}
     with _server(args) as (target, metrics_url, pid):
-        _storm(args, target)
+        results = _storm(args, target)
         if metrics_url is not None:
-            _handled(metrics_url)
+            results["reached_handler"] = _handled(metrics_url)
         status = Path(f"/proc/{pid}/status")
         if status.exists():  # Linux: the server's peak resident memory
             peak = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM"))
+            results["server_peak_rss_mib"] = int(peak) / 1024
             print(f"  server peak RSS: {int(peak) / 1024:.0f} MiB")
+    return results
 
 
-def _handled(metrics_url: str) -> None:
+def _handled(metrics_url: str) -> dict[str, int]:
     """What reached baton's handler: its RPC counts by code (a doomed call refused there counts DEADLINE_EXCEEDED)."""
     import urllib.request
 
@@ -111,6 +117,7 @@ def _handled(metrics_url: str) -> None:
         if line.startswith("baton_requests_total{") and 'method="Classify"' in line:
             counts[line.split('code="')[1].split('"')[0]] += int(float(line.split()[-1]))
     print(f"  reached baton's Classify handler: {dict(counts)}")
+    return dict(counts)
 
 
 def _clients(args: argparse.Namespace, target: str, count: int, timeout: float) -> tuple[dict[str, int], list[float]]:
@@ -151,11 +158,13 @@ def _clients(args: argparse.Namespace, target: str, count: int, timeout: float) 
     return dict(codes), latencies
 
 
-def _storm(args: argparse.Namespace, target: str) -> None:
+def _storm(args: argparse.Namespace, target: str) -> dict[str, Any]:
     results: dict[str, tuple[dict[str, int], list[float]]] = {}
     child = None
+    record = Path(tempfile.mkdtemp(prefix="baton-storm-")) / "abusers.json"
     if args.abusers_nice is not None and args.abusers:
         argv = [sys.executable, __file__, args.target, "--only-abusers-at", target, "--abusers", str(args.abusers)]
+        argv += ["--json", str(record)]
         argv += ["--seconds", str(args.seconds)] + (["--separate-connections"] if args.separate_connections else [])
         nice = args.abusers_nice
         child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(nice))
@@ -168,8 +177,8 @@ def _storm(args: argparse.Namespace, target: str) -> None:
         worker.start()
     results["bystanders"] = _clients(args, target, args.bystanders, 30.0)
     if child is not None:
-        out, _ = child.communicate(timeout=args.seconds + 60)
-        results["abusers"] = (json.loads(out.strip().splitlines()[-1]), [])
+        child.communicate(timeout=args.seconds + 60)
+        results["abusers"] = (json.loads(record.read_text())["results"]["abusers"], [])
     else:
         worker.join()
     codes = {group: results[group][0] for group in ("bystanders", "abusers")}
@@ -187,6 +196,12 @@ def _storm(args: argparse.Namespace, target: str) -> None:
             f"{statistics.median(latencies) * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms"
         )
 
+    out: dict[str, Any] = {"codes": codes}
+    if latencies:
+        out["bystanders_ok_per_s"] = len(latencies) / args.seconds
+        out["bystanders_p50_ms"] = statistics.median(latencies) * 1e3
+        out["bystanders_p99_ms"] = p99 * 1e3
+    return out
 
-if __name__ == "__main__":
-    main()
+
+run(__name__, __doc__, configure, measure)

@@ -1,6 +1,6 @@
 """Compare `baton serve` flag sets side by side, interleaved, against the in-process ceiling.
 
-Usage: python scripts/tune_serve.py BUNDLE DATA.jsonl [--rounds N] [--concurrency 1,8,64]
+Usage: python benchmarks/tune_serve.py BUNDLE DATA.jsonl [--rounds N] [--concurrency 1,8,64]
     -- ["--workers 1" "--max-batch-size 8" ...]
 
 Each round measures the in-process ceiling (sorted batches, best size), then starts one server per flag set in turn
@@ -15,14 +15,15 @@ from __future__ import annotations
 import argparse
 import shlex
 import statistics
-import sys
 from pathlib import Path
+from typing import Any
+
+from _harness import run
 
 import baton.tools.bench as bench
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("data")
     parser.add_argument("--rounds", type=int, default=4)
@@ -31,10 +32,10 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", default="1,64", help="client counts, comma-separated; the first is the latency level"
     )
-    argv = sys.argv[1:]
-    split = argv.index("--") if "--" in argv else len(argv)
-    args = parser.parse_args(argv[:split])
-    args.flag_sets = argv[split + 1 :] or [""]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    args.flag_sets = args.passthrough or [""]
     levels = [int(c) for c in args.concurrency.split(",")]
     texts = bench.load_texts(args.data, samples=872)
     rows: dict[str, list[dict[str, float]]] = {flags: [] for flags in args.flag_sets}
@@ -70,8 +71,10 @@ def main() -> None:
     cells = " | ".join(f"{level} clients texts/s (ratio, b)" for level in levels)
     print(f"| server flags | ceiling texts/s | {levels[0]} client(s) p50 ms | minus batch-1 p50 ms | {cells} |")
     print("|---|---|---|---|" + "---|" * len(levels))
+    medians: dict[str, dict[str, float]] = {}
     for flags, measured in rows.items():
         med = {k: statistics.median(r[k] for r in measured) for k in measured[0]}
+        medians[flags or "(defaults)"] = med
         per_level = " | ".join(
             f"{med[str(level)]:.0f} (**{med[f'{level}/c']:.2f}**, {med[f'{level}b']:.1f})" for level in levels
         )
@@ -80,6 +83,7 @@ def main() -> None:
             f"| {per_level} |"
         )
 
+    return {"rounds": rows, "medians": medians}
 
-if __name__ == "__main__":
-    main()
+
+run(__name__, __doc__, configure, measure)

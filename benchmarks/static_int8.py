@@ -1,7 +1,7 @@
 """Static int8 (activation scales calibrated once) against the bundle's dynamic int8 and fp32: agreement, the batch
 effect, speed. Static scales make a text's answer independent of its batch-mates; this measures what they cost.
 
-    python scripts/static_int8.py BUNDLE DATA.jsonl CALIBRATION.jsonl [--format qdq|qoperator] [--samples 872]
+    python benchmarks/static_int8.py BUNDLE DATA.jsonl CALIBRATION.jsonl [--format qdq|qoperator] [--samples 872]
 
 Quantizes the bundle's fp32 graph with onnxruntime's `quantize_static` (per-channel int8 weights, MinMax
 calibration on up to 256 calibration texts, through the runtime's own preprocessing), then prints, per variant:
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _harness import run
 
 from baton._ort import new_session
 from baton.serving import load_bundle
@@ -76,14 +77,15 @@ def _probs(session: Any, engine: Engine, texts: list[str], chunks: list[list[int
     return softmax(out)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("data", type=Path)
     parser.add_argument("calibration", type=Path)
     parser.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
     parser.add_argument("--samples", type=int, default=872)
-    args = parser.parse_args()
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     bundle = load_bundle(args.bundle)
     engine = Engine(bundle, "fp32", "cpu", threads=1)
     texts = load_texts(str(args.data), samples=args.samples)
@@ -96,9 +98,16 @@ def main() -> None:
     sorted8 = length_sorted_chunks(len(texts), lambda i: len(texts[i]), 8)
     alone = [[i] for i in range(len(texts))]
     reference = _probs(sessions["fp32"], engine, texts, sorted8).argmax(-1)
+    results: dict[str, dict[str, Any]] = {}
     for name, session in sessions.items():
         batched = _probs(session, engine, texts, sorted8)
         single = _probs(session, engine, texts, alone)
+        results[name] = {
+            "mib": paths[name].stat().st_size / 2**20,
+            "agreement_with_fp32": float(np.mean(batched.argmax(-1) == reference)),
+            "flips_alone_vs_batched": int(np.sum(batched.argmax(-1) != single.argmax(-1))),
+            "max_change_alone_vs_batched": float(np.abs(batched - single).max()),
+        }
         print(
             f"{name}: {paths[name].stat().st_size / 2**20:.1f} MiB, agreement with fp32 "
             f"{np.mean(batched.argmax(-1) == reference):.4f}, "
@@ -116,10 +125,13 @@ def main() -> None:
             spent[name].append(time.perf_counter() - started)
     base = statistics.median(spent["fp32"])
     for name, times in spent.items():
+        results[name]["texts_per_s"] = len(texts) / statistics.median(times)
+        results[name]["vs_fp32"] = base / statistics.median(times)
         print(
             f"{name}: {len(texts) / statistics.median(times):.0f} texts/s, {base / statistics.median(times):.2f}x fp32"
         )
 
+    return results
 
-if __name__ == "__main__":
-    main()
+
+run(__name__, __doc__, configure, measure)

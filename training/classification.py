@@ -1,4 +1,5 @@
-"""One training run: wraps `transformers.Trainer` and writes the run directory.
+"""Text classification training (single-label, multi-label, sentence pairs): wraps `transformers.Trainer` and writes
+the run directory. The runtime twin is serving/tasks/classification.py.
 
 Run directory (the contract `baton export` reads):
     model/               safetensors + config.json (id2label, problem_type) + tokenizer files
@@ -22,20 +23,19 @@ from baton._io import write_json_atomic
 from baton.training.advice import advise, logged
 from baton.training.config import TrainConfig
 from baton.training.console import use_console
-from baton.training.data import PreparedData, check_headers, prepare_data
+from baton.training.data import PreparedData, prepare_data
 from baton.training.metrics import classification_metrics, probabilities
 from baton.training.models import check_max_length, resolve_model
 from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_trainer
-from baton.training.ner_data import detect_token_layout
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
 from baton.training.rundir import (
     LOG_HISTORY,
     MODEL_DIR,
     RUN_FILES,
+    RunResult,
     clear_stale_checkpoints,
     finish_run,
     install_model,
-    is_main_process,
     prepare_output_dir,
     trainer_arguments,
     training_record,
@@ -47,23 +47,15 @@ from baton.training.trivial import MARGIN, beats_baseline, can_judge, trivial_ba
 __all__ = [
     "ClassificationTrainer",
     "Recipe",
-    "RunResult",
     "build_classification_trainer",
     "check_trivial",
-    "resolve_task",
+    "run_classification",
     "run_text_classification",
-    "run_training",
     "validation_metric",
     "write_run",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    output_dir: Path
-    metrics: dict[str, Any]
 
 
 def _tokenize(data: PreparedData, tokenizer: Any, max_length: int) -> dict[str, Any]:
@@ -144,40 +136,10 @@ def _advice(built: ClassificationTrainer, data: PreparedData, metrics: dict[str,
     )
 
 
-def resolve_task(cfg: TrainConfig) -> str:
-    """`--task`, or (auto) token-classification when the training file holds entity data, else text."""
-    if cfg.task != "auto":
-        return cfg.task
-    if cfg.train_file is not None and detect_token_layout(cfg.train_file, cfg.tokens_column, cfg.tags_column):
-        return "token-classification"
-    return "text-classification"
-
-
-def run_training(cfg: TrainConfig) -> RunResult:
-    """Fine-tune `cfg.model` on the configured data and write the run directory (the task's trainer).
-
-    The data files' headers are checked before torch is imported, so a wrong column fails at once. Text
-    classification takes the few-shot path (training/fewshot.py) with `--few-shot`, or by itself when the data is
-    single-label single texts whose smallest class has at most `FEW_SHOT_PER_CLASS` training rows. The terminal
-    shows a progress bar and a line per evaluation; the rest goes to RUN/train.log (training/console.py)."""
-    task = resolve_task(cfg)
-    if task == "text-classification":
-        check_headers(cfg)
-    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
-
-    from baton.training.console import LOG_FILE, library_output_to
-
-    prepare_output_dir(cfg)  # checks only: a finished run is refused before anything is written
-    # torchrun: only rank 0 writes into the run directory; the other ranks stay quiet without a log file
-    with library_output_to(Path(cfg.output_dir) / LOG_FILE if is_main_process() else None):
-        if task == "token-classification":
-            from baton.training.token_trainer import run_token_training
-
-            return run_token_training(cfg)  # type: ignore[no-any-return]
-        return _run_text(cfg)
-
-
-def _run_text(cfg: TrainConfig) -> RunResult:
+def run_classification(cfg: TrainConfig) -> RunResult:
+    """Fine-tune `cfg.model` on text classification data. The few-shot path (training/fewshot.py) runs with
+    `--few-shot`, or by itself when the data is single-label single texts whose smallest class has at most
+    `FEW_SHOT_PER_CLASS` training rows."""
     from baton.training import fewshot
 
     data = prepare_data(cfg)

@@ -9,8 +9,8 @@ label, `--sizes N` draws N rows keeping each label's share), scored on the whole
   fewshot   always the few-shot path (--few-shot)
   frozen    the packaged encoder's mean-pooled embeddings, frozen, and a logistic regression
 
-    python scripts/small_data.py ../shared/data/sst2_sentence --per-class 8,16 --sizes 200 --seeds 3 \
-        --arms old,default,frozen --out bench-results/small-data-sst2.json
+    python benchmarks/small_data.py ../shared/data/sst2_sentence --per-class 8,16 --sizes 200 --seeds 3 \
+        --arms old,default,frozen --json bench-results/small-data-sst2.json
 
 Prints one Markdown table (mean and per-seed validation accuracy) and writes the rows as JSON with the machine.
 `--samples DIR --arms ''` only writes the samples (per_class8-s0.jsonl, size200-s0.jsonl, ...), to rerun one with
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import random
 import statistics
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _harness import run
 
 ARMS = {
     "old": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-4, "patience": 2, "few_shot": False},
@@ -80,17 +81,17 @@ def _train(arm: str, model: str, train: Path, val: Path) -> float:
         return float(run_training(cfg).metrics["validation"]["accuracy"])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="a folder with train.jsonl and validation.jsonl ({text, label})")
     parser.add_argument("--per-class", default="", help="comma-separated rows per label")
     parser.add_argument("--sizes", default="", help="comma-separated total rows")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--arms", default="old,default,frozen")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--samples", type=Path, default=None, help="also write each sample here (to rerun one)")
-    args = parser.parse_args()
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     rows = [json.loads(x) for x in (args.data / "train.jsonl").read_text().splitlines()]
     val_file = args.data / "validation.jsonl"
@@ -132,12 +133,7 @@ def main() -> int:
             accs = [r["accuracy"] for r in results if r["point"] == point and r["arm"] == arm]
             cells.append(f"{statistics.fmean(accs):.3f} ({', '.join(f'{a:.3f}' for a in accs)})")
         print(f"| {point} | {' | '.join(cells)} |")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": __import__("os").cpu_count()}
-        args.out.write_text(json.dumps({"env": env, "model": args.model, "rows": results}, indent=1))
-    return 0
+    return {"model": args.model, "rows": results}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+run(__name__, __doc__, configure, measure)

@@ -1,6 +1,6 @@
 """How much a text's answer depends on its batch-mates, per variant: dynamic int8 scales activations per batch.
 
-    python scripts/int8_batch_effect.py BUNDLE DATA.jsonl [--text-column text] [--samples 872]
+    python benchmarks/int8_batch_effect.py BUNDLE DATA.jsonl [--text-column text] [--samples 872]
 
 Scores every text alone (batch 1), then in the batches the server forms (length-sorted neighbours, 8 and 32) and
 in random batches of 8, and prints per variant: label flips against alone (count, rate), the largest change of the
@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from _harness import run
 
 from baton.serving import load_bundle
 from baton.serving.encoder import length_sorted_chunks
@@ -30,13 +32,14 @@ def _probs(engine: Engine, texts: list[str], chunks: list[list[int]]) -> np.ndar
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("data", type=Path)
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--samples", type=int, default=872)
-    args = parser.parse_args()
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     texts = load_texts(str(args.data), args.text_column, args.samples)
     bundle = load_bundle(args.bundle)
     rng = random.Random(0)
@@ -50,6 +53,7 @@ def main() -> None:
     print(f"{bundle.root}: {len(texts)} texts from {args.data}")
     print("| variant | batches | label flips | flip rate | max abs diff of top score | top-2 margin alone of flips |")
     print("|---|---|---|---|---|---|")
+    rows = []
     for variant in sorted(bundle.models):
         if variant == "fp16":
             continue
@@ -63,11 +67,21 @@ def main() -> None:
             flips = np.nonzero(batched.argmax(-1) != labels_alone)[0]
             top_diff = np.abs(batched.max(-1) - alone.max(-1)).max()
             margins = ", ".join(f"{margin[i]:.3f}" for i in flips[:8]) or "-"
+            rows.append(
+                {
+                    "variant": variant,
+                    "batches": name,
+                    "flips": len(flips),
+                    "texts": len(texts),
+                    "max_top_score_change": float(top_diff),
+                    "margins_alone_of_flips": [float(margin[i]) for i in flips],
+                }
+            )
             print(
                 f"| {variant} | {name} | {len(flips)} | {len(flips) / len(texts):.2%} | {top_diff:.2e} | {margins} |",
                 flush=True,
             )
+    return {"bundle": str(bundle.root), "rows": rows}
 
 
-if __name__ == "__main__":
-    main()
+run(__name__, __doc__, configure, measure)

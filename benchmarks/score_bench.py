@@ -2,17 +2,17 @@
 peak memory against the input's size, and where the embedded path's time goes.
 
 Usage:
-  python scripts/score_bench.py speed BUNDLE DATA.jsonl [--rows 50000] [--rounds 2] [--engines embedded,ray1,ray2]
+  python benchmarks/score_bench.py speed BUNDLE DATA.jsonl [--rows 50000] [--rounds 2] [--engines embedded,ray1,ray2]
       Per round, side by side: the strict in-process ceiling (`baton bench`'s: encoder + session, texts sorted by
       length as a whole, best batch size and spinning, median of 3), `baton score` embedded, the ceiling again,
       then on Ray with 1 actor and with 2 actors, on a parquet file of ROWS texts cycled from DATA. Prints rows/s;
       the embedded ratio is to the mean of the two ceilings around it, Ray's to the second. Ray's figure is the
       whole job as a user waits for it: starting the local cluster and the actors included. --engines picks which
       of the three run (all by default).
-  python scripts/score_bench.py memory BUNDLE DATA.jsonl [--rows 100000,1000000]
+  python benchmarks/score_bench.py memory BUNDLE DATA.jsonl [--rows 100000,1000000]
       Runs embedded `baton score` on a file of each size and samples the process's RSS every 0.5 s; prints the
       peak and the RSS at 25/50/75 % of the run. Memory that does not grow with the file is the claim checked.
-  python scripts/score_bench.py gap BUNDLE DATA.jsonl [--rows 20000] [--rounds 2] [--batch-size 16]
+  python benchmarks/score_bench.py gap BUNDLE DATA.jsonl [--rows 20000] [--rounds 2] [--batch-size 16]
       Where embedded `baton score` loses against the ceiling. First the Predictor's own work around the session,
       per row (encoding, postprocessing, a whole `predict` on one chunk). Then four ways of scoring the same rows,
       alternating within each round so the machine's drift lands in every one alike: the ceiling's own loop
@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _harness import run
 
 
 def _texts(data: Path) -> list[str]:
@@ -61,7 +63,7 @@ def _score(bundle: Path, source: Path, output: Path, *extra: str) -> dict[str, A
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def speed(args: argparse.Namespace, work: Path) -> None:
+def speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from baton.tools.bench import inprocess_ceiling
 
     every = {
@@ -75,6 +77,7 @@ def speed(args: argparse.Namespace, work: Path) -> None:
     engines = dict(every[key] for key in every if key in chosen)
     texts = _texts(args.data)
     source = _synthetic(texts, args.rows, work)
+    rounds = []
     for r in range(args.rounds):
         # The ceiling is measured right before and right after the embedded run, and the embedded ratio uses their
         # mean, so the machine's drift over minutes does not land in it; Ray is set against the second ceiling.
@@ -87,6 +90,7 @@ def speed(args: argparse.Namespace, work: Path) -> None:
             if name == "embedded":
                 ceilings.append(inprocess_ceiling(args.bundle, sorted(set(texts)), None, 6.0))
         before, after = (c["texts_per_s"] for c in ceilings)
+        rounds.append({"ceiling_before": before, "ceiling_after": after, "engines": results})
         print(
             f"round {r + 1}: ceiling {before:.0f} texts/s before the embedded run, {after:.0f} after "
             f"({ceilings[0]['variant']}, batches of {ceilings[0]['best_setting']}, spin {ceilings[0]['best_spin']})",
@@ -100,12 +104,14 @@ def speed(args: argparse.Namespace, work: Path) -> None:
                 f"({summary['rows']} rows in {summary['seconds']:.1f} s)",
                 flush=True,
             )
+    return {"rounds": rounds}
 
 
-def memory(args: argparse.Namespace, work: Path) -> None:
+def memory(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import psutil
 
     texts = _texts(args.data)
+    out_rows = []
     for rows in (int(x) for x in args.rows.split(",")):
         source = _synthetic(texts, rows, work)
         out = work / f"mem{rows}"
@@ -127,15 +133,17 @@ def memory(args: argparse.Namespace, work: Path) -> None:
         if proc.returncode != 0:
             raise SystemExit(f"baton score failed on {rows} rows")
         at = {q: samples[int(len(samples) * q)] for q in (0.25, 0.5, 0.75)} if samples else {}
+        out_rows.append({"rows": rows, "peak_rss_mib": max(samples, default=0.0), "seconds": seconds})
         print(
             f"{rows:>9} rows ({source.stat().st_size / 2**20:.0f} MiB parquet): peak RSS {max(samples):.0f} MiB; "
             + ", ".join(f"{int(q * 100)}%: {v:.0f} MiB" for q, v in at.items())
             + f"; {seconds:.0f} s, {rows / seconds:.0f} rows/s",
             flush=True,
         )
+    return {"runs": out_rows}
 
 
-def gap(args: argparse.Namespace, work: Path) -> None:
+def gap(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from baton.serving.predictor import Predictor
 
     texts = _texts(args.data)
@@ -177,12 +185,13 @@ def gap(args: argparse.Namespace, work: Path) -> None:
     _costs(predictor, rows[:chunk], size)
     ratios: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(args.rounds):
-        rates = {name: run() for name, run in variants.items()}
+        rates = {name: measure_one() for name, measure_one in variants.items()}
         for name, rate in rates.items():
             ratios[name].append(rate / rates["loop, sorted whole"])
         print(f"round {r + 1}: " + ", ".join(f"{n} {v:.0f}" for n, v in rates.items()) + " rows/s", flush=True)
     for name, values in ratios.items() if args.rounds else ():
         print(f"{name:<20} median ratio {statistics.median(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})")
+    return {"ratios_to_sorted_loop": ratios}
 
 
 def _costs(predictor: Any, rows: list[str], size: int) -> None:
@@ -207,8 +216,7 @@ def _costs(predictor: Any, rows: list[str], size: int) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mode", choices=("speed", "memory", "gap"))
     parser.add_argument("bundle", type=Path)
     parser.add_argument("data", type=Path)
@@ -218,15 +226,16 @@ def main() -> None:
     parser.add_argument("--engines", default="embedded,ray1,ray2")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--chunk-rows", type=int, default=4096)
-    args = parser.parse_args()
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "memory":
         args.rows = args.rows or "100000,1000000"
     else:
         args.rows = int(args.rows or (50_000 if args.mode == "speed" else 20_000))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="baton-score-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    {"speed": speed, "memory": memory, "gap": gap}[args.mode](args, work)
+    return {"mode": args.mode, **{"speed": speed, "memory": memory, "gap": gap}[args.mode](args, work)}
 
 
-if __name__ == "__main__":
-    main()
+run(__name__, __doc__, configure, measure)

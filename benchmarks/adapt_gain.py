@@ -1,6 +1,6 @@
 """Does `baton adapt` help? Domain-adapt the base model on unlabeled text, then fine-tune with and without it.
 
-    python scripts/adapt_gain.py OUT [--unlabeled ../shared/data/sst2_glue/train.jsonl]
+    python benchmarks/adapt_gain.py OUT [--unlabeled ../shared/data/sst2_glue/train.jsonl]
         [--train ../shared/data/sst2_sentence/train.jsonl] [--validation …/validation.jsonl]
         [--samples 1000] [--seeds 1,2,3,4,5] [--adapted RUN]
 
@@ -20,6 +20,9 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
+
+from _harness import run
 
 from baton.training import TrainConfig, run_training
 from baton.training.adapt import AdaptConfig, run_adaptation
@@ -28,8 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 
 
-def _args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--unlabeled", default=str(DATA / "sst2_glue/train.jsonl"))
     p.add_argument("--train", default=str(DATA / "sst2_sentence/train.jsonl"))
@@ -37,7 +39,6 @@ def _args() -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--seeds", default="1,2,3,4,5")
     p.add_argument("--adapted", type=Path, help="a finished `baton adapt` run to reuse")
-    return p.parse_args()
 
 
 def _adapt(args: argparse.Namespace) -> Path:
@@ -69,8 +70,7 @@ def _train(args: argparse.Namespace, model: str, seed: int, name: str) -> tuple[
     return accuracy, wall
 
 
-def main() -> None:
-    args = _args()
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     adapted = _adapt(args)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -96,7 +96,13 @@ def main() -> None:
         f"mean difference {mean * 100:+.2f} points, sd of the paired differences {spread * 100:.2f} points: "
         f"the difference is {verdict} than the seed spread; fine-tune wall time {min(walls):.0f}-{max(walls):.0f} s"
     )
+    return {
+        "base": base,
+        "adapted": tuned,
+        "mean_difference": mean,
+        "sd_of_differences": spread,
+        "fine_tune_wall_s": walls,
+    }
 
 
-if __name__ == "__main__":
-    main()
+run(__name__, __doc__, configure, measure)

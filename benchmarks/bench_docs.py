@@ -1,6 +1,6 @@
 """Regenerate docs/benchmarks.md: train (if needed) and export the default model on SST-2, then measure.
 
-Usage: python scripts/bench_docs.py [--run RUN_DIR] [--duration S]
+Usage: python benchmarks/bench_docs.py [--run RUN_DIR] [--duration S] [--doc-only]
 Needs ../shared/data/sst2_sentence. Reuses RUN_DIR (default runs/sst2) and RUN_DIR/bundle when they exist.
 """
 
@@ -11,6 +11,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from _harness import run
 
 from baton.tools import bench
 
@@ -24,18 +27,19 @@ def baton(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "baton", "-q", *args], check=True, cwd=REPO)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default="runs/sst2")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--doc-only", action="store_true", help="rewrite the page from the last JSON results")
     parser.add_argument("--serve-only", action="store_true", help="rerun only `bench serve`, keep inprocess.json")
-    args = parser.parse_args()
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure (unless --doc-only), rewrite docs/benchmarks.md, and return the headline figures it shows."""
     run = Path(args.run)
     val = str(DATA / "validation.jsonl")
     if args.doc_only:
-        write_doc(run, DOCS / "bench")
-        return
+        return write_doc(run, DOCS / "bench")
     if not (run / "metrics.json").is_file():
         baton("train", "--train-file", str(DATA / "train.jsonl"), "--validation-file", val, "--output-dir", str(run))
     if not (run / "bundle" / "bundle.json").is_file():
@@ -73,7 +77,7 @@ def main() -> None:
         "--output",
         str(out / "serve.json"),
     )
-    write_doc(run, out)
+    return write_doc(run, out)
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -81,7 +85,46 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in body]
 
 
-def write_doc(run: Path, out: Path) -> None:
+def headline(inproc: dict[str, Any], serve: dict[str, Any]) -> list[str]:
+    """The headline figures, from the two JSON results alone: the one table prose may quote."""
+    rates = {(r["backend"], r["batch_size"]): r["texts_per_s"] for r in inproc["results"] if r.get("bucket") == "all"}
+    if not rates:  # older results: the mean of the buckets
+        grouped: dict[tuple[str, int], list[float]] = {}
+        for r in inproc["results"]:
+            grouped.setdefault((r["backend"], r["batch_size"]), []).append(r["texts_per_s"])
+        rates = {k: len(v) / sum(1 / x for x in v) for k, v in grouped.items()}
+    batches = sorted({bs for _, bs in rates})
+    top = next(k for k in serve if k.startswith("ratio_at_"))
+    rows = [["figure", "value", "command"]]
+    for backend in ("onnx-int8", "onnx-fp32", "torch"):
+        if any((backend, bs) in rates for bs in batches):
+            values = " / ".join(f"{rates.get((backend, bs), float('nan')):.0f}" for bs in batches)
+            rows.append(
+                [
+                    f"in-process {backend}, batch {' / '.join(map(str, batches))}, texts/s",
+                    values,
+                    "`baton bench inprocess`",
+                ]
+            )
+    rows.append(["strict in-process ceiling, texts/s", f"{serve['ceiling']['texts_per_s']:.0f}", "`baton bench serve`"])
+    rows.append(
+        [
+            f"gRPC server / ceiling at {top.removeprefix('ratio_at_')} clients",
+            f"{serve[top]:.2f}",
+            "`baton bench serve`",
+        ]
+    )
+    rows.append(
+        [
+            "gRPC p50 at 1 client over in-process batch 1, ms",
+            f"{serve['p50_1_client_minus_batch1_p50_ms']:+.2f}",
+            "`baton bench serve`",
+        ]
+    )
+    return ["## Headline figures", "", *_table(rows), ""]
+
+
+def write_doc(run: Path, out: Path) -> dict[str, Any]:
     inproc = json.loads((out / "inprocess.json").read_text())
     serve = json.loads((out / "serve.json").read_text())
     manifest = json.loads((run / "bundle" / "bundle.json").read_text())
@@ -91,8 +134,8 @@ def write_doc(run: Path, out: Path) -> None:
         "# Benchmarks",
         "",
         "`make bench-docs` regenerates the Export, In-process and gRPC sections (needs "
-        "`../shared/data/sst2_sentence`); the notes after them are docs/benchmarks_notes.md, copied as they are, "
-        "each figure with the command that reproduces it.",
+        "`../shared/data/sst2_sentence`); the measurements of earlier rounds, each with the command that reproduces "
+        "it, are in [benchmarks_notes.md](benchmarks_notes.md).",
         f"Machine: {env['cpu']}, {env['cores']} cores; onnxruntime {env['versions'].get('onnxruntime')}, "
         f"torch {env['versions'].get('torch')}. Measured {env['created_at']}. These machines drift ±25 % over "
         "minutes: compare figures of one run (ratios), not across runs.",
@@ -100,6 +143,7 @@ def write_doc(run: Path, out: Path) -> None:
         "Model: the default (MiniLM-L6, fine-tuned with default flags on the SST-2 sentence train split); texts: "
         "the 872 SST-2 validation sentences.",
         "",
+        *headline(inproc, serve),
         "## Export",
         "",
     ]
@@ -222,12 +266,10 @@ def write_doc(run: Path, out: Path) -> None:
         "![latency](bench/serve_latency.png) ![throughput](bench/serve_throughput.png)",
         "",
     ]
-    extra = DOCS / "benchmarks_notes.md"
-    if extra.is_file():
-        lines += [extra.read_text()]
+    lines += ["The notes and tuning measurements of every round: [benchmarks_notes.md](benchmarks_notes.md)."]
     (DOCS / "benchmarks.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'benchmarks.md'}")
+    return {"headline": headline(inproc, serve), "inprocess": inproc["results"], "serve": serve["grpc"]["results"]}
 
 
-if __name__ == "__main__":
-    main()
+run(__name__, __doc__, configure, measure)

@@ -1,7 +1,7 @@
 """Where one client's milliseconds go: server-reported timings vs the client's round trip, and onnxruntime at idle.
 
-Usage: python scripts/latency_breakdown.py BUNDLE DATA.jsonl [REQUESTS]
-       python scripts/latency_breakdown.py BUNDLE DATA.jsonl --clients N [--seconds 6] [-- SERVE FLAGS...]
+Usage: python benchmarks/latency_breakdown.py BUNDLE DATA.jsonl [REQUESTS]
+       python benchmarks/latency_breakdown.py BUNDLE DATA.jsonl --clients N [--seconds 6] [-- SERVE FLAGS...]
 
 With --clients, only the served part: N concurrent single-text clients (closed loop, one aio channel) for
 --seconds after 1 s of warm-up, against `baton serve BUNDLE SERVE FLAGS`; prints the throughput, the medians as in
@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
+from typing import Any
+
+from _harness import run
 
 import baton.tools.bench as bench
 from baton.serving.bundle import load_bundle
@@ -33,7 +35,7 @@ from baton.serving.predictor import choose_variant
 from baton.tools.bench.accounting import cpu_by_thread, scrape, server_view
 
 
-def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
+def _served(bundle_dir: str, texts: list[str], requests: int) -> dict[str, float]:
     with bench.started_server(bundle_dir, []) as server:
         client = Client(server.target)
         rows = []
@@ -52,10 +54,9 @@ def _served(bundle_dir: str, texts: list[str], requests: int) -> None:
         client.close()
     rows = rows[100:]  # warm-up
     names = ("round trip", "server total", "queue", "tokenize", "inference")
-    print(
-        "one client, medians in ms: "
-        + ", ".join(f"{n} {statistics.median(r[k] for r in rows) / 1e3:.2f}" for k, n in enumerate(names))
-    )
+    medians = {n: statistics.median(r[k] for r in rows) / 1e3 for k, n in enumerate(names)}
+    print("one client, medians in ms: " + ", ".join(f"{n} {ms:.2f}" for n, ms in medians.items()))
+    return medians
 
 
 async def _closed_loop(target: str, texts: list[str], clients: int, seconds: float) -> list[tuple[float, ...]]:
@@ -82,7 +83,7 @@ async def _closed_loop(target: str, texts: list[str], clients: int, seconds: flo
     return rows
 
 
-def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float, flags: list[str]) -> None:
+def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float, flags: list[str]) -> dict[str, Any]:
     with bench.started_server(bundle_dir, flags) as server:
         asyncio.run(_closed_loop(server.target, texts, clients, 1.0))  # warm-up
         before, threads_before = scrape(server.metrics_url), cpu_by_thread(server.pid)
@@ -90,11 +91,14 @@ def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float,
         after, threads_after = scrape(server.metrics_url), cpu_by_thread(server.pid)
     batches = after.get("baton_batch_size_count", 0.0) - before.get("baton_batch_size_count", 0.0)
     names = ("round trip", "server total", "queue", "tokenize", "inference", "outside the server")
+    medians = {n: statistics.median(r[k] for r in rows) / 1e3 for k, n in enumerate(names)}
+    mean_batch = server_view(before, after)["mean_batch_size"] or 0
     print(
         f"{clients} clients {flags or '(defaults)'}: {len(rows) / seconds:.0f} texts/s; medians in ms: "
-        + ", ".join(f"{n} {statistics.median(r[k] for r in rows) / 1e3:.2f}" for k, n in enumerate(names))
-        + f"; {batches:.0f} batches, mean batch {server_view(before, after)['mean_batch_size'] or 0:.2f}"
+        + ", ".join(f"{n} {ms:.2f}" for n, ms in medians.items())
+        + f"; {batches:.0f} batches, mean batch {mean_batch:.2f}"
     )
+    out: dict[str, Any] = {"texts_per_s": len(rows) / seconds, "medians_ms": medians, "mean_batch": mean_batch}
     spent = {tid: cpu - threads_before.get(tid, 0.0) for tid, cpu in threads_after.items()}
     main = spent.pop(server.pid, None)
     if main is not None and rows:
@@ -104,11 +108,14 @@ def _concurrent(bundle_dir: str, texts: list[str], clients: int, seconds: float,
             f"  server CPU per text, ms: event loop {main / len(rows) * 1e3:.3f}; busiest other threads {per_text}; "
             f"the rest together {sum(others[4:]) / len(rows) * 1e3:.3f}"
         )
+        out["event_loop_cpu_ms_per_text"] = main / len(rows) * 1e3
+    return out
 
 
-def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:
+def _idle_gaps(bundle_dir: str, texts: list[str]) -> dict[str, float]:
     bundle = load_bundle(bundle_dir)
     variant, _, _ = choose_variant(bundle, "cpu", None)
+    out: dict[str, float] = {}
     for spin in (True, False):
         engine = Engine(bundle, variant, "cpu", 2, spin=spin)
         if spin:
@@ -117,6 +124,7 @@ def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:
                 started = time.perf_counter()
                 engine.tokenize([text])
                 spent.append(time.perf_counter() - started)
+            out["tokenize_one_p50_us"] = statistics.median(spent) * 1e6
             print(f"Engine.tokenize one text, tight loop: p50 {statistics.median(spent) * 1e6:.0f} us")
         for gap in (0.0, 0.0005, 0.002, 0.005):
             spent = []
@@ -127,29 +135,27 @@ def _idle_gaps(bundle_dir: str, texts: list[str]) -> None:
                 spent.append(time.perf_counter() - started)
                 if gap:
                     time.sleep(gap)
+            out[f"run_b1_p50_ms spin={spin} pause_ms={gap * 1e3:.1f}"] = statistics.median(spent) * 1e3
             print(
                 f"Engine.run batch 1, 2 threads, spin {spin!s:5}, pause {gap * 1e3:.1f} ms: "
                 f"p50 {statistics.median(spent) * 1e3:.2f} ms"
             )
+    return out
 
 
-def main() -> None:
-    argv = sys.argv[1:]
-    split = argv.index("--") if "--" in argv else len(argv)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle")
     parser.add_argument("data")
     parser.add_argument("requests", type=int, nargs="?", default=500)
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=6.0)
-    args = parser.parse_args(argv[:split])
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     texts = bench.load_texts(args.data, samples=872)
     if args.clients > 1:
-        _concurrent(args.bundle, texts, args.clients, args.seconds, argv[split + 1 :])
-        return
-    _served(args.bundle, texts, args.requests)
-    _idle_gaps(args.bundle, texts)
+        return {"concurrent": _concurrent(args.bundle, texts, args.clients, args.seconds, args.passthrough)}
+    return {"one_client": _served(args.bundle, texts, args.requests), "idle": _idle_gaps(args.bundle, texts)}
 
 
-if __name__ == "__main__":
-    main()
+run(__name__, __doc__, configure, measure)

@@ -1,0 +1,214 @@
+"""The export's gates: a run must beat a constant answer before it is exported; fp32 ONNX must match PyTorch; int8
+and fp16 must match fp32 (GateThresholds in config.py). Each returns the figures the manifest records."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baton.errors import ExportError, GateError
+from baton.export import onnx as onnx_steps
+from baton.export import parity
+from baton.export.config import ExportConfig
+
+__all__ = ["check_trained", "gate_fp16", "gate_fp32", "int8_ladder", "int8_verdict"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_trained(metrics: dict[str, Any], cfg: ExportConfig) -> None:
+    """Refuse a run that does not beat the best constant answer: its parity gates would compare two useless models."""
+    trivial = metrics.get("trivial_baseline")
+    if trivial is None or trivial.get("beaten", True) or cfg.allow_untrained:
+        return
+    name = trivial["metric"]
+    got = metrics.get("validation", {}).get(name)
+    if trivial.get("judgeable") is False:
+        rows = metrics.get("validation", {}).get("samples", "too few")
+        raise ExportError(
+            f"{cfg.run_dir}: its validation split ({rows} rows) is too small to show that the model beats a constant "
+            f"answer (validation {name} {got:.4f} vs {trivial['value']:.4f}). Retrain with a --validation-file of more "
+            "labelled rows, or pass --allow-untrained to export it anyway"
+        )
+    raise ExportError(
+        f"{cfg.run_dir} does not beat the trivial baseline (validation {name} {got:.4f} vs {trivial['value']:.4f} "
+        "for a constant answer): it learned little beyond the label prior. Fix the recipe, or pass "
+        "--allow-untrained to export it anyway"
+    )
+
+
+def gate_fp32(
+    judge: parity.Judge, torch_out: list[np.ndarray], fp32: list[np.ndarray], cfg: ExportConfig
+) -> dict[str, Any]:
+    diff = judge.max_abs_diff(torch_out, fp32)
+    agree = judge.agreement(torch_out, fp32)
+    passed = diff <= cfg.gates.max_abs_logit_diff and agree == 1.0
+    return {
+        "max_abs_logit_diff": diff,
+        "argmax_agreement": agree,
+        "limit": cfg.gates.max_abs_logit_diff,
+        "passed": passed,
+    }
+
+
+def int8_verdict(
+    judge: parity.Judge, fp32: list[np.ndarray], int8: list[np.ndarray], cfg: ExportConfig
+) -> dict[str, Any]:
+    """Every int8 figure of one recipe, and whether it passes the configured gate (`GateThresholds`)."""
+    gates = cfg.gates
+    agree = judge.agreement(fp32, int8)
+    sure_agree, sure_share = parity.confident_agreement(judge, fp32, int8, gates.confident_margin)
+    acc = parity.summary(judge, {"fp32": fp32, "int8": int8})
+    drop = acc["fp32"] - acc["int8"] if acc else None
+    right32, right8 = judge.correct(fp32), judge.correct(int8)
+    low = high = drop
+    if right32 is not None and right8 is not None:
+        drop, low, high = parity.paired_drop(right32, right8)
+    if gates.int8_gate == "agreement":
+        passed = agree >= gates.min_int8_agreement and (drop is None or drop <= gates.max_int8_accuracy_drop)
+    else:
+        # a drop over the limit fails when it is real (its interval lies above zero), and at 3x the limit anyway
+        limit = gates.max_int8_accuracy_drop
+        real_drop = drop is not None and ((drop > limit and low is not None and low > 0) or drop > 3 * limit)
+        passed = sure_agree >= gates.min_int8_agreement and not real_drop
+    return {
+        "gate": gates.int8_gate,
+        "argmax_agreement": agree,
+        "confident_agreement": sure_agree,
+        "confident_share": sure_share,
+        "confident_margin": gates.confident_margin,
+        "accuracy_drop": drop,
+        "accuracy_drop_95ci": None if drop is None else [low, high],
+        "passed": passed,
+    }
+
+
+def _int8_attempt(
+    recipe: str,
+    fp32_matmuls: int,
+    judge: parity.Judge,
+    fp32: list[np.ndarray],
+    batched: list[np.ndarray],
+    alone: list[np.ndarray],
+    cfg: ExportConfig,
+) -> dict[str, Any]:
+    """One recipe, gated in the two batchings a server produces: length-sorted batches (busy) and each text alone
+    (idle). Dynamic int8's activation scales are per batch, so a text's answer depends on its batch-mates; passing
+    both bounds how far: on confident decisions, batch-mates can change at most the two disagreements added."""
+    verdict = int8_verdict(judge, fp32, batched, cfg)
+    alone_verdict = int8_verdict(judge, fp32, alone, cfg)
+    return {
+        "recipe": recipe,
+        "fp32_matmuls": fp32_matmuls,
+        **verdict,
+        "passed": verdict["passed"] and alone_verdict["passed"],
+        "alone": {k: alone_verdict[k] for k in ("argmax_agreement", "confident_agreement", "accuracy_drop", "passed")},
+        "batch_effect": parity.batch_effect(judge, batched, alone, cfg.gates.confident_margin),
+    }
+
+
+def int8_ladder(
+    cfg: ExportConfig,
+    fused_file: Path,
+    plain_file: Path,
+    inputs: parity.ParityInputs,
+    logits: dict[str, list[np.ndarray]],
+    judge: parity.Judge,
+    report: dict[str, Any],
+) -> tuple[Path | None, str | None]:
+    """Try the int8 recipes in order; keep the first that passes the gate. Returns (file or None, fallback reason)."""
+    preset = cfg.resolved_preset
+    attempts: list[dict[str, Any]] = []
+    seen: set[tuple[str, ...]] = set()
+    model_file, graph = onnx_steps.quantizable_graph(fused_file, plain_file)
+    for recipe in onnx_steps.INT8_RECIPES:
+        exclude = onnx_steps.int8_exclusions(model_file, recipe)
+        if tuple(exclude) in seen:
+            continue  # this architecture's names did not match: same model as an earlier recipe
+        seen.add(tuple(exclude))
+        int8_file = onnx_steps.quantize_int8(model_file, preset, exclude, tag=f"int8-{recipe}")
+        out, alone = parity.both_batchings(int8_file, inputs)
+        attempt = _int8_attempt(recipe, len(exclude), judge, logits["fp32"], out, alone, cfg)
+        ok = attempt["passed"]
+        agree, drop = attempt["argmax_agreement"], attempt["accuracy_drop"]
+        attempts.append(attempt)
+        logger.info(
+            "int8 recipe %s: agreement %.4f (%.4f where fp32 is sure; alone %.4f), accuracy drop %s, "
+            "%d of %d decisions change with the batching -> %s",
+            recipe,
+            agree,
+            attempt["confident_agreement"],
+            attempt["alone"]["confident_agreement"],
+            drop,
+            attempt["batch_effect"]["flips"],
+            attempt["batch_effect"]["decisions"],
+            "pass" if ok else "fail",
+        )
+        if ok:
+            logits["int8"] = out
+            report["int8_vs_fp32"] = {
+                "preset": preset.value,
+                "graph": graph,
+                **attempts[-1],
+                "attempts": attempts,
+                "min_agreement": cfg.gates.min_int8_agreement,
+                "max_accuracy_drop": cfg.gates.max_int8_accuracy_drop,
+            }
+            return int8_file, None
+    key = "argmax_agreement" if cfg.gates.int8_gate == "agreement" else "confident_agreement"
+    best = max(attempts, key=lambda a: min(a[key], a["alone"][key]))
+    drop = best["accuracy_drop"]
+    why = (
+        f"no int8 recipe passed the {cfg.gates.int8_gate} gate: best {best['recipe']} with "
+        f"{key.replace('_', ' ')} {best[key]:.4f} in batches and {best['alone'][key]:.4f} alone "
+        f"(min {cfg.gates.min_int8_agreement}), accuracy drop "
+        f"{'n/a' if drop is None else f'{drop * 100:.2f} points'} (max {cfg.gates.max_int8_accuracy_drop * 100:.1f})"
+    )
+    report["int8_vs_fp32"] = {
+        "preset": preset.value,
+        "graph": graph,
+        "passed": False,
+        "attempts": attempts,
+        **{k: best[k] for k in ("recipe", "argmax_agreement", "accuracy_drop")},
+    }
+    if not cfg.allow_fallback:
+        raise GateError(f"parity gate failed: {why}; pass --allow-fallback to ship fp32 only")
+    report["fallback"] = f"int8 dropped: {why}"
+    logger.warning("int8 gate failed, keeping fp32 only: %s", why)
+    return None, why
+
+
+def gate_fp16(
+    cfg: ExportConfig,
+    fp16_file: Path,
+    inputs: parity.ParityInputs,
+    logits: dict[str, list[np.ndarray]],
+    judge: parity.Judge,
+) -> tuple[dict[str, Any], bool]:
+    """fp16 vs fp32 agreement, measured only on the CUDA provider (fp16 on the CPU provider proves nothing about
+    the GPU). Returns (report, keep): with no GPU here it is recorded as not measured and the file is kept."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        logger.warning("fp16 gate NOT MEASURED: no CUDA provider here; run `baton export --device cuda` on a GPU")
+        return {"measured": False, "why": "no CUDA provider on the exporting machine: not measured"}, True
+    logits["fp16"] = parity.onnx_logits(fp16_file, inputs, "CUDAExecutionProvider")
+    agree = judge.agreement(logits["fp32"], logits["fp16"])
+    passed = agree >= cfg.gates.min_fp16_agreement
+    report = {
+        "measured": True,
+        "measured_on": "cuda",
+        "argmax_agreement": agree,
+        "min_agreement": cfg.gates.min_fp16_agreement,
+        "passed": passed,
+    }
+    if passed:
+        return report, True
+    why = f"fp16 vs fp32 agreement {agree:.4f} (min {cfg.gates.min_fp16_agreement})"
+    if not cfg.allow_fallback:
+        raise GateError(f"parity gate failed: {why}; pass --allow-fallback to ship fp32 only")
+    del logits["fp16"]
+    return {**report, "fallback": f"fp16 dropped: {why}"}, False
