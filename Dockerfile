@@ -34,7 +34,7 @@ USER 10001
 # 9464: Prometheus metrics (HTTP /metrics)
 EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 \
-    CMD ["baton", "-q", "health", "127.0.0.1:50051", "--timeout", "3"]
+    CMD ["baton", "-q", "health", "--server", "127.0.0.1:50051", "--timeout", "3"]
 ENTRYPOINT ["baton", "serve"]
 # The bundle is mounted (or baked, below) at /models/bundle. Both ports listen on every interface in a container.
 CMD ["/models/bundle", "--host", "0.0.0.0", "--port", "50051", "--metrics-host", "0.0.0.0", "--metrics-port", "9464", "--grace-s", "20"]

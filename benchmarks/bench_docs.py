@@ -41,7 +41,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.doc_only:
         return write_doc(run, DOCS / "bench")
     if not (run / "metrics.json").is_file():
-        baton("train", "--train-file", str(DATA / "train.jsonl"), "--validation-file", val, "--output-dir", str(run))
+        baton("train", "--train-file", str(DATA / "train.jsonl"), "--validation-file", val, "--output", str(run))
     if not (run / "bundle" / "bundle.json").is_file():
         baton("export", str(run), "--output", str(run / "bundle"))
     out = DOCS / "bench"
@@ -51,7 +51,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "bench",
             "inprocess",
             str(run),
-            "--data",
+            "--input",
             val,
             "--batch-sizes",
             "1,8,32",
@@ -66,7 +66,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "bench",
         "serve",
         str(run / "bundle"),
-        "--data",
+        "--input",
         val,
         "--concurrency",
         "1,8,32,64",
@@ -182,7 +182,7 @@ def write_doc(run: Path, out: Path) -> dict[str, Any]:
     lines += [
         "## In-process (Predictor code path; tokenization included)",
         "",
-        f"`baton bench inprocess {run} --data …/validation.jsonl --batch-sizes 1,8,32`",
+        f"`baton bench inprocess {run} --input …/validation.jsonl --batch-sizes 1,8,32`",
         "",
     ]
     rows = [["backend", "batch", "texts/s", "p50 ms/batch", "p99 ms/batch", "tokenize texts/s"]]
@@ -214,7 +214,7 @@ def write_doc(run: Path, out: Path) -> dict[str, Any]:
         "",
         "## gRPC server vs the in-process ceiling",
         "",
-        f"`baton bench serve {run}/bundle --data …/validation.jsonl --concurrency 1,8,32,64` — single-text "
+        f"`baton bench serve {run}/bundle --input …/validation.jsonl --concurrency 1,8,32,64` — single-text "
         "requests, closed loop; the load generator runs on the same 2 cores (its CPU time is shown).",
         "",
     ]

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tree=build/typecheck
 rm -rf "$tree" && mkdir -p "$tree/baton"
-for f in baton/*.py; do ln -s "$PWD/$f" "$tree/baton/$(basename "$f")"; done
+for f in baton/*.py baton/*/; do f="${f%/}"; [ "$(basename "$f")" = __pycache__ ] || ln -s "$PWD/$f" "$tree/baton/$(basename "$f")"; done
 for pkg in training export serving tools; do ln -s "$PWD/$pkg" "$tree/baton/$pkg"; done
 cd "$tree" && "${PYTHON:-python}" -m mypy --config-file ../../pyproject.toml -p baton

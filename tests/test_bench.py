@@ -41,7 +41,7 @@ def test_inprocess_with_torch_and_onnx(tiny_run: Path, tiny_bundle: Path, tmp_pa
     proc = _bench(
         "inprocess",
         str(run),
-        "--data",
+        "--input",
         str(REVIEWS / "test.jsonl"),
         "--batch-sizes",
         "1,4",
@@ -66,9 +66,9 @@ def test_grpc_closed_and_open_loop_against_a_running_server(tiny_bundle: Path, t
         assert s.server is not None
         proc = _bench(
             "grpc",
-            "--target",
+            "--server",
             s.target,
-            "--data",
+            "--input",
             str(REVIEWS / "test.jsonl"),
             "--concurrency",
             "1,4",
@@ -83,9 +83,9 @@ def test_grpc_closed_and_open_loop_against_a_running_server(tiny_bundle: Path, t
         assert proc.returncode == 0, proc.stderr
         kserve = _bench(
             "grpc",
-            "--target",
+            "--server",
             s.target,
-            "--data",
+            "--input",
             str(REVIEWS / "test.jsonl"),
             "--concurrency",
             "2",
@@ -115,7 +115,7 @@ def test_serve_mode_reports_the_ratio(tiny_bundle: Path, tmp_path: Path) -> None
     proc = _bench(
         "serve",
         str(tiny_bundle),
-        "--data",
+        "--input",
         str(REVIEWS / "test.jsonl"),
         "--concurrency",
         "1,4",
@@ -174,14 +174,14 @@ def test_the_ceiling_is_the_mean_of_before_and_after() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["grpc", "--target", "127.0.0.1:1", "--data", str(REVIEWS / "test.jsonl"), "--no-echo"], "no gRPC server"),
-        (["inprocess", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--text-column", "body"], "no 'body' column"),
+        (["grpc", "--server", "127.0.0.1:1", "--input", str(REVIEWS / "test.jsonl"), "--no-echo"], "no gRPC server"),
+        (["inprocess", "BUNDLE", "--input", str(REVIEWS / "test.jsonl"), "--text-column", "body"], "no 'body' column"),
         (
-            ["inprocess", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--backend", "onnx-fp16"],
+            ["inprocess", "BUNDLE", "--input", str(REVIEWS / "test.jsonl"), "--backend", "onnx-fp16"],
             "backend 'onnx-fp16' is not available",
         ),
-        (["inprocess", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--device", "tpu"], "--device: expected cpu"),
-        (["serve", "BUNDLE", "--data", str(REVIEWS / "test.jsonl"), "--device", "auto"], "--device: expected cpu"),
+        (["inprocess", "BUNDLE", "--input", str(REVIEWS / "test.jsonl"), "--device", "tpu"], "--device: expected cpu"),
+        (["serve", "BUNDLE", "--input", str(REVIEWS / "test.jsonl"), "--device", "auto"], "--device: expected cpu"),
     ],
 )
 def test_bad_input(tiny_bundle: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -29,7 +29,7 @@ def _train(*args: str, cwd: Path, block: str | None = None) -> subprocess.Comple
 def test_the_terminal_shows_a_bar_and_evaluation_lines(tiny_model_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ["--model", str(tiny_model_dir), "--train-file", str(REVIEWS / "train.jsonl")]
-    args += ["--validation-file", str(REVIEWS / "validation.jsonl"), "--output-dir", str(run), "--epochs", "2"]
+    args += ["--validation-file", str(REVIEWS / "validation.jsonl"), "--output", str(run), "--epochs", "2"]
     args += ["--max-train-samples", "96", "--no-few-shot", "--learning-rate", "3e-3", "--max-length", "64"]
     proc = _train(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

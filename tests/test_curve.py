@@ -68,7 +68,7 @@ def test_classification_curve_through_the_cli(tiny_model_dir: Path, tmp_path: Pa
             "2",
             "--max-length",
             "64",
-            "--output-dir",
+            "--output",
             str(out),
         ],
         capture_output=True,

@@ -92,7 +92,7 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
     assert image["EXPOSE"] == sorted([grpc_port, metrics_port])
     assert _flag(cmd, "--host") == _flag(cmd, "--metrics-host") == "0.0.0.0"
     health = image["HEALTHCHECK"]
-    assert health[:3] == ["baton", "-q", "health"] and health[3] == f"127.0.0.1:{grpc_port}"
+    assert health[:3] == ["baton", "-q", "health"] and _flag(health, "--server") == f"127.0.0.1:{grpc_port}"
     assert {a for a in health if a.startswith("--")} <= _options("health")
 
     deployment = docs["deployment.yaml"]
@@ -155,7 +155,7 @@ def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_
     python = [sys.executable, "-c", _WITHOUT_TRAINING]
     server = subprocess.Popen([*python, *image["ENTRYPOINT"][1:], *args], env=env, stderr=subprocess.PIPE, text=True)
     health = image["HEALTHCHECK"][1:]
-    health[health.index("health") + 1] = f"127.0.0.1:{grpc_port}"
+    health[health.index("--server") + 1] = f"127.0.0.1:{grpc_port}"
     try:
         deadline = time.monotonic() + 120
         probe = None

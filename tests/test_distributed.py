@@ -36,7 +36,7 @@ def test_torchrun_two_cpu_processes(tiny_model_dir: Path, tmp_path: Path) -> Non
         "1",
         "--batch-size",
         "16",
-        "--output-dir",
+        "--output",
         str(out),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

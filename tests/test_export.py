@@ -228,7 +228,7 @@ def test_cli_export_evaluate_predict(tiny_run: Path, tiny_bundle: Path, tmp_path
     assert [r["text"] for r in rows] == ["good one", "bad one", ""]
     bad = cli("predict", str(tiny_bundle), stdin=b"ok\n\xff\xfe\n")
     assert bad.returncode == 2 and b"line 2 is not valid UTF-8" in bad.stderr and b"Traceback" not in bad.stderr
-    proc = cli("evaluate", str(tiny_bundle), "--data", str(REVIEWS / "test.jsonl"), "--output-dir", "ev")
+    proc = cli("evaluate", str(tiny_bundle), "--input", str(REVIEWS / "test.jsonl"), "--output", "ev")
     assert proc.returncode == 0, proc.stderr
     assert b"fp32: accuracy" in proc.stdout and b"int8: accuracy" in proc.stdout
     assert (tmp_path / "ev/report.md").is_file() and (tmp_path / "ev/confusion_matrix_int8.png").is_file()

@@ -371,12 +371,12 @@ def test_cli_predict_prints_entities_and_bad_input_is_one_line(tiny_ner_bundle: 
     assert all(e["label"][:2] in ("B-", "I-") for e in row["entities"])
 
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"tokens": ["a", "b"], "ner_tags": ["O"]}])
-    proc = _baton("train", "--train-file", str(bad), "--output-dir", str(tmp_path / "run"))
+    proc = _baton("train", "--train-file", str(bad), "--output", str(tmp_path / "run"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"error: --train-file: {bad} line 1: 2 tokens but 1 tags"
 
     out = tmp_path / "eval"
-    proc = _baton("evaluate", str(tiny_ner_bundle), "--data", str(NER / "validation.conll"), "--output-dir", str(out))
+    proc = _baton("evaluate", str(tiny_ner_bundle), "--input", str(NER / "validation.conll"), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     manifest = json.loads((tiny_ner_bundle / "bundle.json").read_text())
@@ -384,7 +384,7 @@ def test_cli_predict_prints_entities_and_bad_input_is_one_line(tiny_ner_bundle: 
     for variant in metrics:  # the gates scored the same sentences through the same runtime
         assert metrics[variant]["entity_f1"] == pytest.approx(manifest["parity"]["accuracy"][variant])
     assert "| error kind | count | examples |" in (out / "report.md").read_text()
-    spans = _baton("evaluate", str(tiny_ner_bundle), "--data", str(NER / "spans.jsonl"), "--variant", "fp32")
+    spans = _baton("evaluate", str(tiny_ner_bundle), "--input", str(NER / "spans.jsonl"), "--variant", "fp32")
     assert spans.returncode == 0 and spans.stdout.startswith("fp32: entity F1 "), spans.stderr
 
 

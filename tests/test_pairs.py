@@ -164,9 +164,9 @@ def test_cli_predict_and_evaluate_pairs(pair_bundle: Path, tmp_path: Path) -> No
     no_tab = cli("predict", str(pair_bundle), stdin=b"one text only\n")
     assert no_tab.returncode == 2 and b"standard input: line 1 has no tab" in no_tab.stderr
     data = write_jsonl(tmp_path / "pairs.jsonl", _pair_rows("test"))
-    ev = cli("evaluate", str(pair_bundle), "--data", str(data), "--text-pair-column", "claim")
+    ev = cli("evaluate", str(pair_bundle), "--input", str(data), "--text-pair-column", "claim")
     assert ev.returncode == 0 and b"fp32: accuracy" in ev.stdout, ev.stderr
-    missing = cli("evaluate", str(pair_bundle), "--data", str(data))
+    missing = cli("evaluate", str(pair_bundle), "--input", str(data))
     assert missing.returncode == 2 and b"--text-pair-column" in missing.stderr
 
 
@@ -190,7 +190,7 @@ def test_bench_takes_pairs(pair_bundle: Path, tmp_path: Path, protocol: str) -> 
     data = write_jsonl(tmp_path / "pairs.jsonl", _pair_rows("test"))
 
     def bench(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "baton", "-q", "bench", *args, "--data", str(data), "--text-pair-column", "claim"]
+        cmd = [sys.executable, "-m", "baton", "-q", "bench", *args, "--input", str(data), "--text-pair-column", "claim"]
         return subprocess.run([*cmd, "--quick"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
     if protocol == "baton":

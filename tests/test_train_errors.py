@@ -175,7 +175,7 @@ def test_cli_trains_and_prints_summary(tiny_model_dir: Path, tmp_path: Path) -> 
         "64",
         "--epochs",
         "1",
-        "--output-dir",
+        "--output",
         str(tmp_path / "run"),
         cwd=tmp_path,
     )

@@ -11,7 +11,7 @@
 4. **Verdict** (`verdict`): still rising when the mean gain from the second-largest to the largest size is above
    both `MIN_GAIN` and the spread over seeds at those two sizes; else flat.
 
-Writes `curve.json`, `curve.md` and `curve.png` to `--output-dir`.
+Writes `curve.json`, `curve.md` and `curve.png` to `--output`.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def run_curve(cfg: CurveConfig) -> dict[str, Any]:
     base = cfg.train
     out = Path(base.output_dir)
     if (out / "curve.json").is_file() and not base.overwrite:
-        raise ConfigError(f"--output-dir: {out} already holds a learning curve; pass --overwrite to replace it")
+        raise ConfigError(f"--output: {out} already holds a learning curve; pass --overwrite to replace it")
     task = resolve_task(base)
     trains = training_task(task)
     rows = trains.rows(base)

@@ -192,7 +192,7 @@ def run_distillation(cfg: DistillConfig) -> RunResult:
     teacher_layers = int(json.loads((model_dir / "config.json").read_text()).get("num_hidden_layers", 0))
     kept_layers(teacher_layers, cfg.layers)  # refuse a student as deep as its teacher before loading anything
     unlabeled: list[str] = []
-    if cfg.unlabeled_file:  # read before anything in --output-dir is touched
+    if cfg.unlabeled_file:  # read before anything in --output is touched
         if args["config"].get("text_pair_column"):
             raise ConfigError("--unlabeled-file: the teacher classifies text pairs; unlabelled texts are single texts")
         unlabeled = read_documents(

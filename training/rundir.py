@@ -118,10 +118,10 @@ def prepare_output_dir(cfg: _RunFlags) -> tuple[Path, str | None]:
         return out, checkpoint
     if not cfg.overwrite:
         if finished:
-            raise OutputDirError(f"--output-dir: {out} already holds a finished run; pass --overwrite to replace it")
+            raise OutputDirError(f"--output: {out} already holds a finished run; pass --overwrite to replace it")
         if checkpoint is not None:
             raise OutputDirError(
-                f"--output-dir: {out} holds an interrupted run; pass --resume to continue it or --overwrite"
+                f"--output: {out} holds an interrupted run; pass --resume to continue it or --overwrite"
             )
     return out, None
 

@@ -104,9 +104,9 @@ def _reset_callback(objective: _BestSoFar) -> Any:
 def _prepare(cfg: TuneConfig) -> tuple[Path, Path]:
     out = Path(cfg.train.output_dir)
     if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--output-dir {out}: exists and is not a folder")
+        raise OutputDirError(f"--output {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not cfg.train.overwrite:
-        raise OutputDirError(f"--output-dir {out}: not empty; pass --overwrite to replace it once the search ends")
+        raise OutputDirError(f"--output {out}: not empty; pass --overwrite to replace it once the search ends")
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

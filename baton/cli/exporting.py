@@ -1,0 +1,58 @@
+"""`baton export`: a run directory to a verified bundle."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from baton._format import format_bundle
+from baton.cli._app import app
+from baton.cli._options import Opt
+from baton.export.config import GateThresholds, Optimize, Quantize, QuantPreset
+
+__all__ = ["export"]
+
+
+@app.command()
+def export(
+    run_dir: Annotated[str, typer.Argument(help="A finished `baton train` output directory.")],
+    output: Annotated[str, Opt("--output", "-o", help="Bundle directory to write.")],
+    device: Annotated[str, Opt(help="cpu: fp32 + int8 bundle; cuda: fp32 + fp16 (O4) bundle.")] = "cpu",
+    optimize: Annotated[Optimize, Opt(help="Graph optimisation.")] = Optimize.O2,
+    quantize: Annotated[Quantize, Opt(help="int8 quantization (CPU bundles only).")] = Quantize.INT8,
+    preset: Annotated[QuantPreset, Opt(help="Quantization preset (auto: detected from this CPU).")] = QuantPreset.AUTO,
+    parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
+    calibration_file: Annotated[str | None, Opt(help="Labelled texts for the gates (default: validation).")] = None,
+    allow_fallback: Annotated[bool, Opt(help="If the int8 gate fails, ship fp32 only and record why.")] = False,
+    int8_gate: Annotated[
+        str,
+        Opt(
+            help="confident: agreement where fp32 is sure + the accuracy drop's 95% interval; agreement: raw "
+            "agreement and the point drop (the earlier rule)."
+        ),
+    ] = "confident",
+    allow_untrained: Annotated[
+        bool, Opt(help="Export a run that does not beat the trivial baseline (a constant answer).")
+    ] = False,
+    overwrite: Annotated[bool, Opt(help="Replace an existing bundle once the new one is complete.")] = False,
+) -> None:
+    """Export a trained run to a verified ONNX bundle (Optimum export, optimisation, int8, parity gates)."""
+    from baton.export import ExportConfig, export_bundle
+
+    cfg = ExportConfig(
+        run_dir=run_dir,
+        output=output,
+        device=device,
+        optimize=optimize,
+        quantize=quantize,
+        preset=preset,
+        parity_samples=parity_samples,
+        calibration_file=calibration_file,
+        allow_fallback=allow_fallback,
+        allow_untrained=allow_untrained,
+        gates=GateThresholds(int8_gate=int8_gate),
+        overwrite=overwrite,
+    )
+    result = export_bundle(cfg)
+    typer.echo(format_bundle(result.bundle.root))
