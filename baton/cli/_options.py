@@ -8,7 +8,7 @@ import enum
 import sys
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -126,6 +126,21 @@ _REPORT_TO = Opt(
 )
 
 _TAG_NAMES = Opt(help="Entity data with int tags: the tag of each id, comma-separated, in id order.")
+
+
+# The data and model options `train`, `tune` and `learning-curve` share, declared once.
+ModelOpt = Annotated[str | None, _MODEL]
+DatasetOpt = Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")]
+DatasetConfigOpt = Annotated[str | None, Opt(help="Config name of --dataset.")]
+TextColumnOpt = Annotated[str | None, Opt(help="Text column.")]
+TextPairColumnOpt = Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")]
+LabelColumnOpt = Annotated[str | None, Opt(help="Label column; a column of lists means multi-label.")]
+TaskOpt = Annotated[str | None, _TASK]
+TokensColumnOpt = Annotated[str | None, _TOKENS]
+TagsColumnOpt = Annotated[str | None, _TAGS]
+TagNamesOpt = Annotated[str | None, _TAG_NAMES]
+MaxLengthOpt = Annotated[int | None, Opt(help="Max tokens per example.")]
+ReportToOpt = Annotated[str | None, _REPORT_TO]
 
 
 def _read_lines(texts: list[str] | None, file: Path | None) -> tuple[list[str], str]:

@@ -9,7 +9,24 @@ import typer
 
 from baton._format import format_train_summary
 from baton.cli._app import app
-from baton.cli._options import _AUTO, _MODEL, _REPORT_TO, _TAG_NAMES, _TAGS, _TASK, _TOKENS, Opt
+from baton.cli._options import (
+    _AUTO,
+    _MODEL,
+    _REPORT_TO,
+    DatasetConfigOpt,
+    DatasetOpt,
+    LabelColumnOpt,
+    MaxLengthOpt,
+    ModelOpt,
+    Opt,
+    ReportToOpt,
+    TagNamesOpt,
+    TagsColumnOpt,
+    TaskOpt,
+    TextColumnOpt,
+    TextPairColumnOpt,
+    TokensColumnOpt,
+)
 from baton.training import schedule as _sched
 
 __all__ = ["adapt", "compare", "distill", "learning_curve", "models", "train", "tune"]
@@ -18,21 +35,21 @@ __all__ = ["adapt", "compare", "distill", "learning_curve", "models", "train", "
 @app.command()
 def train(
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
-    model: Annotated[str | None, _MODEL] = None,
+    model: ModelOpt = None,
     train_file: Annotated[
         str | None, Opt(help="Training data: .csv/.tsv/.json/.jsonl/.parquet; entity data also .conll/.iob/.txt.")
     ] = None,
     validation_file: Annotated[str | None, Opt(help="Validation data (default: stratified 10% of train).")] = None,
     test_file: Annotated[str | None, Opt(help="Test data, scored once at the end.")] = None,
-    dataset: Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")] = None,
-    dataset_config: Annotated[str | None, Opt(help="Config name of --dataset.")] = None,
-    text_column: Annotated[str | None, Opt(help="Text column.")] = None,
-    text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
-    label_column: Annotated[str | None, Opt(help="Label column; a column of lists means multi-label.")] = None,
-    task: Annotated[str | None, _TASK] = None,
-    tokens_column: Annotated[str | None, _TOKENS] = None,
-    tags_column: Annotated[str | None, _TAGS] = None,
-    tag_names: Annotated[str | None, _TAG_NAMES] = None,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    task: TaskOpt = None,
+    tokens_column: TokensColumnOpt = None,
+    tags_column: TagsColumnOpt = None,
+    tag_names: TagNamesOpt = None,
     label_all_tokens: Annotated[
         bool | None, Opt("--label-all-tokens", help="Entity data: tag every sub-token, not only the first.")
     ] = None,
@@ -50,7 +67,7 @@ def train(
         ),
     ] = None,
     learning_rate: Annotated[float | None, Opt(help=f"Peak learning rate (default: {_sched.LEARNING_RATE:g}).")] = None,
-    max_length: Annotated[int | None, Opt(help="Max tokens per example.")] = None,
+    max_length: MaxLengthOpt = None,
     seed: Annotated[int | None, Opt(help="Random seed.")] = None,
     patience: Annotated[
         int | None,
@@ -68,7 +85,7 @@ def train(
     ] = None,
     bf16: Annotated[str | None, Opt(help="bf16 autocast: auto (when the hardware has it), on, off.")] = None,
     group_by_length: Annotated[bool | None, Opt("--group-by-length/--no-group-by-length")] = None,
-    report_to: Annotated[str | None, _REPORT_TO] = None,
+    report_to: ReportToOpt = None,
     baseline: Annotated[bool | None, Opt("--baseline/--no-baseline", help="Also score the untrained head.")] = None,
     few_shot: Annotated[
         bool | None,
@@ -107,14 +124,14 @@ def learning_curve(
         str | None, Opt(help="Training rows per point, comma-separated (default: 1/8, 1/4, 1/2 and all of them).")
     ] = None,
     seeds: Annotated[int, Opt(help="Seeds (subsets and training) per size.")] = 3,
-    model: Annotated[str | None, _MODEL] = None,
-    text_column: Annotated[str | None, Opt(help="Text column.")] = None,
-    text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
-    label_column: Annotated[str | None, Opt(help="Label column.")] = None,
-    task: Annotated[str | None, _TASK] = None,
-    tokens_column: Annotated[str | None, _TOKENS] = None,
-    tags_column: Annotated[str | None, _TAGS] = None,
-    max_length: Annotated[int | None, Opt(help="Max tokens per example.")] = None,
+    model: ModelOpt = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    task: TaskOpt = None,
+    tokens_column: TokensColumnOpt = None,
+    tags_column: TagsColumnOpt = None,
+    max_length: MaxLengthOpt = None,
     seed: Annotated[int | None, Opt(help="First seed.")] = None,
     few_shot: Annotated[bool | None, Opt("--few-shot/--no-few-shot", help="As `baton train` (default: auto).")] = None,
     keep_runs: Annotated[bool, Opt("--keep-runs", help="Keep every point's run directory.")] = False,
@@ -193,18 +210,18 @@ def tune(
     ] = None,
     train_file: Annotated[str | None, Opt(help="Training data (as `baton train`).")] = None,
     validation_file: Annotated[str | None, Opt(help="Validation data: every trial is scored on it.")] = None,
-    dataset: Annotated[str | None, Opt(help="A `datasets` Hub name instead of files (online only).")] = None,
-    dataset_config: Annotated[str | None, Opt(help="Config name of --dataset.")] = None,
-    model: Annotated[str | None, _MODEL] = None,
-    text_column: Annotated[str | None, Opt(help="Text column.")] = None,
-    text_pair_column: Annotated[str | None, Opt(help="Second text column for sentence-pair tasks.")] = None,
-    label_column: Annotated[str | None, Opt(help="Label column.")] = None,
-    task: Annotated[str | None, _TASK] = None,
-    tokens_column: Annotated[str | None, _TOKENS] = None,
-    tags_column: Annotated[str | None, _TAGS] = None,
-    tag_names: Annotated[str | None, _TAG_NAMES] = None,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    model: ModelOpt = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    task: TaskOpt = None,
+    tokens_column: TokensColumnOpt = None,
+    tags_column: TagsColumnOpt = None,
+    tag_names: TagNamesOpt = None,
     max_train_samples: Annotated[int | None, Opt(help="Use at most this many training rows.")] = None,
-    max_length: Annotated[int | None, Opt(help="Max tokens per example.")] = None,
+    max_length: MaxLengthOpt = None,
     seed: Annotated[int | None, Opt(help="Seed of the sampler and of every trial's training.")] = None,
     output_dir: Annotated[
         str, Opt("--output", "-o", help="Tune directory: leaderboard, plot, tune.json and best/.")
@@ -216,7 +233,7 @@ def tune(
     address: Annotated[str | None, Opt(help="--backend ray: a cluster address (auto, ray://host:10001).")] = None,
     space: Annotated[Path | None, Opt(help="YAML search space (default: lr, epochs, batch, warm-up, decay).")] = None,
     prune: Annotated[bool, Opt("--prune/--no-prune", help="Stop trials below the median early.")] = True,
-    report_to: Annotated[str | None, _REPORT_TO] = None,
+    report_to: ReportToOpt = None,
 ) -> None:
     """Search the training recipe's hyperparameters; the best is retrained as a run `baton export` takes."""
     import json
