@@ -2,7 +2,7 @@
 
 pyproject.toml holds the metadata; this file only maps each root folder to its `baton.` name and finds every
 package below it, so a new subpackage (a folder with an `__init__.py`) ships without a hand edit.
-tests/test_packaging.py builds a wheel from a clean copy and imports every module from it, with no editable install.
+tests/e2e/test_packaging.py builds a wheel from a clean copy and imports every module from it, with no editable install.
 """
 
 from setuptools import find_packages, setup

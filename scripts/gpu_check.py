@@ -17,7 +17,7 @@ a lent GPU (a step whose input is missing is skipped and says why):
 Output: OUT_DIR/gpu_check.json (the summary: each step's command, exit status, seconds and the tail of its stderr,
 then the figures), beside serve.json, inprocess.json and each step's log. Exit 0 only when every step passed.
 
-`--device cpu` runs the same steps on the CPU provider (int8 instead of fp16, torch fp32): tests/test_gpu_check.py
+`--device cpu` runs the same steps on the CPU provider (int8 instead of fp16, torch fp32): tests/e2e/test_gpu_check.py
 runs it that way on the tiny fixture, so the commands this script runs are checked on every `make test`.
 """
 

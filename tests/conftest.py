@@ -5,21 +5,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testdata import COMMITTED_BUNDLE, NER, REPO, REVIEWS, SHARED_DATA
 
-REPO = Path(__file__).resolve().parent.parent
-REVIEWS = REPO / "examples" / "reviews"
-SHARED_DATA = REPO.parent / "shared" / "data"
+__all__ = ["COMMITTED_BUNDLE", "NER", "REPO", "REVIEWS", "SHARED_DATA", "build_tiny_model", "train_tiny", "write_jsonl"]
 
 
 _OWN_CACHE: list[str] = []
 
 
+# BATON_TESTS_WITHOUT_TORCH=1: the training stack cannot be imported, as on a serving machine
+# (tests/e2e/test_packaging.py runs the serving stage so, on the committed bundle).
+_TRAINING_STACK = ("torch", "transformers", "optimum", "datasets", "sklearn")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("BATON_TESTS_WITHOUT_TORCH") == "1":
+        for name in _TRAINING_STACK:
+            sys.modules[name] = None  # type: ignore[assignment]
     # Keep the datasets cache out of $HOME and never reach for the Hub in tests.
     if "HF_DATASETS_CACHE" not in os.environ:
         _OWN_CACHE.append(tempfile.mkdtemp(prefix="baton-ds-cache-"))
@@ -54,13 +62,12 @@ def train_tiny(model: Path, data: Path, out: Path, **overrides: Any) -> Any:
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) and a WordPiece tokenizer trained on the demo texts."""
+def build_tiny_model(out: Path) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) and a WordPiece tokenizer trained on the demo texts, seeded."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    out = tmp_path_factory.mktemp("tiny-bert")
+    out.mkdir(parents=True, exist_ok=True)
     texts = [json.loads(line)["text"] for line in (REVIEWS / "train.jsonl").read_text().splitlines()]
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -100,6 +107,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `baton train` run of the tiny model on the demo reviews (trained enough to be confident)."""
     out = tmp_path_factory.mktemp("tiny-run") / "run"
@@ -115,9 +127,6 @@ def tiny_bundle(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
     export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(out)))
     return out
-
-
-NER = REPO / "examples" / "ner"
 
 
 @pytest.fixture(scope="session")

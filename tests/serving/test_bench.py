@@ -226,7 +226,7 @@ def test_benchmarks_md_headline_is_what_bench_docs_makes_of_the_results() -> Non
     and the notes are linked, not copied (a copy drifts)."""
     import importlib.util
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(repo / "benchmarks"))  # as `python benchmarks/bench_docs.py` has it
     spec = importlib.util.spec_from_file_location("bench_docs", repo / "benchmarks" / "bench_docs.py")
     assert spec is not None and spec.loader is not None
@@ -241,12 +241,12 @@ def test_benchmarks_md_headline_is_what_bench_docs_makes_of_the_results() -> Non
 
 
 @pytest.mark.parametrize(
-    "script", sorted(p.name for p in (Path(__file__).resolve().parent.parent / "benchmarks").glob("[!_]*.py"))
+    "script", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "benchmarks").glob("[!_]*.py"))
 )
 def test_every_benchmark_has_the_one_entry_shape(script: str, tmp_path: Path) -> None:
     """Each benchmark parses its arguments through the harness (so it writes a JSON record with the environment):
     `--help` lists `--json`, and a bad command line is refused by argparse before anything is measured."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / script
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / script
     assert "run(__name__, __doc__, configure, measure)" in path.read_text()
     helped = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "--json" in helped.stdout, helped.stderr

@@ -64,7 +64,7 @@ def test_bad_distillations_are_one_line(tiny_run: Path, tiny_ner_run: Path, tmp_
         DistillConfig(run_dir="r", output_dir="o", alpha=1.5)
 
 
-REVIEWS = Path(__file__).resolve().parent.parent / "examples" / "reviews"
+REVIEWS = Path(__file__).resolve().parents[2] / "examples" / "reviews"
 
 
 def test_unlabelled_texts_join_the_training_rows(tiny_run: Path, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -128,12 +127,6 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 _WITHOUT_TRAINING = (
     "import sys\n"
     "for name in ('torch', 'transformers', 'optimum', 'datasets', 'sklearn'):\n"
@@ -146,17 +139,20 @@ _WITHOUT_TRAINING = (
 @pytest.mark.timeout(300)
 def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_bundle: Path) -> None:
     image = _dockerfile_stage("serve")
-    grpc_port, metrics_port = _free_port(), _free_port()
     args = [str(tiny_bundle) if a == "/models/bundle" else a for a in image["CMD"]]
-    args[args.index("--port") + 1] = str(grpc_port)
-    args[args.index("--metrics-port") + 1] = str(metrics_port)
+    args[args.index("--port") + 1] = args[args.index("--metrics-port") + 1] = "0"  # the server picks; read back
     args[args.index("--host") + 1] = args[args.index("--metrics-host") + 1] = "127.0.0.1"  # no exposure in tests
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     python = [sys.executable, "-c", _WITHOUT_TRAINING]
-    server = subprocess.Popen([*python, *image["ENTRYPOINT"][1:], *args], env=env, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*python, *image["ENTRYPOINT"][1:], *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     health = image["HEALTHCHECK"][1:]
-    health[health.index("--server") + 1] = f"127.0.0.1:{grpc_port}"
     try:
+        assert server.stdout is not None
+        started = server.stdout.readline()  # "baton serving NAME on HOST:PORT, metrics on :PORT/metrics"
+        grpc_port = int(started.split(" on ")[1].split(",")[0].rsplit(":", 1)[1])
+        health[health.index("--server") + 1] = f"127.0.0.1:{grpc_port}"
         deadline = time.monotonic() + 120
         probe = None
         while time.monotonic() < deadline and server.poll() is None:

@@ -119,3 +119,25 @@ def test_a_valid_bundle_loads_and_its_files_match(tiny_bundle: Path) -> None:
     for entry in bundle.manifest.files.values():
         assert sha256_of(tiny_bundle / entry.name) == entry.sha256
     assert Predictor.load(tiny_bundle, device="cpu").predict(["fine"])[0].label in bundle.labels
+
+
+def test_the_committed_test_bundle_is_what_the_export_makes_today(tiny_bundle: Path) -> None:
+    """The serving stage's tests run on tests/data/tiny-bundle (no torch). A change to what export writes must
+    reach it: rerun `python tests/make_tiny_bundle.py` when this fails."""
+    from testdata import COMMITTED_BUNDLE
+
+    committed = json.loads((COMMITTED_BUNDLE / "bundle.json").read_text())
+    fresh = json.loads((tiny_bundle / "bundle.json").read_text())
+
+    def shape(m: dict[str, Any]) -> dict[str, Any]:
+        keys = ("schema_version", "task", "problem_type", "labels", "inputs", "input_names", "max_length")
+        return {
+            **{k: m.get(k) for k in keys},
+            "tokenizer": sorted(m["tokenizer"]),
+            "files": {name: sorted(entry) for name, entry in m["files"].items()},
+            "parity": sorted(m["parity"]),
+            "top": sorted(m),
+        }
+
+    assert shape(committed) == shape(fresh)
+    assert load_bundle(COMMITTED_BUNDLE).checksum  # and it loads, every file verified

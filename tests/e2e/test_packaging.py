@@ -222,3 +222,22 @@ def test_old_flag_names_still_work_for_one_release(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "--output-dir is now --output" in proc.stderr
     assert "not found" in proc.stderr and "No such option" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.timeout(600)
+def test_the_serving_stage_tests_run_without_the_training_stack() -> None:
+    """The runtime is torch-free by contract: its server and batcher tests pass with torch, transformers, optimum,
+    datasets and scikit-learn impossible to import (tests/conftest.py, BATON_TESTS_WITHOUT_TORCH), on the
+    committed bundle."""
+    env = {**os.environ, "BATON_TESTS_WITHOUT_TORCH": "1"}
+    files = [str(REPO / "tests" / "serving" / name) for name in ("test_server.py", "test_batching.py")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *files],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=580,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1]
