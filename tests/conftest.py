@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from testdata import COMMITTED_BUNDLE, NER, REPO, REVIEWS, SHARED_DATA
-
-__all__ = ["COMMITTED_BUNDLE", "NER", "REPO", "REVIEWS", "SHARED_DATA", "build_tiny_model", "train_tiny", "write_jsonl"]
-
+from support import NER, REVIEWS, build_tiny_model, train_tiny
 
 _OWN_CACHE: list[str] = []
 
@@ -39,71 +34,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     for folder in _OWN_CACHE:  # the session's own cache only (a few MB a run, left behind before)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def train_tiny(model: Path, data: Path, out: Path, **overrides: Any) -> Any:
-    """The tiny models' recipe (6 epochs at 3e-3: enough to be confident) on `data`/{train,validation}.jsonl."""
-    from baton.training import TrainConfig, run_training
-
-    recipe: dict[str, Any] = {"epochs": 6, "learning_rate": 3e-3, "batch_size": 16, "patience": 0, "max_length": 64}
-    return run_training(
-        TrainConfig(
-            model=str(model),
-            train_file=str(data / "train.jsonl"),
-            validation_file=str(data / "validation.jsonl"),
-            output_dir=str(out),
-            **{**recipe, **overrides},
-        )
-    )
-
-
-def build_tiny_model(out: Path) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) and a WordPiece tokenizer trained on the demo texts, seeded."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    out.mkdir(parents=True, exist_ok=True)
-    texts = [json.loads(line)["text"] for line in (REVIEWS / "train.jsonl").read_text().splitlines()]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok.train_from_iterator(texts, trainer)
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=128,
-    )
-    fast.save_pretrained(out)
-    config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    import torch
-
-    # Seeded, so that the tiny model (and every gate on it) does not depend on which tests ran first: its 32-sample
-    # int8 gates sit near their limit (one flipped sample is 3.1 points).
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        BertModel(config).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import COMMITTED_BUNDLE, REVIEWS, build_tiny_model, train_tiny
+from support import COMMITTED_BUNDLE, REVIEWS, build_tiny_model, train_tiny
 
 
 def main() -> None:

@@ -20,25 +20,21 @@ import dataclasses
 import logging
 import math
 import random
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from baton._io import write_json_atomic
 from baton.errors import ConfigError, DataError
 from baton.training.config import Bf16Mode, ReportTo
-from baton.training.models import resolve_model
+from baton.training.loop import run_loop
 from baton.training.report import plot_training_curves
 from baton.training.rundir import (
-    MODEL_DIR,
-    clear_stale_checkpoints,
+    Hardware,
     finish_run,
     hold_out,
     install_model,
-    prepare_output_dir,
     trainer_arguments,
-    training_record,
 )
 
 __all__ = ["AdaptConfig", "AdaptResult", "fresh_head_keys", "pack_blocks", "read_documents", "run_adaptation"]
@@ -190,118 +186,147 @@ def pack_blocks(tokenizer: Any, docs: list[str], max_length: int) -> dict[str, l
     return blocks
 
 
-def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
-    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
-    import transformers
-    from datasets import Dataset
-    from transformers import (
-        AutoModelForMaskedLM,
-        AutoTokenizer,
-        DataCollatorForLanguageModeling,
-        EarlyStoppingCallback,
-        Trainer,
-    )
+@dataclass
+class _AdaptSteps:
+    """Masked-LM domain adaptation's part of the run loop (training/loop.py)."""
 
-    started = time.perf_counter()
-    out, checkpoint = prepare_output_dir(cfg)
-    model_path = resolve_model(cfg.model)
-    docs = read_documents(cfg.train_file, "--train-file", cfg.text_column)
-    if cfg.validation_file:
-        held = read_documents(cfg.validation_file, "--validation-file", cfg.text_column)
-        source = f"--validation-file {cfg.validation_file}"
-    else:
-        docs, held = hold_out(docs, cfg.validation_fraction, cfg.seed)
-        source = f"random {cfg.validation_fraction:.0%} of --train-file (seed {cfg.seed})"
-    if cfg.max_train_samples is not None and cfg.max_train_samples < len(docs):
-        docs = random.Random(cfg.seed).sample(docs, cfg.max_train_samples)
-    if checkpoint is None:
-        clear_stale_checkpoints(out)
+    cfg: AdaptConfig
+    docs: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    source: str = ""
+    fresh: list[str] = field(default_factory=list)
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if not tokenizer.is_fast or tokenizer.mask_token is None:
-        raise ConfigError(f"--model: {cfg.model} needs a fast tokenizer with a mask token for masked-LM training")
-    train = Dataset.from_dict(pack_blocks(tokenizer, docs, cfg.max_length))
-    validation = Dataset.from_dict(pack_blocks(tokenizer, held, cfg.max_length))
-    transformers.set_seed(cfg.seed)
-    model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True)
-    fresh = fresh_head_keys(model, info["missing_keys"])
-    if fresh:
-        logger.info(
-            "%s has no MLM head: its decoder is tied to the word embeddings, the transform layer starts fresh (%d "
-            "tensors)",
-            cfg.model,
-            len(fresh),
+    def prepare(self, model_path: str) -> None:
+        cfg = self.cfg
+        docs = read_documents(cfg.train_file, "--train-file", cfg.text_column)
+        if cfg.validation_file:
+            self.held = read_documents(cfg.validation_file, "--validation-file", cfg.text_column)
+            self.source = f"--validation-file {cfg.validation_file}"
+        else:
+            docs, self.held = hold_out(docs, cfg.validation_fraction, cfg.seed)
+            self.source = f"random {cfg.validation_fraction:.0%} of --train-file (seed {cfg.seed})"
+        if cfg.max_train_samples is not None and cfg.max_train_samples < len(docs):
+            docs = random.Random(cfg.seed).sample(docs, cfg.max_train_samples)
+        self.docs = docs
+
+    def build(self, out: Path, model_path: str, checkpoint: str | None) -> _Built:
+        import transformers
+        from datasets import Dataset
+        from transformers import (
+            AutoModelForMaskedLM,
+            AutoTokenizer,
+            DataCollatorForLanguageModeling,
+            EarlyStoppingCallback,
+            Trainer,
         )
-    # Whole-word masking in transformers 4.57 replaces every chosen word with [MASK]: it supports no random or
-    # kept tokens (asking for them hits a bug in its own warning), so BERT's 80/10/10 split is not available.
-    collator = DataCollatorForLanguageModeling(
-        tokenizer,
-        mlm_probability=cfg.mlm_probability,
-        whole_word_mask=True,
-        mask_replace_prob=1.0,
-        random_replace_prob=0.0,
-        seed=cfg.seed,
-    )
-    steps = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
-    by_steps: dict[str, Any] = {} if cfg.epochs >= 1 else {"eval_strategy": "steps", "save_strategy": "steps"}
-    args, hw = trainer_arguments(
-        cfg,
-        out,
-        len(train),
-        "eval_loss",
-        greater_is_better=False,
-        eval_steps=max(1, int(steps // 2)),
-        save_steps=max(1, int(steps // 2)),
-        remove_unused_columns=False,  # the collator reads the offsets and special-token masks
-        **by_steps,
-    )
-    head_rate = cfg.head_learning_rate if fresh and cfg.head_learning_rate is not None else None
-    if head_rate is not None:
-        logger.info("the fresh head trains at a peak rate of %g, the encoder at %g", head_rate, cfg.learning_rate)
-    trainer = (_head_rate_trainer(Trainer, set(fresh), head_rate) if head_rate is not None else Trainer)(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=validation,
-        data_collator=collator,
-        callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
-    )
-    before = trainer.evaluate()["eval_loss"] if checkpoint is None else None
-    output = trainer.train(resume_from_checkpoint=checkpoint)
-    after = trainer.evaluate()["eval_loss"]
-    tmp = out / f".{MODEL_DIR}.tmp"
-    trainer.save_model(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    metrics = {
-        "validation": {
-            "loss_before": before,
-            "loss_after": after,
-            "perplexity_before": math.exp(before) if before is not None else None,
-            "perplexity_after": math.exp(after),
-            "blocks": len(validation),
-        },
-        "training": training_record(trainer, output, hw, started, documents=len(docs), blocks=len(train)),
-    }
-    if trainer.is_world_process_zero():
-        install_model(out, tmp)
+
+        cfg = self.cfg
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if not tokenizer.is_fast or tokenizer.mask_token is None:
+            raise ConfigError(f"--model: {cfg.model} needs a fast tokenizer with a mask token for masked-LM training")
+        train = Dataset.from_dict(pack_blocks(tokenizer, self.docs, cfg.max_length))
+        validation = Dataset.from_dict(pack_blocks(tokenizer, self.held, cfg.max_length))
+        transformers.set_seed(cfg.seed)
+        model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True)
+        self.fresh = fresh_head_keys(model, info["missing_keys"])
+        if self.fresh:
+            logger.info(
+                "%s has no MLM head: its decoder is tied to the word embeddings, the transform layer starts fresh (%d "
+                "tensors)",
+                cfg.model,
+                len(self.fresh),
+            )
+        # Whole-word masking in transformers 4.57 replaces every chosen word with [MASK]: it supports no random or
+        # kept tokens (asking for them hits a bug in its own warning), so BERT's 80/10/10 split is not available.
+        collator = DataCollatorForLanguageModeling(
+            tokenizer,
+            mlm_probability=cfg.mlm_probability,
+            whole_word_mask=True,
+            mask_replace_prob=1.0,
+            random_replace_prob=0.0,
+            seed=cfg.seed,
+        )
+        steps = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
+        by_steps: dict[str, Any] = {} if cfg.epochs >= 1 else {"eval_strategy": "steps", "save_strategy": "steps"}
+        args, hw = trainer_arguments(
+            cfg,
+            out,
+            len(train),
+            "eval_loss",
+            greater_is_better=False,
+            eval_steps=max(1, int(steps // 2)),
+            save_steps=max(1, int(steps // 2)),
+            remove_unused_columns=False,  # the collator reads the offsets and special-token masks
+            **by_steps,
+        )
+        head_rate = cfg.head_learning_rate if self.fresh and cfg.head_learning_rate is not None else None
+        if head_rate is not None:
+            logger.info("the fresh head trains at a peak rate of %g, the encoder at %g", head_rate, cfg.learning_rate)
+        trainer = (_head_rate_trainer(Trainer, set(self.fresh), head_rate) if head_rate is not None else Trainer)(
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=validation,
+            data_collator=collator,
+            callbacks=[EarlyStoppingCallback(cfg.patience)] if cfg.patience > 0 else [],
+        )
+        return _Built(trainer, hw, tokenizer, len(train), len(validation))
+
+    def before(self, built: _Built) -> dict[str, Any]:
+        return {"loss": built.trainer.evaluate()["eval_loss"]}
+
+    def after(self, built: _Built, before: dict[str, Any]) -> dict[str, Any]:
+        loss_before, after = before.get("loss"), built.trainer.evaluate()["eval_loss"]
+        return {
+            "validation": {
+                "loss_before": loss_before,
+                "loss_after": after,
+                "perplexity_before": math.exp(loss_before) if loss_before is not None else None,
+                "perplexity_after": math.exp(after),
+                "blocks": built.validation_blocks,
+            }
+        }
+
+    def sizes(self, built: _Built) -> dict[str, Any]:
+        return {"documents": len(self.docs), "blocks": built.train_blocks}
+
+    def write(self, out: Path, tmp_model: Path, model_path: str, built: _Built, metrics: dict[str, Any]) -> None:
+        cfg = self.cfg
+        built.tokenizer.save_pretrained(str(tmp_model))
+        install_model(out, tmp_model)
         write_json_atomic(
             out / "train_args.json",
             {
                 "task": "masked-lm",
                 "config": {**dataclasses.asdict(cfg), "bf16": cfg.bf16.value, "report_to": cfg.report_to.value},
                 "resolved_model": model_path,
-                "validation_source": source,
-                "fresh_mlm_head": bool(fresh),
+                "validation_source": self.source,
+                "fresh_mlm_head": bool(self.fresh),
             },
         )
-        plot_training_curves(trainer.state.log_history, "loss", out / "training_curves.png")
+        plot_training_curves(built.trainer.state.log_history, "loss", out / "training_curves.png")
         v = metrics["validation"]
         (out / "report.md").write_text(
             f"# Domain adaptation: {out.name}\n\n| | |\n|---|---|\n| base model | {cfg.model} |\n"
-            f"| documents | {len(docs)} ({len(train)} blocks of {cfg.max_length}) |\n| held out | {source} |\n"
+            f"| documents | {len(self.docs)} ({built.train_blocks} blocks of {cfg.max_length}) |\n"
+            f"| held out | {self.source} |\n"
             f"| perplexity before | {v['perplexity_before']} |\n| perplexity after | {v['perplexity_after']:.3f} |\n"
             f"| wall time (s) | {metrics['training']['wall_time_s']:.1f} |\n\n![loss](training_curves.png)\n",
             encoding="utf-8",
         )
         finish_run(out, metrics)
-    return AdaptResult(out, metrics)
+
+
+@dataclass
+class _Built:
+    trainer: Any
+    hw: Hardware
+    tokenizer: Any
+    train_blocks: int
+    validation_blocks: int
+
+
+def run_adaptation(cfg: AdaptConfig) -> AdaptResult:
+    """Continue masked-LM pre-training of `cfg.model` on unlabelled text, in the one run loop."""
+    result = run_loop(cfg, cfg.model, _AdaptSteps(cfg))
+    return AdaptResult(result.output_dir, result.metrics)

@@ -12,7 +12,6 @@ Run directory (the contract `baton export` reads):
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,21 +23,18 @@ from baton.training.advice import advise, logged
 from baton.training.config import TrainConfig
 from baton.training.console import use_console
 from baton.training.data import PreparedData, prepare_data
+from baton.training.loop import run_loop
 from baton.training.metrics import classification_metrics, probabilities
-from baton.training.models import check_max_length, resolve_model
+from baton.training.models import check_max_length
 from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_trainer
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
 from baton.training.rundir import (
     LOG_HISTORY,
-    MODEL_DIR,
     RUN_FILES,
     RunResult,
-    clear_stale_checkpoints,
     finish_run,
     install_model,
-    prepare_output_dir,
     trainer_arguments,
-    training_record,
     world_size,
 )
 from baton.training.schedule import FEW_SHOT_PER_CLASS, Schedule, describe_schedule
@@ -271,42 +267,57 @@ def build_classification_trainer(
     return ClassificationTrainer(trainer, splits, hw, metric, cfg, schedule)
 
 
+@dataclass
+class _ClassificationSteps:
+    """Text classification's part of the run loop (training/loop.py)."""
+
+    cfg: TrainConfig
+    recipe: Recipe
+    data: PreparedData | None
+
+    def prepare(self, model_path: str) -> None:
+        self.data = self.data or prepare_data(self.cfg)
+
+    def build(self, out: Path, model_path: str, checkpoint: str | None) -> ClassificationTrainer:
+        assert self.data is not None
+        built = build_classification_trainer(self.cfg, self.data, model_path, out, self.recipe, checkpoint)
+        self.cfg = built.cfg  # the schedule resolved
+        logger.info("recipe: %s", describe_schedule(built.schedule))
+        use_console(built.trainer, built.metric)
+        return built
+
+    def before(self, built: ClassificationTrainer) -> dict[str, Any]:
+        assert self.data is not None
+        return _evaluate(built.trainer, built.splits, self.data, self.cfg) if self.cfg.baseline else {}
+
+    def after(self, built: ClassificationTrainer, before: dict[str, Any]) -> dict[str, Any]:
+        assert self.data is not None
+        results = _evaluate(built.trainer, built.splits, self.data, self.cfg)
+        metrics: dict[str, Any] = dict(results)
+        metrics["baseline"] = before
+        metrics["trivial_baseline"] = check_trivial(self.data, results["validation"])
+        if self.data.spec.is_multi_label:
+            metrics["decision_threshold"] = results["validation"]["threshold"]
+        metrics["warnings"] = _advice(built, self.data, metrics)
+        return metrics
+
+    def sizes(self, built: ClassificationTrainer) -> dict[str, Any]:
+        return {"train_samples": len(built.splits["train"])}
+
+    def write(
+        self, out: Path, tmp_model: Path, model_path: str, built: ClassificationTrainer, metrics: dict[str, Any]
+    ) -> None:
+        assert self.data is not None
+        history = built.trainer.state.log_history
+        extra = {**self.recipe.train_args(), "schedule": built.schedule.to_dict()}
+        write_run(out, tmp_model, self.cfg, model_path, self.data, metrics, history, built.metric, extra)
+
+
 def run_text_classification(
     cfg: TrainConfig, recipe: Recipe | None = None, data: PreparedData | None = None
 ) -> RunResult:
-    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
-
-    started = time.perf_counter()
-    out, checkpoint = prepare_output_dir(cfg)  # checks only: nothing is deleted before the inputs are valid
-    model_path = resolve_model(cfg.model)
-    data = data or prepare_data(cfg)
-    if checkpoint is None:
-        clear_stale_checkpoints(out)
-    spec = data.spec
-    recipe = recipe or Recipe()
-    built = build_classification_trainer(cfg, data, model_path, out, recipe, checkpoint)
-    trainer, splits, hw, metric, cfg = built.trainer, built.splits, built.hw, built.metric, built.cfg
-    logger.info("recipe: %s", describe_schedule(built.schedule))
-    use_console(trainer, metric)
-    baseline = _evaluate(trainer, splits, data, cfg) if cfg.baseline and checkpoint is None else {}
-    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
-    train_output = trainer.train(resume_from_checkpoint=checkpoint)
-    results = _evaluate(trainer, splits, data, cfg)
-
-    tmp_model = out / f".{MODEL_DIR}.tmp"
-    trainer.save_model(str(tmp_model))
-    metrics: dict[str, Any] = dict(results)
-    metrics["baseline"] = baseline
-    metrics["trivial_baseline"] = check_trivial(data, results["validation"])
-    if spec.is_multi_label:
-        metrics["decision_threshold"] = results["validation"]["threshold"]
-    metrics["training"] = training_record(trainer, train_output, hw, started, train_samples=len(splits["train"]))
-    metrics["warnings"] = _advice(built, data, metrics)
-    if trainer.is_world_process_zero():
-        history = trainer.state.log_history
-        extra = {**recipe.train_args(), "schedule": built.schedule.to_dict()}
-        write_run(out, tmp_model, cfg, model_path, data, metrics, history, metric, extra)
-    return RunResult(out, metrics)
+    """Fine-tune for text classification in the one run loop; `recipe` swaps the model and loss (distill)."""
+    return run_loop(cfg, cfg.model, _ClassificationSteps(cfg, recipe or Recipe(), data))
 
 
 def write_run(

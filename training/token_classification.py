@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,23 +26,20 @@ from baton.task import Task
 from baton.training.advice import advise, logged
 from baton.training.config import TrainConfig
 from baton.training.console import use_console
-from baton.training.models import check_max_length, resolve_model
+from baton.training.loop import run_loop
+from baton.training.models import check_max_length
 from baton.training.ner_align import align_rows
 from baton.training.ner_data import Sentence, TokenFile, read_token_file, tag_set
 from baton.training.ner_metrics import entity_metrics
 from baton.training.report import entity_section, plot_training_curves
 from baton.training.rundir import (
     LOG_HISTORY,
-    MODEL_DIR,
     RUN_FILES,
     RunResult,
-    clear_stale_checkpoints,
     finish_run,
     hold_out,
     install_model,
-    prepare_output_dir,
     trainer_arguments,
-    training_record,
     world_size,
 )
 from baton.training.schedule import Schedule, describe_schedule
@@ -263,61 +259,76 @@ def build_token_trainer(
     return TokenTrainer(trainer, splits, owners, hw, cfg, schedule)
 
 
-def run_token_training(cfg: TrainConfig) -> RunResult:
-    """Fine-tune `cfg.model` for entity recognition and write the run directory."""
-    import torch  # noqa: F401  (first: a missing torch is named as such, not as transformers' own error)
+@dataclass
+class _TokenSteps:
+    """Entity recognition's part of the run loop (training/loop.py)."""
 
-    started = time.perf_counter()
-    out, checkpoint = prepare_output_dir(cfg)
-    model_path = resolve_model(cfg.model)
-    data = prepare_token_data(cfg)
-    if checkpoint is None:
-        clear_stale_checkpoints(out)
-    built = build_token_trainer(cfg, data, model_path, out)
-    trainer, splits, owners, hw, cfg = built.trainer, built.splits, built.owners, built.hw, built.cfg
-    logger.info("recipe: %s", describe_schedule(built.schedule))
-    use_console(trainer, METRIC)
-    sentences = {"validation": data.validation, "test": data.test or []}
-    logger.info("training on %s with bf16=%s, %d process(es)", "cuda" if hw.cuda else "cpu", hw.bf16, hw.world)
-    train_output = trainer.train(resume_from_checkpoint=checkpoint)
-    # The final scores: rows in input order (no length grouping), windows joined back into whole sentences.
-    trainer.args.group_by_length = False
-    results: dict[str, dict[str, Any]] = {}
-    for name in ("validation", "test"):
-        if name in splits:
-            output = trainer.predict(splits[name], metric_key_prefix=name)
-            results[name] = _sentence_score(output, owners[name], sentences[name], data.labels)
-    tmp_model = out / f".{MODEL_DIR}.tmp"
-    trainer.save_model(str(tmp_model))
-    validation = results["validation"]
-    beaten = validation[METRIC] >= 0.01
-    if not beaten:
-        logger.warning(
-            "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation entity F1 %.4f; tagging every word O scores 0. "
-            "`baton export` refuses it without --allow-untrained.",
-            validation[METRIC],
+    cfg: TrainConfig
+    data: TokenData | None = None
+
+    def prepare(self, model_path: str) -> None:
+        self.data = prepare_token_data(self.cfg)
+
+    def build(self, out: Path, model_path: str, checkpoint: str | None) -> TokenTrainer:
+        assert self.data is not None
+        built = build_token_trainer(self.cfg, self.data, model_path, out)
+        self.cfg = built.cfg  # the schedule resolved
+        logger.info("recipe: %s", describe_schedule(built.schedule))
+        use_console(built.trainer, METRIC)
+        return built
+
+    def before(self, built: TokenTrainer) -> dict[str, Any]:
+        return {}  # an untrained tagger's entity F1 is 0: nothing to learn from scoring it
+
+    def after(self, built: TokenTrainer, before: dict[str, Any]) -> dict[str, Any]:
+        """Rows in input order (no length grouping), windows joined back into whole sentences."""
+        assert self.data is not None
+        data, trainer = self.data, built.trainer
+        trainer.args.group_by_length = False
+        sentences = {"validation": data.validation, "test": data.test or []}
+        results: dict[str, dict[str, Any]] = {}
+        for name in ("validation", "test"):
+            if name in built.splits:
+                output = trainer.predict(built.splits[name], metric_key_prefix=name)
+                results[name] = _sentence_score(output, built.owners[name], sentences[name], data.labels)
+        validation = results["validation"]
+        beaten = validation[METRIC] >= 0.01
+        if not beaten:
+            logger.warning(
+                "THE MODEL DOES NOT BEAT THE TRIVIAL BASELINE: validation entity F1 %.4f; tagging every word O scores "
+                "0. `baton export` refuses it without --allow-untrained.",
+                validation[METRIC],
+            )
+        metrics: dict[str, Any] = dict(results)
+        metrics["baseline"] = before
+        metrics["trivial_baseline"] = {"metric": METRIC, "value": 0.0, "answer": ["O"], "beaten": beaten}
+        metrics["warnings"] = logged(
+            advise(
+                schedule=built.schedule,
+                validation={},  # entity F1 is not a proportion of rows: no interval rule
+                validation_rows=len(data.validation),
+                baseline=metrics["trivial_baseline"],
+                dropped={},
+                smallest_class=None,
+                few_shot=False,
+                metric=METRIC,
+            )
         )
-    metrics: dict[str, Any] = dict(results)
-    metrics["baseline"] = {}
-    metrics["trivial_baseline"] = {"metric": METRIC, "value": 0.0, "answer": ["O"], "beaten": beaten}
-    metrics["warnings"] = logged(
-        advise(
-            schedule=built.schedule,
-            validation={},  # entity F1 is not a proportion of rows: no interval rule
-            validation_rows=len(data.validation),
-            baseline=metrics["trivial_baseline"],
-            dropped={},
-            smallest_class=None,
-            few_shot=False,
-            metric=METRIC,
-        )
-    )
-    metrics["training"] = training_record(
-        trainer, train_output, hw, started, train_samples=len(data.train), train_rows=len(splits["train"])
-    )
-    if trainer.is_world_process_zero():
-        _write_run(out, tmp_model, cfg, model_path, data, metrics, trainer.state.log_history, built.schedule)
-    return RunResult(out, metrics)
+        return metrics
+
+    def sizes(self, built: TokenTrainer) -> dict[str, Any]:
+        assert self.data is not None
+        return {"train_samples": len(self.data.train), "train_rows": len(built.splits["train"])}
+
+    def write(self, out: Path, tmp_model: Path, model_path: str, built: TokenTrainer, metrics: dict[str, Any]) -> None:
+        assert self.data is not None
+        history = built.trainer.state.log_history
+        _write_run(out, tmp_model, self.cfg, model_path, self.data, metrics, history, built.schedule)
+
+
+def run_token_training(cfg: TrainConfig) -> RunResult:
+    """Fine-tune `cfg.model` for entity recognition in the one run loop and write the run directory."""
+    return run_loop(cfg, cfg.model, _TokenSteps(cfg))
 
 
 def _write_run(

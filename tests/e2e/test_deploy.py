@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
+from support import REPO
 
 DEPLOY = REPO / "deploy" / "kubernetes"
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, write_jsonl
+from support import SHARED_DATA, write_jsonl
 
 SST2 = SHARED_DATA / "sst2_sentence"
 

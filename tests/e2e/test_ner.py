@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import NER, write_jsonl
 from serving_helpers import ServerThread
+from support import NER, write_jsonl
 
 from baton.errors import DataError, GateError, InputError
 from baton.serving.iob import iob_spans

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, REVIEWS
+from support import REPO, REVIEWS
 
 
 def _clean_copy(dest: Path) -> Path:

@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import REVIEWS, write_jsonl
 from serving_helpers import ServerThread
+from support import REVIEWS, write_jsonl
 
 from baton.errors import InputError
 from baton.serving import Predictor, load_bundle

@@ -124,7 +124,7 @@ def test_a_valid_bundle_loads_and_its_files_match(tiny_bundle: Path) -> None:
 def test_the_committed_test_bundle_is_what_the_export_makes_today(tiny_bundle: Path) -> None:
     """The serving stage's tests run on tests/data/tiny-bundle (no torch). A change to what export writes must
     reach it: rerun `python tests/make_tiny_bundle.py` when this fails."""
-    from testdata import COMMITTED_BUNDLE
+    from support import COMMITTED_BUNDLE
 
     committed = json.loads((COMMITTED_BUNDLE / "bundle.json").read_text())
     fresh = json.loads((tiny_bundle / "bundle.json").read_text())

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REVIEWS
+from support import REVIEWS
 
 from baton.errors import BundleError, ExportError, GateError
 from baton.export import ExportConfig, GateThresholds, export_bundle

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from testdata import COMMITTED_BUNDLE
+from support import COMMITTED_BUNDLE
 
 
 @pytest.fixture(scope="session")

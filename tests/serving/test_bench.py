@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REVIEWS
 from serving_helpers import ServerThread
+from support import REVIEWS
 
 from baton.serving.config import ServeConfig
 

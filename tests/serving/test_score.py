@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REVIEWS
+from support import REVIEWS
 
 from baton.errors import DataError, OutputDirError
 from baton.serving import Predictor

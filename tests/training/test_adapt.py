@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REVIEWS
+from support import REVIEWS
 
 from baton.errors import ConfigError, DataError
 from baton.training.adapt import AdaptConfig, fresh_head_keys, pack_blocks, read_documents, run_adaptation

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REVIEWS, train_tiny
+from support import REVIEWS, train_tiny
 
 
 def test_two_runs_side_by_side(tiny_model_dir: Path, tiny_run: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REVIEWS
+from support import REVIEWS
 
 from baton.training.console import evaluation_line
 

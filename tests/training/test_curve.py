@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import NER, REVIEWS
+from support import NER, REVIEWS
 
 from baton.errors import ConfigError
 from baton.training import TrainConfig

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REVIEWS
+from support import REVIEWS
 
 
 def test_torchrun_two_cpu_processes(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import REVIEWS, write_jsonl
+from support import REVIEWS, write_jsonl
 
 from baton.errors import ConfigError
 from baton.training import TrainConfig, run_training

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REVIEWS, train_tiny
+from support import REVIEWS, train_tiny
 
 from baton.errors import ModelError
 from baton.training.models import CHOICES, resolve_model

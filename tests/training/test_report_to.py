@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REVIEWS, train_tiny
+from support import REVIEWS, train_tiny
 
 from baton.errors import ConfigError
 from baton.training import TrainConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import REVIEWS, write_jsonl
+from support import REVIEWS, write_jsonl
 
 from baton.training import TrainConfig, run_training
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REVIEWS, write_jsonl
+from support import REVIEWS, write_jsonl
 
 from baton.errors import ConfigError, DataError, ModelError, OutputDirError
 from baton.training import TrainConfig, load_train_config, run_training

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REVIEWS
+from support import REVIEWS
 
 from baton.errors import ConfigError, OutputDirError
 from baton.training.config import TrainConfig

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REVIEWS, write_jsonl
+from support import REVIEWS, write_jsonl
 
 from baton.errors import ExportError
 from baton.training.advice import WIDE_INTERVAL, AdviceCode, advise, wilson_interval

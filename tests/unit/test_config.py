@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support import REPO
 
 from baton._config import load_config
 from baton.errors import ConfigError

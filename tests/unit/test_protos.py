@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from support import REPO
 
 
 def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:

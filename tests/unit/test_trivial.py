@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_jsonl
+from support import write_jsonl
 
 from baton.errors import ConfigError, ExportError
 from baton.export import ExportConfig, export_bundle
@@ -134,7 +134,7 @@ def test_the_baseline_is_validation_s_majority_and_export_refuses(tiny_model_dir
 
 
 def test_multi_label_runs_serve_the_threshold_they_tuned(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from conftest import REVIEWS
+    from support import REVIEWS
 
     rows = []
     for line in (REVIEWS / "train.jsonl").read_text().splitlines()[:200]:
