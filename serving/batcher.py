@@ -14,9 +14,12 @@ RequestTooLarge, ShuttingDown, DeadlineExceeded, Cancelled, TokenizationFailed, 
 worker dies, every pending item fails with WorkerCrashed and `on_crash` runs. The exceptions themselves go to the
 log; a client's message never carries their text.
 
-A batch whose collate, run or postprocess raises fails only its own items (BatchFailed → INTERNAL); it is logged
-and counted, and the workers go on. Only `max_consecutive_failures` failed batches in a row (with no success
-between) mean the engine itself is broken: then the batcher crashes as above.
+A batch whose collate, run or postprocess raises is logged, and each of its texts runs again alone: a text that
+also fails alone is one the model cannot take, and gets InvalidRequest (INVALID_ARGUMENT); the others get their
+answers. When no text of the batch runs alone, a known-good probe text decides: if the probe runs, the texts were
+at fault (InvalidRequest again, not counted); if it fails too, the engine is broken: BatchFailed (INTERNAL) for the
+batch, counted. Only `max_consecutive_failures` such batches in a row (with no success between) crash the batcher
+as above, so no client can stop a server by sending texts the model fails on.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from baton.errors import (
     BatchFailed,
     Cancelled,
     DeadlineExceeded,
+    InvalidRequest,
     Overloaded,
     RequestTooLarge,
     ShuttingDown,
@@ -54,6 +58,14 @@ logger = logging.getLogger(__name__)
 # Up to this many texts are tokenized in the event loop (about 40 us each here); larger requests
 # go to a helper thread so one big request cannot stall every other RPC.
 _INLINE_TOKENIZE_TEXTS = 16
+
+
+class _RunFailed(Exception):
+    """A batch's collate, run or postprocess raised; `live` are its texts still waiting for an answer."""
+
+    def __init__(self, live: list[Any], cause: Exception) -> None:
+        super().__init__(repr(cause))
+        self.live, self.cause = live, cause
 
 
 def _lower_priority(nice: int) -> None:
@@ -344,8 +356,8 @@ class Batcher:
             batch, wide = job
             try:
                 self._run(batch, wide)
-            except Exception as exc:
-                self._batch_failed(batch, exc)  # raises when failures repeat: `_crash` then fails everything
+            except _RunFailed as failed:
+                self._batch_failed(failed.live, failed.cause)  # raises when the engine is broken: `_crash`
             else:
                 with self._lock:
                     self._failures_in_a_row = 0
@@ -353,18 +365,54 @@ class Batcher:
                 with self._lock:
                     self._running.difference_update(batch)
 
-    def _batch_failed(self, batch: list[_Item], exc: Exception) -> None:
-        """Fail this batch's items alone; raise once `max_consecutive_failures` batches have failed in a row."""
-        logger.error("a batch of %d item(s) failed: %r", len(batch), exc, exc_info=exc)
-        with self._lock:
-            self._failures_in_a_row += 1
-            in_a_row = self._failures_in_a_row
+    def _batch_failed(self, live: list[_Item], exc: Exception) -> None:
+        """The batch of `live` raised: rerun each text alone (see the module docstring); raise once
+        `max_consecutive_failures` batches in a row showed a broken engine."""
+        logger.error("a batch of %d item(s) failed: %r; running each alone", len(live), exc, exc_info=exc)
         if self._observer is not None:
-            self._observer.batch_failed(len(batch))
-        failed = BatchFailed("inference failed for this batch (the server log has why)")
-        self._finish([(item, None, failed) for item in batch])
+            self._observer.batch_failed(len(live))
+        failing = [item for item in live if not self._run_alone(item)]
+        if not failing:
+            return
+        healthy = len(failing) < len(live) or self._probe(failing[0])
+        with self._lock:
+            self._failures_in_a_row = 0 if healthy else self._failures_in_a_row + 1
+            in_a_row = self._failures_in_a_row
+        if healthy:
+            error: Exception = InvalidRequest("the model cannot run this text (the server log has why)")
+            logger.warning("%d text(s) the model cannot run, refused; the engine runs others", len(failing))
+        else:
+            error = BatchFailed("inference failed for this batch (the server log has why)")
+        self._finish([(item, None, error) for item in failing])
         if in_a_row >= self.config.max_consecutive_failures:
             raise RuntimeError(f"{in_a_row} batches failed in a row; last: {exc!r}") from exc
+
+    def _run_alone(self, item: _Item) -> bool:
+        """Run one text as its own batch, narrow, and answer it; False if it fails here too."""
+        started = time.perf_counter()
+        try:
+            encoded = self.engine.collate([item.tokens])  # type: ignore[list-item]
+            logits = self.engine.run(encoded, wide=False)
+            (prediction,) = self.engine.postprocess(logits, encoded)
+        except Exception:
+            logger.warning("a text failed alone as well", exc_info=True)
+            return False
+        spent = time.perf_counter() - started
+        result = ItemResult(
+            prediction, encoded.item_logits(logits, 0), started - item.enqueued, item.tokenize_s, spent, 1, item.tokens
+        )
+        self._finish([(item, result, None)])
+        return True
+
+    def _probe(self, like: _Item) -> bool:
+        """Whether the engine runs a known-good text (a pair when `like` is one)."""
+        try:
+            tokens = self.engine.tokenize(["probe"], None if like.pair is None else ["probe"])
+            self.engine.run(self.engine.collate(tokens), wide=False)
+        except Exception:
+            logger.error("the engine fails on a known-good probe text too", exc_info=True)
+            return False
+        return True
 
     def _release(self, wide: bool) -> None:
         """The engine is free again: the next batch may start (wide, if nothing else runs)."""
@@ -435,12 +483,15 @@ class Batcher:
                 self._finish(dropped)
             if not live:
                 return
-            encoded = self.engine.collate([item.tokens for item in live])  # type: ignore[misc]
-            logits = self.engine.run(encoded, wide=wide)
-            # Free the slot before answering, so a client's next request never sees this run as still in flight.
-            self._release(wide)
-            released = True
-            predictions = self.engine.postprocess(logits, encoded)
+            try:
+                encoded = self.engine.collate([item.tokens for item in live])  # type: ignore[misc]
+                logits = self.engine.run(encoded, wide=wide)
+                # Free the slot before answering, so a client's next request never sees this run as still in flight.
+                self._release(wide)
+                released = True
+                predictions = self.engine.postprocess(logits, encoded)
+            except Exception as exc:
+                raise _RunFailed(live, exc) from exc
             spent = time.perf_counter() - started
             if self._observer is not None:
                 self._observer.batch_done(len(live), encoded.padded_tokens, spent)

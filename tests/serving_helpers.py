@@ -20,14 +20,21 @@ from baton.serving.rpc import BatonServer
 
 
 class SlowEngine:
-    """The real engine, with `delay` seconds added to every run; runs numbered in `fail_runs`, and every run from
-    number `crash_on` on, raise."""
+    """The real engine, with `delay` seconds added to every run; runs numbered in `fail_runs`, every run from
+    number `crash_on` on, and every run of rows wider than `fail_wider_than` tokens (a text the model cannot take,
+    as past its position table) raise."""
 
     def __init__(
-        self, engine: Engine, delay: float = 0.0, crash_on: int | None = None, fail_runs: Sequence[int] = ()
+        self,
+        engine: Engine,
+        delay: float = 0.0,
+        crash_on: int | None = None,
+        fail_runs: Sequence[int] = (),
+        fail_wider_than: int | None = None,
     ) -> None:
         self.inner, self.delay, self.crash_on, self.runs = engine, delay, crash_on, 0
         self.fail_runs = set(fail_runs)
+        self.fail_wider_than = fail_wider_than
         self.variant, self.provider, self.workers = engine.variant, engine.provider, engine.workers
         self.calls: list[tuple[bool, int]] = []  # per run: (wide, runs in flight when it started, itself included)
         self._in_flight = 0
@@ -45,6 +52,8 @@ class SlowEngine:
             self._in_flight += 1
             self.calls.append((wide, self._in_flight))
             crash = (self.crash_on is not None and self.runs >= self.crash_on) or self.runs in self.fail_runs
+            width = encoded.inputs["input_ids"].shape[1]
+            crash = crash or (self.fail_wider_than is not None and width > self.fail_wider_than)
         try:
             if crash:
                 raise RuntimeError("injected engine failure")

@@ -13,7 +13,7 @@ import pytest
 from serving_helpers import ServerThread, SlowEngine, metric_value, real_engine
 
 from baton.errors import ConfigError
-from baton.serving.client import Client, ServerError
+from baton.serving.client import Client, InvalidRequest
 from baton.serving.config import ServeConfig
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
@@ -134,19 +134,24 @@ def test_a_request_larger_than_the_queue_is_invalid_argument(tiny_bundle: Path) 
     assert "the queue holds at most 4" in (info.value.details() or "")
 
 
-def test_a_failed_batch_fails_its_request_and_the_server_keeps_serving(tiny_bundle: Path) -> None:
+def test_texts_the_model_cannot_run_are_refused_and_the_server_keeps_serving(tiny_bundle: Path) -> None:
+    """Issue 29: three such calls used to flip health to NOT_SERVING and exit 3, with onnxruntime's own message and
+    source paths in the answer. Now each is INVALID_ARGUMENT with a message of ours, and the server serves on."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    engine = SlowEngine(real_engine(tiny_bundle), fail_runs=[1])
+    engine = SlowEngine(real_engine(tiny_bundle), fail_wider_than=24)
+    long_text = "a rather long review that goes on " * 6
     with ServerThread(ServeConfig(bundle=str(tiny_bundle), warmup=False), engine=engine) as s:
         with Client(s.target) as client:
-            with pytest.raises(ServerError, match="inference failed for this batch"):
-                client.classify(["the unlucky one"])
+            for _ in range(5):  # past max_consecutive_failures (3)
+                with pytest.raises(InvalidRequest, match="the model cannot run this text") as refused:
+                    client.classify([long_text])
+                assert "injected" not in str(refused.value) and ".py" not in str(refused.value)
             assert len(client.classify(["the next one", "and another"])) == 2
         with grpc.insecure_channel(s.target) as channel:
             status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
         assert status == health_pb2.HealthCheckResponse.SERVING
-        assert metric_value(s.metrics_text(), "baton_batch_failures_total") == 1
+        assert metric_value(s.metrics_text(), "baton_batch_failures_total") == 5
         assert s.exit_code is None
 
 
