@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,22 @@ __all__ = ["CPU_DISABLED_OPTIMIZERS", "new_session"]
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
-def new_session(model: str | Path, options: Any = None, providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:
-    """An InferenceSession; on the CPU provider alone, without the graph fusions listed above."""
+def new_session(
+    model: str | Path | bytes, options: Any = None, providers: Sequence[str] = ("CPUExecutionProvider",)
+) -> Any:
+    """An InferenceSession; on the CPU provider alone, without the graph fusions listed above.
+
+    A model given as bytes (a bundle's, verified against its manifest) loads with no external data: onnxruntime
+    would otherwise read initializers from files beside it that no checksum covers (issue 29). Its folder for
+    external data is an empty one, so any reference to such a file fails to load."""
     import onnxruntime as ort
 
     kwargs: dict[str, Any] = {}
     if list(providers) == ["CPUExecutionProvider"]:
         kwargs["disabled_optimizers"] = list(CPU_DISABLED_OPTIMIZERS)
-    return ort.InferenceSession(str(model), sess_options=options, providers=list(providers), **kwargs)
+    if not isinstance(model, bytes):
+        return ort.InferenceSession(str(model), sess_options=options, providers=list(providers), **kwargs)
+    options = options if options is not None else ort.SessionOptions()
+    with tempfile.TemporaryDirectory(prefix="baton-no-external-data-") as empty:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", empty)
+        return ort.InferenceSession(model, sess_options=options, providers=list(providers), **kwargs)

@@ -106,7 +106,10 @@ def _read_manifest(root: Path) -> tuple[Manifest, str]:
         raise BundleError(f"{path} is not a regular file")
     if info.st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path} has {info.st_size} bytes (at most {MAX_MANIFEST_BYTES})")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{path} cannot be read ({exc.strerror or exc})") from exc
     try:
         data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -8,6 +8,7 @@ Imports neither torch nor transformers.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -148,6 +149,15 @@ def default_workers(threads: int, workers: int | None = None) -> int:
     return workers or (2 if threads >= 2 else 1)
 
 
+def _verified_bytes(bundle: Bundle, variant: str) -> bytes:
+    """The model file's bytes, checked against the manifest's SHA-256 as read: what is verified is what loads."""
+    entry = bundle.models[variant]
+    data = entry.path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise BundleError(f"bundle {bundle.root}: {entry.path.name} does not match its SHA-256 (altered?)")
+    return data
+
+
 class Engine:
     """One bundle variant, its tokenizer, and the onnxruntime session(s) that run it.
 
@@ -192,7 +202,7 @@ class Engine:
         providers = ["CPUExecutionProvider"]
         if provider == "cuda":
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        model_path = str(bundle.models[variant].path)
+        model_bytes = _verified_bytes(bundle, variant)
 
         def session(intra: int, spin: bool, stop_spinning: bool) -> Any:
             options = ort.SessionOptions()
@@ -204,7 +214,13 @@ class Engine:
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             if stop_spinning:
                 options.add_session_config_entry("session.force_spinning_stop", "1")
-            return new_session(model_path, options, providers)
+            try:
+                return new_session(model_bytes, options, providers)
+            except Exception as exc:  # onnxruntime's own errors (not ONNX, empty, external data, bad graph)
+                first = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__
+                raise BundleError(
+                    f"bundle {bundle.root}: onnxruntime cannot load its {variant} model ({first})"
+                ) from exc
 
         self.threads = default_threads(threads)
         # Concurrent runs only pay on CPU, where each worker gets its own cores; one GPU session serves one worker.

@@ -141,3 +141,71 @@ def test_the_committed_test_bundle_is_what_the_export_makes_today(tiny_bundle: P
 
     assert shape(committed) == shape(fresh)
     assert load_bundle(COMMITTED_BUNDLE).checksum  # and it loads, every file verified
+
+
+def _reseal(bundle: Path, name: str) -> None:
+    """Record `name`'s present size and SHA-256 in the manifest, as an attacker who rewrites both would."""
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["files"][name].update(bytes=(bundle / name).stat().st_size, sha256=sha256_of(bundle / name))
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+
+
+def test_onnx_external_data_cannot_get_around_the_seal(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 29: a model whose initializers live in a file the manifest does not list loaded, and rewriting that
+    file changed answers with bundle.json untouched. The model now loads from its verified bytes with no external
+    data at all, even from inside the bundle's folder."""
+    import onnx
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    locations = ("weights.bin", "tokenizer.json")  # an unlisted file, and a listed one that holds no weights
+    for location in locations:
+        staged = tmp_path / location.replace(".", "-")
+        staged.mkdir()
+        model = onnx.load(str(tiny_bundle / "model.onnx"))
+        onnx.save_model(model, str(staged / "model.onnx"), save_as_external_data=True, location=location)
+    for location in locations:
+        staged = tmp_path / location.replace(".", "-")
+        shutil.copy2(staged / "model.onnx", bundle / "model.onnx")
+        if location == "weights.bin":
+            shutil.copy2(staged / location, bundle / location)
+        _reseal(bundle, "model.onnx")
+        monkeypatch.chdir(bundle)  # where an unchecked relative path would resolve
+        with pytest.raises(BundleError, match="onnxruntime cannot load its fp32 model"):
+            Engine(load_bundle(bundle), "fp32", "cpu", threads=1)
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx model at all"])
+def test_a_model_file_that_is_not_onnx_is_one_line_exit_2(tiny_bundle: Path, tmp_path: Path, content: bytes) -> None:
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    for name in ("model.onnx", "model.int8.onnx"):
+        (bundle / name).write_bytes(content)
+        _reseal(bundle, name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "baton", "predict", str(bundle), "fine"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "onnxruntime cannot load its" in line
+
+
+def test_an_unreadable_manifest_is_one_bundle_error(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle.json the process may not read was a PermissionError traceback (issue 29); tests run as root, who
+    reads any file, so the refusal is simulated at the read."""
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    real = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self.name == "bundle.json":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(BundleError, match=r"bundle.json cannot be read \(Permission denied\)"):
+        load_bundle(bundle)
