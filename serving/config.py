@@ -15,6 +15,7 @@ from baton.serving.batcher import BatcherConfig
 __all__ = ["ServeConfig"]
 
 _CPU_MIN_BATCH_FILL = 0.9
+SEND_LIMIT_FACTOR = 16
 _EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 _DEFAULT_WORKER_NICE = 10 if sys.platform.startswith("linux") else 0
 
@@ -49,6 +50,9 @@ class ServeConfig:
     # Sized from the limits above for the texts that matter: 256 texts of ~4 KiB (a 128-token window is well under
     # that). gRPC refuses a larger message before anything decodes it.
     max_message_bytes: int = 1024 * 1024
+    # The largest answer the server sends (SEND_LIMIT_FACTOR x the largest request). A request whose answer could be
+    # larger is refused with INVALID_ARGUMENT before any work (serving/tasks: `answer_bound`), rather than costing
+    # the full inference and then failing with a status a client would retry (issue 29).
     # Streams one connection may hold open at the server (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); None: grpc's
     # default (no limit). A limit makes a client's excess calls wait on its own side, so a connection flooding the
     # server with doomed calls (1 ms deadlines) cannot fill grpc's pending-call queue, whose overload protection
@@ -126,6 +130,10 @@ class ServeConfig:
             worker_nice=self.worker_nice if self.worker_nice is not None else _DEFAULT_WORKER_NICE,
             max_queue_items=self.max_queue_items,
         )
+
+    @property
+    def max_answer_bytes(self) -> int:
+        return SEND_LIMIT_FACTOR * self.max_message_bytes
 
     def auth_token(self) -> str | None:
         if self.auth_token_file is None:

@@ -16,7 +16,9 @@ from baton.serving.rpc.guards import Checks, add_guarded
 from baton.serving.rpc.wire import Malformed
 from baton.serving.tasks import task_class
 
-__all__ = ["SERVICE", "KServe", "register"]
+__all__ = ["MAX_ID_CHARS", "SERVICE", "KServe", "register"]
+
+MAX_ID_CHARS = 256  # a request's `id`, which the answer repeats
 
 SERVICE = kpb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
@@ -111,6 +113,8 @@ class KServe(kpb_grpc.GRPCInferenceServiceServicer):
         try:
             self.s.refuse_malformed("ModelInfer", request)
             await self._check_model(request.model_name, context)
+            if len(request.id) > MAX_ID_CHARS:  # echoed back: bounded before it costs an answer's size
+                raise InvalidRequest(f"id has {len(request.id)} characters; the limit is {MAX_ID_CHARS}")
             known = [o.name for o in task_class(self.s.task).outputs(self.s.bundle.labels)]
             wanted = [o.name for o in request.outputs] or list(known)
             unknown = [name for name in wanted if name not in known]

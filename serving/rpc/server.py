@@ -24,6 +24,7 @@ from baton.serving.rpc.common import grpc_code
 from baton.serving.rpc.guards import Checks
 from baton.serving.rpc.security import AuthInterceptor, credentials
 from baton.serving.rpc.wire import Malformed
+from baton.serving.tasks import task_class
 from baton.task import Task
 
 __all__ = ["BatonServer"]
@@ -79,7 +80,7 @@ class BatonServer:
             interceptors.append(AuthInterceptor(token))
         options = [
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
-            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_answer_bytes),
             ("grpc.so_reuseport", 0),
             # Past this many calls waiting for the event loop, grpc core refuses new ones (no random early drop).
             ("grpc.server.max_pending_requests", cfg.max_pending_calls),
@@ -191,6 +192,13 @@ class BatonServer:
             for i, text in enumerate(values):
                 if len(text) > cfg.max_text_chars:
                     raise InvalidRequest(f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}")
+        chars = sum(map(len, texts))
+        bound = task_class(self.task).answer_bound(len(texts), chars, self.bundle.labels)
+        if bound > cfg.max_answer_bytes:
+            raise InvalidRequest(
+                f"{len(texts)} texts of {chars} characters could need an answer of {bound / 2**20:.1f} MiB; this "
+                f"server sends at most {cfg.max_answer_bytes / 2**20:.0f} MiB: send fewer or shorter texts per request"
+            )
 
     async def classify(
         self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str

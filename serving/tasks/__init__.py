@@ -58,6 +58,12 @@ class RuntimeTask(Protocol):
         """One answer as a JSON object."""
         ...
 
+    @staticmethod
+    def answer_bound(texts: int, chars: int, labels: Sequence[str]) -> int:
+        """The most bytes the answer to `texts` texts of `chars` characters in all can take, on any protocol: a
+        server refuses a request whose bound passes its send limit before doing any work."""
+        ...
+
     def check_logits(self, shape: Sequence[Any]) -> str | None:
         """Why the graph's `logits` output shape does not fit the manifest, or None."""
         ...

@@ -76,6 +76,13 @@ class Classification:
         return out
 
     @staticmethod
+    def answer_bound(texts: int, chars: int, labels: Sequence[str]) -> int:
+        """Per text: the top label, every label with its score (top-k, `scores`, the multi-label set) and a logit
+        each, whatever the text's length."""
+        longest = max((len(label.encode()) for label in labels), default=0)
+        return texts * (64 + len(labels) * (3 * longest + 48))
+
+    @staticmethod
     def to_dict(answer: Prediction) -> dict[str, Any]:
         """label, score, truncated; top_k when asked for; labels (every label at the threshold) for multi-label."""
         row: dict[str, Any] = {"label": answer.label, "score": round(answer.score, 6), "truncated": answer.truncated}

@@ -204,6 +204,13 @@ class TokenClassification:
         return [Tensor("entities", "BYTES", (len(answers),), encode_bytes_raw(docs))]
 
     @staticmethod
+    def answer_bound(texts: int, chars: int, labels: Sequence[str]) -> int:
+        """At worst every character is an entity of its own (aggregation `none` on one-character tokens), written
+        as JSON with its label, offsets, score and text."""
+        longest = max((len(label.encode()) for label in labels), default=0)
+        return texts * 64 + chars * (80 + longest)
+
+    @staticmethod
     def to_dict(answer: Entities) -> dict[str, Any]:
         return {"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated}
 

@@ -419,3 +419,18 @@ def test_words_are_grouped_as_conll_has_them() -> None:
         "Visit", "(", "Reuters", ")", ",", '"', "U.S.", '"', "ex-England", "Paris", ".", "Acme", "Corp", ".",
         "1996-08-22",
     ]  # fmt: skip
+
+
+def test_a_request_whose_answer_could_pass_the_send_limit_is_refused_before_any_work(tiny_ner_bundle: Path) -> None:
+    """Issue 29: 30 long entity texts ran for a minute, then the answer passed the send limit and came back as
+    RESOURCE_EXHAUSTED, which clients retry. The worst-case answer is bounded first: INVALID_ARGUMENT, no batch run."""
+    from baton.serving.client import Client, InvalidRequest
+    from baton.serving.config import ServeConfig
+
+    cfg = ServeConfig(bundle=str(tiny_ner_bundle), max_message_bytes=64 * 1024, warmup=False)  # sends 1 MiB at most
+    texts = ["Ada Lovelace met Charles Babbage in London. " * 40] * 10  # 17,600 characters, a 17 KiB request
+    with ServerThread(cfg) as s, Client(s.target) as client:
+        with pytest.raises(InvalidRequest, match=r"could need an answer of [0-9.]+ MiB; this server sends at most 1"):
+            client.recognize(texts)
+        assert "baton_batch_size_count 0.0" in s.metrics_text()  # refused before any work
+        assert len(client.recognize(texts[:3])) == 3  # a smaller request of the same texts is answered

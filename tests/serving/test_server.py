@@ -108,6 +108,13 @@ def test_kserve_v2_bytes_contents(server: ServerThread, tiny_bundle: Path) -> No
         with pytest.raises(grpc.RpcError) as info:
             stub.ModelInfer(kpb.ModelInferRequest(model_name=tiny_bundle.name, inputs=[bad]), timeout=30)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # the id is echoed in the answer: a ~1 MB one was the cost of a whole answer for free (issue 29)
+        long_id = kpb.ModelInferRequest(model_name=tiny_bundle.name, inputs=[tensor], id="x" * 300_000)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ModelInfer(long_id, timeout=30)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "id has 300000 characters" in str(
+            info.value.details()
+        )
 
 
 def test_health_and_reflection(server: ServerThread) -> None:
