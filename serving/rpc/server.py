@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from baton.errors import EXIT_WORKER_CRASHED, ConfigError, InputError, InvalidRequest, RequestFailed
@@ -20,6 +20,7 @@ from baton.serving.config import ServeConfig
 from baton.serving.engine import build_engine, default_threads, default_workers
 from baton.serving.metrics import ServerMetrics
 from baton.serving.rpc import classifier, kserve, recognizer
+from baton.serving.rpc import health as rpc_health
 from baton.serving.rpc.common import grpc_code
 from baton.serving.rpc.guards import Checks
 from baton.serving.rpc.security import AuthInterceptor, credentials
@@ -59,7 +60,7 @@ class BatonServer:
         self.metrics.model.labels(self.model_name, self.variant, self.provider, self.bundle.checksum).set(1)
         batching = config.batcher_config(self.provider)
         self.batcher = Batcher(engine, batching, observer=self.metrics, on_crash=self._crash_from_worker)
-        self.health = health.aio.HealthServicer()
+        self.health = rpc_health.Health()
         self.exit_code = 0
         self.port = 0
         self.metrics_port: int | None = None
@@ -92,7 +93,7 @@ class BatonServer:
         checks = Checks(cfg.max_texts_per_request)  # elements counted on the wire before decoding
         for module in (*_DOMAIN.values(), kserve):
             module.register(self, server, checks)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        rpc_health.register(self.health, server, checks)
         others = [m.SERVICE for task, m in _DOMAIN.items() if task is not self.task]
         # the other tasks' services answer FAILED_PRECONDITION naming this one; listed for reflection too
         services = (_DOMAIN[self.task].SERVICE, kserve.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME, *others)

@@ -213,3 +213,47 @@ def test_a_stream_on_shutdown_answers_what_it_took_then_ends_ok(tiny_bundle: Pat
         assert [len(r.results) for r in answered] == [1]
         assert time.monotonic() - started < 10  # well within the 20 s grace: nothing waited for it to run out
         stopped.result(30)
+
+
+@pytest.mark.timeout(120)
+def test_auth_exempt_health_is_bounded_for_anonymous_clients(
+    tiny_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 29: with token auth on, 10,000 Watch streams on one connection grew RSS by 185 MB, and garbage sent to
+    Health/Check logged a traceback per call. Watches are capped per connection and in all, names are bounded,
+    and garbage is INVALID_ARGUMENT with no traceback."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from baton.serving.rpc.health import MAX_SERVICE_CHARS, MAX_WATCHES_PER_PEER
+
+    token = tmp_path / "token"
+    token.write_text("s3cret")
+    with ServerThread(ServeConfig(bundle=str(tiny_bundle), auth_token_file=str(token), warmup=False)) as s:
+        with grpc.insecure_channel(s.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            garbage = channel.unary_unary(
+                "/grpc.health.v1.Health/Check", request_serializer=lambda b: b, response_deserializer=lambda b: b
+            )
+            with caplog.at_level(logging.ERROR):
+                for _ in range(20):
+                    with pytest.raises(grpc.RpcError) as info:
+                        garbage(b"\x0a\xff\xff\xff\xff\x0f", timeout=10)
+                    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "Traceback" not in caplog.text
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Check(health_pb2.HealthCheckRequest(service="x" * (MAX_SERVICE_CHARS + 1)), timeout=10)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            watches = [stub.Watch(health_pb2.HealthCheckRequest(), timeout=60) for _ in range(MAX_WATCHES_PER_PEER)]
+            for watch in watches:
+                assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            one_more = stub.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+            with pytest.raises(grpc.RpcError) as info:
+                next(one_more)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            watches[0].cancel()
+            time.sleep(0.5)
+            again = stub.Watch(health_pb2.HealthCheckRequest(), timeout=60)  # a closed watch frees its place
+            assert next(again).status == health_pb2.HealthCheckResponse.SERVING
+            for watch in [*watches, again]:
+                watch.cancel()
+        assert stub is not None and s.exit_code is None
