@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,7 +98,27 @@ def load_labelled_file(path_str: str, flag: str = "--data") -> Dataset:
     return ds
 
 
-def _header(path: Path) -> list[str] | None:
+MAX_ROW_BYTES = 1 << 20  # one line of a data file; a longer one is refused before it is held in memory
+
+
+def bounded_lines(path: Path, flag: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of a text file, each read with at most `MAX_ROW_BYTES` held: one 200 MB line drove
+    `baton train` past 15 GB (issue 29), even with --max-train-samples 64. A longer line is a DataError naming it."""
+    with path.open("rb") as handle:
+        number = 0
+        while True:
+            raw = handle.readline(MAX_ROW_BYTES + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > MAX_ROW_BYTES:
+                raise DataError(
+                    f"{flag}: {path} line {number} is longer than {MAX_ROW_BYTES // 2**20} MiB; a row must be shorter"
+                )
+            yield number, raw
+
+
+def _header(path: Path, flag: str) -> list[str] | None:
     """The column names of a data file, read from its first line or schema only; None where that is not cheap."""
     import csv
     import json
@@ -115,8 +135,7 @@ def _header(path: Path) -> list[str] | None:
             return None
     if suffix not in (".jsonl", ".csv", ".tsv"):
         return None
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        first = next((line for line in handle if line.strip()), None)
+    first = next((raw.decode("utf-8", "replace") for _, raw in bounded_lines(path, flag) if raw.strip()), None)
     if first is None:
         return None
     if suffix == ".jsonl":
@@ -137,7 +156,7 @@ def check_headers(cfg: TrainConfig) -> None:
     for flag, value in (("--train-file", cfg.train_file), ("--validation-file", cfg.validation_file)):
         if value is None or not Path(value).is_file():
             continue  # a missing file is named when it is loaded
-        columns = _header(Path(value))
+        columns = _header(Path(value), flag)
         if columns is None:
             continue
         for option, column in wanted:
@@ -152,25 +171,22 @@ def _check_text_file(path: Path, flag: str, jsonl: bool) -> None:
     largest file here (GoEmotions train, 5.4 MB)."""
     import json
 
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"{flag}: {path} line {number} is not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                    f"{exc.start + 1}); save the file as UTF-8"
-                ) from exc
-            if not jsonl or not line.strip():
-                continue
-            try:
-                row = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{flag}: {path} line {number}, column {exc.pos + 1}: invalid JSON ({exc.msg})"
-                ) from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{flag}: {path} line {number}: expected a JSON object, got {type(row).__name__}")
+    for number, raw in bounded_lines(path, flag):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{flag}: {path} line {number} is not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                f"{exc.start + 1}); save the file as UTF-8"
+            ) from exc
+        if not jsonl or not line.strip():
+            continue
+        try:
+            row = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{flag}: {path} line {number}, column {exc.pos + 1}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{flag}: {path} line {number}: expected a JSON object, got {type(row).__name__}")
 
 
 def _hub_splits(cfg: TrainConfig) -> dict[str, Dataset]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import DataError
+from baton.training.data import bounded_lines
 
 __all__ = [
     "CONLL_SUFFIXES",
@@ -140,22 +141,21 @@ def _check_tag(tag: Any, where: str) -> str:
 
 
 def _jsonl_rows(path: Path, flag: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{flag}: {path} line {number} is not UTF-8 (column {exc.start + 1})") from exc
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                where = f"{flag}: {path} line {number}, column {exc.pos + 1}"
-                raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{flag}: {path} line {number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+    for number, raw in bounded_lines(path, flag):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{flag}: {path} line {number} is not UTF-8 (column {exc.start + 1})") from exc
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            where = f"{flag}: {path} line {number}, column {exc.pos + 1}"
+            raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{flag}: {path} line {number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
 
 
 def _column_rows(path: Path, flag: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -211,27 +211,26 @@ def _from_conll(path: Path, flag: str) -> Iterator[tuple[int, list[str], list[st
     words: list[str] = []
     tags: list[str] = []
     start = 1
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{flag}: {path} line {number} is not UTF-8 (column {exc.start + 1})") from exc
-            if not line.strip():
-                if words:
-                    yield start, words, tags
-                words, tags = [], []
-                start = number + 1
-                continue
-            columns = line.split()
-            if columns[0] == "-DOCSTART-":
-                continue
-            if len(columns) < 2:
-                raise DataError(f"{flag}: {path} line {number}: expected 'token ... tag' (a tag in the last column)")
-            if not words:
-                start = number
-            words.append(columns[0])
-            tags.append(columns[-1])
+    for number, raw in bounded_lines(path, flag):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{flag}: {path} line {number} is not UTF-8 (column {exc.start + 1})") from exc
+        if not line.strip():
+            if words:
+                yield start, words, tags
+            words, tags = [], []
+            start = number + 1
+            continue
+        columns = line.split()
+        if columns[0] == "-DOCSTART-":
+            continue
+        if len(columns) < 2:
+            raise DataError(f"{flag}: {path} line {number}: expected 'token ... tag' (a tag in the last column)")
+        if not words:
+            start = number
+        words.append(columns[0])
+        tags.append(columns[-1])
     if words:
         yield start, words, tags
 

@@ -193,6 +193,11 @@ def test_cli_trains_and_prints_summary(tiny_model_dir: Path, tmp_path: Path) -> 
             r"line 2, column 24: invalid JSON \(Expecting value\)",
         ),
         (b'{"text": "a", "label": "x"}\n["a list"]\n', r"line 2: expected a JSON object, got list"),
+        # issue 29: one 200 MB line took `baton train` past 15 GB; a row is read with at most 1 MiB held
+        (
+            b'{"text": "a", "label": "x"}\n{"text": "' + b"x" * (3 << 20) + b'", "label": "y"}\n',
+            r"line 2 is longer than 1 MiB; a row must be shorter",
+        ),
     ],
 )
 def test_unreadable_data_files_name_the_line(
