@@ -141,6 +141,15 @@ class TokenizerSpec:
         )
 
 
+def _name(data: Mapping[str, Any]) -> str:
+    """The bundle's name, which goes into logs, metrics and answers: printable, on one line, 256 characters at most
+    (a name with a newline and ANSI escapes went raw into log lines, issue 29)."""
+    name = str(_get(data, "name", str))
+    if not name or len(name) > 256 or not name.isprintable():
+        raise _fail("name", "must be 1 to 256 printable characters on one line")
+    return name
+
+
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
     """A validated manifest. `raw` keeps the whole document for reporting (parity figures, versions)."""
@@ -249,7 +258,7 @@ class Manifest:
                 "stride": _int(data, "stride", 0, max_length - 1),
             }
         return cls(
-            name=str(_get(data, "name", str))[:256],
+            name=_name(data),
             task=task,
             problem_type=problem_type,
             labels=tuple(labels),

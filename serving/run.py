@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import signal
 
 from baton.serving.config import ServeConfig
@@ -22,8 +23,9 @@ async def _serve(config: ServeConfig) -> int:
     stopping: list[asyncio.Task[None]] = []
 
     def on_signal(sig: signal.Signals) -> None:
-        if stopping:
-            return
+        if stopping:  # a second signal: the operator wants out now (accepted requests are dropped)
+            logger.warning("%s again: exiting now, without finishing accepted requests", sig.name)
+            os._exit(128 + sig.value)
         logger.info("%s: NOT_SERVING, finishing accepted requests (grace %.1fs)", sig.name, config.grace_s)
         stopping.append(asyncio.ensure_future(server.stop()))
 

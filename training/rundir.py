@@ -108,6 +108,8 @@ class _RunFlags(Protocol):
 def prepare_output_dir(cfg: _RunFlags) -> tuple[Path, str | None]:
     """(output dir, checkpoint to resume or None); refuses a finished or interrupted run unless told what to do."""
     out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(f"--output: {out} is a file, not a run directory; name a folder")
     finished = (out / METRICS_FILE).is_file()
     checkpoint = last_checkpoint(out)
     if cfg.resume:

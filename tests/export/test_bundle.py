@@ -56,6 +56,7 @@ def _rename_tokenizer(manifest: dict[str, Any], name: str) -> None:
         (lambda m, root: m.update(input_names=["input_ids", "pixel_values"]), "'input_names' must include"),
         (lambda m, root: m.update(threshold=1.5), "'threshold' must be in"),
         (lambda m, root: m.update(threshold=True), "'threshold' must be"),
+        (lambda m, root: m.update(name="evil\n\x1b[31mred"), "'name' must be 1 to 256 printable characters"),
         (lambda m, root: m["files"]["model.onnx"].update(bytes=1), "bundle.json records 1"),
     ],
 )

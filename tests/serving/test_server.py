@@ -448,3 +448,51 @@ def test_calls_waiting_for_a_busy_event_loop_are_kept_up_to_max_pending_calls(
         assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.CANCELLED}
     else:
         assert codes == [grpc.StatusCode.OK] * 30
+
+
+def test_a_second_sigterm_forces_the_exit(tiny_bundle: Path) -> None:
+    """Issue 29: a second SIGTERM was ignored while the server finished its accepted requests (grace up to 60 s
+    here); operators expect it to end the process at once."""
+    import concurrent.futures as cf
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "baton",
+            "serve",
+            str(tiny_bundle),
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--grace-s",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        target = proc.stdout.readline().split(" on ")[1].split(",")[0].strip()
+        client = Client(target, timeout=120)
+        texts = ["a fairly long review text that takes some work " * 6] * 64
+        with cf.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(client.classify, texts) for _ in range(32)]  # well over a few seconds of work
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(30)
+            waited = time.monotonic() - started
+            for future in futures:
+                future.exception()  # each call got an outcome: answered, or failed when the process went
+        assert code == 128 + signal.SIGTERM.value and waited < 10, (code, waited)
+        assert proc.stderr is not None and "exiting now" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)

@@ -257,3 +257,13 @@ def test_a_max_length_past_the_position_table_is_refused(tiny_model_dir: Path, t
     with pytest.raises(ExportError, match="past the model's 128 positions"):
         export_bundle(ExportConfig(run_dir=str(run), output=str(tmp_path / "b")))
     assert not (tmp_path / "b").exists()
+
+
+def test_an_output_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    """Issue 29: `--output` naming a file was a traceback, exit 1."""
+    (tmp_path / "run").write_text("not a folder")
+    proc = _cli("train", "--train-file", str(REVIEWS / "train.jsonl"), "--output", str(tmp_path / "run"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --output: {tmp_path / 'run'} is a file, not a run directory; name a folder"
+    ]
