@@ -114,11 +114,11 @@ def _echo_row(
     row: dict[str, Any] = {"text": text}
     if pair is not None:
         row["text_pair"] = pair
+    if labels is not None:  # multi-label answers lead with their labels
+        row["labels"] = labels
     row.update({"label": label, "score": round(score, 6), "truncated": truncated})
     if top_k:
         row["top_k"] = [{"label": name, "score": round(s, 6)} for name, s in top]
-    if labels is not None:
-        row["labels"] = labels
     typer.echo(json.dumps(row, ensure_ascii=False))
 
 

@@ -24,7 +24,8 @@ class Prediction:
     scores: dict[str, float]
     top_k: list[tuple[str, float]]
     truncated: bool
-    labels: list[str] | None = None  # multi-label: every label at or above the threshold
+    # multi-label: every label at or above the threshold, best first; `label` is its first ("" for none)
+    labels: list[str] | None = None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -116,10 +117,13 @@ class Classification:
             order = np.argsort(-row, kind="stable")
             best = int(order[0])
             chosen = [self.labels[i] for i in order if row[i] >= self.threshold] if self.multi_label else None
+            # Multi-label answers lead with `labels`: `label` is the best of them, or "" (score 0) when no label
+            # clears the threshold, never a label the model decided against (issue 29).
+            lead, lead_score = ("", 0.0) if self.multi_label and not chosen else (self.labels[best], float(row[best]))
             out.append(
                 Prediction(
-                    label=self.labels[best],
-                    score=float(row[best]),
+                    label=lead,
+                    score=lead_score,
                     scores={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                     top_k=[(self.labels[i], float(row[i])) for i in order[:k]],
                     truncated=truncated,

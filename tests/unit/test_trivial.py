@@ -162,6 +162,20 @@ def test_multi_label_runs_serve_the_threshold_they_tuned(tiny_model_dir: Path, t
         ExportConfig(run_dir=str(run), output=str(tmp_path / "b"), quantize="none", allow_untrained=True)
     ).bundle
     assert bundle.manifest.threshold == tuned and bundle.manifest.raw["parity"]["threshold"] == tuned
+    # Multi-label answers lead with their labels: `label` is the best label at the threshold, or "" when none
+    # clears it, never a label the model decided against (issue 29: {"label": "neutral", "labels": []}).
+    from baton.serving import Predictor
+
+    texts = [json.loads(line)["text"] for line in (REVIEWS / "test.jsonl").read_text().splitlines()]
+    answers = Predictor.load(bundle, "cpu", "fp32").predict(texts)
+    for answer in answers:
+        assert answer.labels is not None
+        if answer.labels:
+            assert answer.label == answer.labels[0] and answer.score >= tuned
+        else:
+            assert answer.label == "" and answer.score == 0.0
+        assert all(answer.scores[name] >= tuned for name in answer.labels)
+    assert any(a.labels for a in answers)
 
 
 def test_pos_weights_and_prior_bias_by_hand() -> None:
