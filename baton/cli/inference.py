@@ -91,12 +91,14 @@ def _predict_remote(
                 raise BatonError("--aggregation: the server's model is a classifier, not an entity model")
             # Lines from a file or stdin are split at tabs only for a pair model: ask the server what it takes.
             pairs_model = not text_pair and where != "arguments" and "text_pair" in info.inputs
+            multi_label = info.problem_type == "multi_label_classification"
             items, pairs = _with_pairs(lines, where, text_pair, pairs_model)
             results = client.classify(items, top_k=top_k, pairs=pairs)
     except ClientError as exc:
         raise BatonError(f"--server {server}: {exc}") from exc
     for i, (text, r) in enumerate(zip(items, results, strict=True)):
-        _echo_row(text, None if pairs is None else pairs[i], r.label, r.score, r.truncated, r.top_k, top_k, None)
+        labels = list(r.labels) if multi_label else None
+        _echo_row(text, None if pairs is None else pairs[i], r.label, r.score, r.truncated, r.top_k, top_k, labels)
 
 
 def _echo_row(
