@@ -171,7 +171,9 @@ def _check_text_file(path: Path, flag: str, jsonl: bool) -> None:
     largest file here (GoEmotions train, 5.4 MB)."""
     import json
 
+    rows = 0
     for number, raw in bounded_lines(path, flag):
+        rows += bool(raw.strip())
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -187,6 +189,8 @@ def _check_text_file(path: Path, flag: str, jsonl: bool) -> None:
             raise DataError(f"{flag}: {path} line {number}, column {exc.pos + 1}: invalid JSON ({exc.msg})") from exc
         if not isinstance(row, dict):
             raise DataError(f"{flag}: {path} line {number}: expected a JSON object, got {type(row).__name__}")
+    if not jsonl and rows <= 1:  # datasets' own error for a header alone names its internals (issue 29)
+        raise DataError(f"{flag}: {path} holds no rows, only a header")
 
 
 def _hub_splits(cfg: TrainConfig) -> dict[str, Dataset]:

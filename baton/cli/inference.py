@@ -60,6 +60,13 @@ def predict(
             _echo_entities(text, [e.to_dict() for e in answer.entities], answer.truncated)
         return
     items, pairs = _with_pairs(*_read_lines(texts, file), text_pair, predictor.pairs)
+    if predictor.pairs and pairs is None and items:  # named by the flag, not by the gRPC field (issue 29)
+        raise BatonError(
+            f"--text-pair: {target} is a sentence-pair model: give --text-pair once per text, or lines "
+            "'text<TAB>pair' through --input or stdin"
+        )
+    if pairs is not None and not predictor.pairs:
+        raise BatonError(f"--text-pair: {target} takes single texts, not pairs")
     predictions = predictor.predict(items, top_k=top_k, pairs=pairs)
     for i, (text, p) in enumerate(zip(items, predictions, strict=True)):
         _echo_row(text, None if pairs is None else pairs[i], p.label, p.score, p.truncated, p.top_k, top_k, p.labels)

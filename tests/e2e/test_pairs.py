@@ -163,6 +163,8 @@ def test_cli_predict_and_evaluate_pairs(pair_bundle: Path, tmp_path: Path) -> No
     assert [json.loads(x)["label"] for x in tabbed.stdout.decode().splitlines()] == [p.label for p in expected]
     no_tab = cli("predict", str(pair_bundle), stdin=b"one text only\n")
     assert no_tab.returncode == 2 and b"standard input: line 1 has no tab" in no_tab.stderr
+    unpaired = cli("predict", str(pair_bundle), "one text, no pair")  # issue 29: named the gRPC field text_pairs
+    assert unpaired.returncode == 2 and b"--text-pair:" in unpaired.stderr and b"text_pairs" not in unpaired.stderr
     data = write_jsonl(tmp_path / "pairs.jsonl", _pair_rows("test"))
     ev = cli("evaluate", str(pair_bundle), "--input", str(data), "--text-pair-column", "claim")
     assert ev.returncode == 0 and b"fp32: accuracy" in ev.stdout, ev.stderr

@@ -193,6 +193,7 @@ def test_cli_trains_and_prints_summary(tiny_model_dir: Path, tmp_path: Path) -> 
             r"line 2, column 24: invalid JSON \(Expecting value\)",
         ),
         (b'{"text": "a", "label": "x"}\n["a list"]\n', r"line 2: expected a JSON object, got list"),
+        (b"text,label\n", r"t\.csv holds no rows, only a header"),
         # issue 29: one 200 MB line took `baton train` past 15 GB; a row is read with at most 1 MiB held
         (
             b'{"text": "a", "label": "x"}\n{"text": "' + b"x" * (3 << 20) + b'", "label": "y"}\n',
@@ -203,7 +204,7 @@ def test_cli_trains_and_prints_summary(tiny_model_dir: Path, tmp_path: Path) -> 
 def test_unreadable_data_files_name_the_line(
     tiny_model_dir: Path, tmp_path: Path, content: bytes, message: str
 ) -> None:
-    data = tmp_path / "t.jsonl"
+    data = tmp_path / ("t.csv" if content.startswith(b"text,") else "t.jsonl")
     data.write_bytes(content)
     with pytest.raises(DataError, match=message):
         run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(data)))
