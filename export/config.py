@@ -62,6 +62,11 @@ class GateThresholds:
                samples, is taken at its point estimate). A flip of a 0.51-vs-0.49 decision is no regression.
                Measured on real fine-tunes in docs/benchmarks.md ("int8 on real fine-tunes").
     agreement  the earlier rule: raw argmax agreement ≥ `min_int8_agreement` and the point drop within the limit.
+
+    Either gate judges only on `min_int8_evidence` decisions or more (confident: those fp32 is sure of; agreement:
+    all): fewer cannot tell 0.99 from 1.0, and a gate on them passed without judging (issue 29: "0 % of decisions
+    sure" passed). Below it the export says "not enough evidence" and needs more texts, --allow-unjudged-int8
+    (int8 ships, recorded as unjudged in the manifest) or --allow-fallback (fp32 only).
     """
 
     max_abs_logit_diff: float = 1e-3  # fp32 ONNX vs PyTorch
@@ -70,12 +75,15 @@ class GateThresholds:
     min_fp16_agreement: float = 0.99
     int8_gate: str = "confident"
     confident_margin: float = 0.4
+    min_int8_evidence: int = 100
 
     def __post_init__(self) -> None:
         if self.max_abs_logit_diff <= 0 or not 0 < self.min_int8_agreement <= 1 or self.max_int8_accuracy_drop < 0:
             raise ConfigError("invalid parity gate thresholds")
         if self.int8_gate not in INT8_GATES:
             raise ConfigError(f"--int8-gate must be one of {', '.join(INT8_GATES)} (got {self.int8_gate!r})")
+        if self.min_int8_evidence < 1:
+            raise ConfigError(f"min_int8_evidence must be at least 1 (got {self.min_int8_evidence})")
         if not 0 <= self.confident_margin < 1:
             raise ConfigError(f"confident_margin must be in [0, 1) (got {self.confident_margin})")
 
@@ -101,6 +109,7 @@ class ExportConfig:
     parity_samples: int = 512
     calibration_file: str | None = None
     allow_fallback: bool = False
+    allow_unjudged: bool = False  # ship int8 when too few texts can judge it (recorded in the manifest)
     allow_untrained: bool = False  # export a run that does not beat the trivial baseline (its gates mean little)
     overwrite: bool = False
     opset: int | None = None

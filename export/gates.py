@@ -67,13 +67,17 @@ def int8_verdict(
     low = high = drop
     if right32 is not None and right8 is not None:
         drop, low, high = parity.paired_drop(right32, right8)
+    decisions = int(np.asarray(judge.margins(fp32)).size)
     if gates.int8_gate == "agreement":
+        evidence = decisions
         passed = agree >= gates.min_int8_agreement and (drop is None or drop <= gates.max_int8_accuracy_drop)
     else:
         # a drop over the limit fails when it is real (its interval lies above zero), and at 3x the limit anyway
         limit = gates.max_int8_accuracy_drop
         real_drop = drop is not None and ((drop > limit and low is not None and low > 0) or drop > 3 * limit)
         passed = sure_agree >= gates.min_int8_agreement and not real_drop
+        evidence = round(sure_share * decisions)
+    judged = evidence >= gates.min_int8_evidence
     return {
         "gate": gates.int8_gate,
         "argmax_agreement": agree,
@@ -82,7 +86,10 @@ def int8_verdict(
         "confident_margin": gates.confident_margin,
         "accuracy_drop": drop,
         "accuracy_drop_95ci": None if drop is None else [low, high],
-        "passed": passed,
+        "quality_metric": judge.quality_name,
+        "evidence": evidence,
+        "judged": judged,
+        "passed": passed and judged,
     }
 
 
@@ -136,17 +143,20 @@ def int8_ladder(
         agree, drop = attempt["argmax_agreement"], attempt["accuracy_drop"]
         attempts.append(attempt)
         logger.info(
-            "int8 recipe %s: agreement %.4f (%.4f where fp32 is sure; alone %.4f), accuracy drop %s, "
+            "int8 recipe %s: agreement %.4f (%.4f where fp32 is sure; alone %.4f), %s drop %s, "
             "%d of %d decisions change with the batching -> %s",
             recipe,
             agree,
             attempt["confident_agreement"],
             attempt["alone"]["confident_agreement"],
-            drop,
+            judge.quality_name,
+            "n/a" if drop is None else f"{drop * 100:+.2f} points",
             attempt["batch_effect"]["flips"],
             attempt["batch_effect"]["decisions"],
-            "pass" if ok else "fail",
+            "pass" if ok else "fail" if attempt["judged"] else "not enough evidence",
         )
+        if not attempt["judged"]:  # the evidence is fp32's sure decisions: no other recipe has more
+            return _unjudged(cfg, attempt, int8_file, out, logits, report, preset.value, graph)
         if ok:
             logits["int8"] = out
             report["int8_vs_fp32"] = {
@@ -164,7 +174,7 @@ def int8_ladder(
     why = (
         f"no int8 recipe passed the {cfg.gates.int8_gate} gate: best {best['recipe']} with "
         f"{key.replace('_', ' ')} {best[key]:.4f} in batches and {best['alone'][key]:.4f} alone "
-        f"(min {cfg.gates.min_int8_agreement}), accuracy drop "
+        f"(min {cfg.gates.min_int8_agreement}), {judge.quality_name} drop "
         f"{'n/a' if drop is None else f'{drop * 100:.2f} points'} (max {cfg.gates.max_int8_accuracy_drop * 100:.1f})"
     )
     report["int8_vs_fp32"] = {
@@ -174,11 +184,41 @@ def int8_ladder(
         "attempts": attempts,
         **{k: best[k] for k in ("recipe", "argmax_agreement", "accuracy_drop")},
     }
+    return _fall_back(cfg, why, report)
+
+
+def _fall_back(cfg: ExportConfig, why: str, report: dict[str, Any]) -> tuple[None, str]:
+    """fp32 only, recorded, when --allow-fallback is given; else the export fails naming `why`."""
     if not cfg.allow_fallback:
         raise GateError(f"parity gate failed: {why}; pass --allow-fallback to ship fp32 only")
     report["fallback"] = f"int8 dropped: {why}"
     logger.warning("int8 gate failed, keeping fp32 only: %s", why)
     return None, why
+
+
+def _unjudged(
+    cfg: ExportConfig,
+    attempt: dict[str, Any],
+    int8_file: Path,
+    out: list[np.ndarray],
+    logits: dict[str, list[np.ndarray]],
+    report: dict[str, Any],
+    preset: str,
+    graph: str,
+) -> tuple[Path | None, str | None]:
+    """Too few decisions to judge int8 (GateThresholds.min_int8_evidence): ship it unjudged only when asked."""
+    sure = "where fp32 is sure" if cfg.gates.int8_gate == "confident" else "in all"
+    why = (
+        f"not enough evidence to judge int8: {attempt['evidence']} decisions {sure} (the gate needs "
+        f"{cfg.gates.min_int8_evidence}); give more texts (--parity-samples, --calibration-file)"
+    )
+    report["int8_vs_fp32"] = {"preset": preset, "graph": graph, **attempt, "attempts": [attempt]}
+    if not cfg.allow_unjudged:
+        return _fall_back(cfg, f"{why}, or pass --allow-unjudged-int8 to ship it unjudged", report)
+    logits["int8"] = out
+    report["int8_vs_fp32"]["shipped_unjudged"] = True
+    logger.warning("%s: shipping int8 unjudged (--allow-unjudged-int8; recorded in the manifest)", why)
+    return int8_file, None
 
 
 def gate_fp16(

@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = [
     "COMMITTED_BUNDLE",
+    "FEW_TEXTS",
     "NER",
     "REPO",
     "REVIEWS",
@@ -23,6 +24,17 @@ REVIEWS = REPO / "examples" / "reviews"
 NER = REPO / "examples" / "ner"
 SHARED_DATA = REPO.parent / "shared" / "data"
 COMMITTED_BUNDLE = REPO / "tests" / "data" / "tiny-bundle"  # tests/make_tiny_bundle.py writes it
+
+
+def _few_texts() -> Any:
+    from baton.export.config import GateThresholds
+
+    return GateThresholds(min_int8_evidence=16)
+
+
+# The tiny model's export tests gate int8 on 32 texts for speed: they test the gate's mechanics, so they lower its
+# evidence floor (100 sure decisions by default) explicitly.
+FEW_TEXTS = _few_texts()
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

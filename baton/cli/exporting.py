@@ -32,6 +32,14 @@ def export(
             "agreement and the point drop (the earlier rule)."
         ),
     ] = "confident",
+    allow_unjudged_int8: Annotated[
+        bool,
+        Opt(
+            help="Ship int8 when too few parity texts can judge it (fewer than "
+            f"{GateThresholds().min_int8_evidence} sure decisions); the manifest "
+            "records it as unjudged."
+        ),
+    ] = False,
     allow_untrained: Annotated[
         bool, Opt(help="Export a run that does not beat the trivial baseline (a constant answer).")
     ] = False,
@@ -51,6 +59,7 @@ def export(
         calibration_file=calibration_file,
         allow_fallback=allow_fallback,
         allow_untrained=allow_untrained,
+        allow_unjudged=allow_unjudged_int8,
         gates=GateThresholds(int8_gate=int8_gate),
         overwrite=overwrite,
     )

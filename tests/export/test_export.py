@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support import REVIEWS
+from support import FEW_TEXTS, REVIEWS
 
 from baton.errors import BundleError, ExportError, GateError
 from baton.export import ExportConfig, GateThresholds, export_bundle
@@ -232,7 +232,7 @@ def test_cli_export_evaluate_predict(tiny_run: Path, tiny_bundle: Path, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert b"fp32: accuracy" in proc.stdout and b"int8: accuracy" in proc.stdout
     assert (tmp_path / "ev/report.md").is_file() and (tmp_path / "ev/confusion_matrix_int8.png").is_file()
-    proc = cli("export", str(tiny_run), "--output", "b", "--parity-samples", "64")
+    proc = cli("export", str(tiny_run), "--output", "b", "--parity-samples", "64", "--allow-unjudged-int8")
     assert proc.returncode == 0, proc.stderr
     assert b"int8" in proc.stdout and b"parity (64 samples)" in proc.stdout
     missing = cli("export", str(tmp_path / "nope"), "--output", "b2")
@@ -263,7 +263,9 @@ def test_int8_falls_back_to_the_plain_graph_when_shapes_cannot_be_inferred(
         raise RuntimeError("no shape inference for op Foo")
 
     monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", unknown_op)
-    result = export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32))
+    result = export_bundle(
+        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, gates=FEW_TEXTS)
+    )
     assert result.parity["int8_vs_fp32"]["graph"] == "plain" and result.parity["int8_vs_fp32"]["passed"]
     assert not any(n.op_type == "QAttention" for n in onnx.load(str(tmp_path / "b/model.int8.onnx")).graph.node)
 
@@ -312,7 +314,9 @@ def test_int8_quantizes_the_fused_graph(tiny_run: Path, tmp_path: Path) -> None:
     """The O2 graph (fused Attention) is what gets quantized, not the plain export: QAttention in the int8 file."""
     import onnx
 
-    result = export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32))
+    result = export_bundle(
+        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, gates=FEW_TEXTS)
+    )
     q = result.parity["int8_vs_fp32"]
     assert q["graph"] == "fused" and q["passed"]
     ops = {n.op_type for n in onnx.load(str(tmp_path / "b/model.int8.onnx")).graph.node}
@@ -366,12 +370,16 @@ def test_int8_gate_failure_refuses_or_falls_back(
 
     monkeypatch.setattr(exporter.parity, "confident_agreement", poor_int8_agreement)
     with pytest.raises(GateError, match="no int8 recipe passed"):
-        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32))
+        export_bundle(
+            ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32, gates=FEW_TEXTS)
+        )
     assert not (tmp_path / "a").exists()
     assert len(calls) == 2 * len(steps.INT8_RECIPES)  # every recipe was tried and judged, in batches and alone
     calls.clear()
     result = export_bundle(
-        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, allow_fallback=True)
+        ExportConfig(
+            run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, gates=FEW_TEXTS, allow_fallback=True
+        )
     )
     assert set(result.bundle.models) == {"fp32"}
     manifest = json.loads((tmp_path / "b/bundle.json").read_text())
@@ -394,9 +402,13 @@ def test_int8_must_pass_alone_as_well_as_in_batches(
 
     monkeypatch.setattr(exporter.parity, "alone_logits", reversed_alone)
     with pytest.raises(GateError, match=r"in batches and 0\.\d+ alone"):
-        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32))
+        export_bundle(
+            ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32, gates=FEW_TEXTS)
+        )
     result = export_bundle(
-        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, allow_fallback=True)
+        ExportConfig(
+            run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, gates=FEW_TEXTS, allow_fallback=True
+        )
     )
     attempts = result.parity["int8_vs_fp32"]["attempts"]
     assert all(a["confident_agreement"] >= 0.99 and not a["alone"]["passed"] for a in attempts)
@@ -424,3 +436,22 @@ def test_cuda_bundle_has_fp16_and_no_int8(tiny_run: Path, tmp_path: Path) -> Non
     predictor = Predictor.load(tmp_path / "b", device="cpu")
     assert predictor.engine.variant == "fp32"  # on CPU the fp32 model is preferred over fp16
     assert len(predictor.predict(["fine"])) == 1
+
+
+def test_int8_is_not_passed_on_too_little_evidence(tiny_run: Path, tmp_path: Path) -> None:
+    """Issue 29: on 150 texts or fewer, or when fp32 was sure of no decision at all, the int8 gate printed a pass.
+    Below the evidence floor (100 sure decisions by default) the export says so, and int8 ships only unjudged by
+    choice (recorded), or fp32 alone."""
+    with pytest.raises(GateError, match=r"not enough evidence to judge int8: 32 decisions where fp32 is sure"):
+        export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "a"), parity_samples=32))
+    assert not (tmp_path / "a").exists()
+    unjudged = export_bundle(
+        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=32, allow_unjudged=True)
+    )
+    q = json.loads((tmp_path / "b/bundle.json").read_text())["parity"]["int8_vs_fp32"]
+    assert "int8" in unjudged.bundle.models and q["judged"] is False and q["shipped_unjudged"] is True
+    assert q["evidence"] == 32 and q["passed"] is False
+    fp32_only = export_bundle(
+        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "c"), parity_samples=32, allow_fallback=True)
+    )
+    assert set(fp32_only.bundle.models) == {"fp32"} and "not enough evidence" in (fp32_only.fallback_reason or "")

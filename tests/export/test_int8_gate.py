@@ -23,8 +23,9 @@ def _logits(p_positive: list[float]) -> list[np.ndarray]:
     return [np.log(np.stack([1 - p, p], axis=1))]
 
 
-def _cfg(gate: str) -> ExportConfig:
-    return ExportConfig(run_dir="r", output="o", gates=GateThresholds(int8_gate=gate))
+def _cfg(gate: str, evidence: int = 1) -> ExportConfig:
+    """The gate's mechanics on a handful of synthetic decisions: its evidence floor is set by each test."""
+    return ExportConfig(run_dir="r", output="o", gates=GateThresholds(int8_gate=gate, min_int8_evidence=evidence))
 
 
 def test_a_flip_of_an_unsure_decision_passes_the_confident_gate_only() -> None:
@@ -93,3 +94,16 @@ def test_the_drop_interval_decides_when_the_drop_is_noisy() -> None:
     right8[5:7] = 1
     d2, _, hi2 = parity.paired_drop(right32, right8)
     assert d2 == pytest.approx(0.0075) and hi2 > high
+
+
+def test_the_gate_judges_only_on_enough_decisions_fp32_is_sure_of() -> None:
+    """Issue 29: when fp32 was sure of 0 % of decisions, the confident gate compared nothing and passed."""
+    labels = [1, 0, 1, 0]
+    unsure = [0.55, 0.45, 0.52, 0.48]  # fp32 sure of none of them (margin < 0.4)
+    verdict = int8_verdict(_judge(labels), _logits(unsure), _logits(unsure), _cfg("confident", evidence=2))
+    assert verdict["evidence"] == 0 and not verdict["judged"] and not verdict["passed"]
+    sure = [0.95, 0.05, 0.9, 0.1]
+    verdict = int8_verdict(_judge(labels), _logits(sure), _logits(sure), _cfg("confident", evidence=4))
+    assert verdict["evidence"] == 4 and verdict["judged"] and verdict["passed"]
+    verdict = int8_verdict(_judge(labels), _logits(sure), _logits(sure), _cfg("confident", evidence=5))
+    assert not verdict["judged"] and not verdict["passed"]
