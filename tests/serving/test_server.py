@@ -301,32 +301,23 @@ def test_worker_crash_fails_pending_and_flips_health(tiny_bundle: Path) -> None:
         channel.close()
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path, tmp_path: Path, loop: str) -> None:
-    """On either event loop (`--event-loop`; auto picks uvloop where it installs)."""
-    if loop == "uvloop":
-        pytest.importorskip("uvloop", reason="uvloop does not install on Windows")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "baton",
-            "serve",
-            str(tiny_bundle),
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--grace-s",
-            "20",
-            "--event-loop",
-            loop,
-        ],
+def _serve_process(bundle: Path, *flags: str) -> subprocess.Popen[str]:
+    """`baton serve` as its own process on ports it picks; its first stdout line names them."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "baton", "serve", str(bundle), "--port", "0", "--metrics-port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigterm_answers_every_accepted_request_and_exits_zero(tiny_bundle: Path, tmp_path: Path, loop: str) -> None:
+    """On either event loop (`--event-loop`; auto picks uvloop where it installs)."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop does not install on Windows")
+    proc = _serve_process(tiny_bundle, "--grace-s", "20", "--event-loop", loop)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -455,25 +446,7 @@ def test_a_second_sigterm_forces_the_exit(tiny_bundle: Path) -> None:
     here); operators expect it to end the process at once."""
     import concurrent.futures as cf
 
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "baton",
-            "serve",
-            str(tiny_bundle),
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--grace-s",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = _serve_process(tiny_bundle, "--grace-s", "60")
     try:
         assert proc.stdout is not None
         target = proc.stdout.readline().split(" on ")[1].split(",")[0].strip()
