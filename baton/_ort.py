@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ def new_session(
 
     A model given as bytes (a bundle's, verified against its manifest) loads with no external data: onnxruntime
     would otherwise read initializers from files beside it that no checksum covers (issue 29). Its folder for
-    external data is an empty one, so any reference to such a file fails to load."""
+    external data is a random path that does not exist (nothing is created), so any reference to such a file fails
+    to load."""
     import onnxruntime as ort
 
     kwargs: dict[str, Any] = {}
@@ -33,6 +35,6 @@ def new_session(
     if not isinstance(model, bytes):
         return ort.InferenceSession(str(model), sess_options=options, providers=list(providers), **kwargs)
     options = options if options is not None else ort.SessionOptions()
-    with tempfile.TemporaryDirectory(prefix="baton-no-external-data-") as empty:
-        options.add_session_config_entry("session.model_external_initializers_file_folder_path", empty)
-        return ort.InferenceSession(model, sess_options=options, providers=list(providers), **kwargs)
+    nowhere = Path(tempfile.gettempdir()) / f"baton-no-external-data-{uuid.uuid4().hex}"
+    options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(nowhere))
+    return ort.InferenceSession(model, sess_options=options, providers=list(providers), **kwargs)
