@@ -16,7 +16,6 @@ from.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -24,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import ConfigError, ModelError
-from baton.task import Task
 from baton.training.adapt import read_documents
 from baton.training.classification import Recipe, run_text_classification
 from baton.training.config import TrainConfig
-from baton.training.rundir import RunResult
+from baton.training.rundir import RunResult, read_run
 from baton.training.tasks import training_task
 
 __all__ = ["DistillConfig", "kept_layers", "run_distillation"]
@@ -180,16 +178,15 @@ class _Distill(Recipe):
 
 def run_distillation(cfg: DistillConfig) -> RunResult:
     """Distil the run at `cfg.run_dir` into a `cfg.layers`-layer student and write its run directory."""
-    run = Path(cfg.run_dir)
-    model_dir = run / "model"
-    for needed in (model_dir / "config.json", run / "train_args.json", run / "metrics.json"):
-        if not needed.is_file():
-            raise ModelError(f"{run} is not a finished `baton train` run (no {needed.relative_to(run)})")
-    args = json.loads((run / "train_args.json").read_text())
-    task = str(args.get("task") or Task.CLASSIFICATION)
-    if task not in set(Task) or not training_task(task).distils:
-        raise ConfigError(f"{run} is a {task[:60]} run: `baton distill` distils classifiers")
-    teacher_layers = int(json.loads((model_dir / "config.json").read_text()).get("num_hidden_layers", 0))
+    teacher = read_run(cfg.run_dir)  # the one reader of a run directory
+    run, args, model_dir = teacher.root, teacher.train_args, teacher.root / "model"
+    try:
+        task = teacher.task
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if not training_task(task).distils:
+        raise ConfigError(f"{run} is a {task} run: `baton distill` distils classifiers")
+    teacher_layers = int(teacher.config.get("num_hidden_layers", 0))
     kept_layers(teacher_layers, cfg.layers)  # refuse a student as deep as its teacher before loading anything
     unlabeled: list[str] = []
     if cfg.unlabeled_file:  # read before anything in --output is touched

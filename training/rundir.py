@@ -310,11 +310,13 @@ def read_run(run_dir: str | Path) -> TrainedRun:
     model_dir = run_dir / "model"
     if not (model_dir / "config.json").is_file():
         raise ModelError(f"{run_dir} holds no trained model ({model_dir}/config.json): run `baton train` first")
-    if not (run_dir / "metrics.json").is_file():
-        raise ModelError(f"{run_dir} is not a finished run (no metrics.json): finish or resume `baton train`")
-    return TrainedRun(
-        run_dir,
-        json.loads((model_dir / "config.json").read_text()),
-        json.loads((run_dir / "train_args.json").read_text()),
-        json.loads((run_dir / "metrics.json").read_text()),
-    )
+    for name in ("train_args.json", METRICS_FILE):
+        if not (run_dir / name).is_file():
+            raise ModelError(f"{run_dir} is not a finished run (no {name}): finish or resume `baton train`")
+    parts = []
+    for path in (model_dir / "config.json", run_dir / "train_args.json", run_dir / METRICS_FILE):
+        try:
+            parts.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{path} cannot be read as JSON ({str(exc)[:120]})") from exc
+    return TrainedRun(run_dir, *parts)

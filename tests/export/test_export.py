@@ -201,6 +201,9 @@ def test_export_refuses_run_without_model_and_unknown_architecture(tiny_run: Pat
     (weird / "model/config.json").write_text(json.dumps(config))
     with pytest.raises(ExportError, match="unsupported architecture for export"):
         export_bundle(ExportConfig(run_dir=str(weird), output=str(tmp_path / "b2")))
+    (weird / "train_args.json").unlink()  # was a FileNotFoundError traceback: the run is read in one place now
+    with pytest.raises(ExportError, match=r"is not a finished run \(no train_args.json\)"):
+        export_bundle(ExportConfig(run_dir=str(weird), output=str(tmp_path / "b3")))
 
 
 def test_serving_import_and_predict_do_not_load_torch(tiny_bundle: Path) -> None:
