@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,9 +12,22 @@ import yaml
 
 from baton.errors import ConfigError
 
-__all__ = ["load_config"]
+__all__ = ["choice", "load_config"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
+
+
+def choice(kind: type[E], value: object, flag: str) -> E:
+    """`value` as a member of the closed set `kind` (a flag's or YAML key's string), or a ConfigError naming `flag`
+    and the choices."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in kind)
+        raise ConfigError(f"{flag} must be one of {choices} (got {str(value)[:60]!r})") from None
 
 
 def load_config(cls: type[T], config_file: str | Path | None, overrides: Mapping[str, Any]) -> T:

@@ -7,16 +7,31 @@ import importlib.util
 import re
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+from baton._config import choice
 from baton.errors import ConfigError
 from baton.serving.batcher import BatcherConfig
 
-__all__ = ["ServeConfig"]
+__all__ = ["Device", "EventLoop", "ServeConfig"]
 
 _CPU_MIN_BATCH_FILL = 0.9
 SEND_LIMIT_FACTOR = 16
-_EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class EventLoop(StrEnum):
+    AUTO = "auto"  # uvloop when installed
+    ASYNCIO = "asyncio"
+    UVLOOP = "uvloop"
+
+
 _DEFAULT_WORKER_NICE = 10 if sys.platform.startswith("linux") else 0
 
 
@@ -25,7 +40,7 @@ class ServeConfig:
     bundle: str
     host: str = "127.0.0.1"  # loopback by default: exposing the server is an explicit choice
     port: int = 50051
-    device: str = "auto"
+    device: Device = Device.AUTO
     variant: str | None = None
     threads: int | None = None
     spin: bool = True  # onnxruntime intra-op spin-waiting: measured faster at 1 and 64 clients (docs/benchmarks.md)
@@ -72,13 +87,13 @@ class ServeConfig:
     auth_token_file: str | None = None
     grace_s: float = 10.0
     warmup: bool = True
-    event_loop: str = "auto"  # auto (uvloop when installed), asyncio or uvloop: serving/run.py
+    event_loop: EventLoop = EventLoop.AUTO  # serving/run.py
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be in [0, 65535] (got {self.port})")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device must be auto, cpu or cuda (got {self.device!r})")
+        object.__setattr__(self, "device", choice(Device, self.device, "--device"))
+        object.__setattr__(self, "event_loop", choice(EventLoop, self.event_loop, "--event-loop"))
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:
@@ -103,8 +118,6 @@ class ServeConfig:
             raise ConfigError(f"--threads must be >= 1 (got {self.threads})")
         if self.grace_s < 0:
             raise ConfigError("--grace-s must be >= 0")
-        if self.event_loop not in _EVENT_LOOPS:
-            raise ConfigError(f"--event-loop must be one of {', '.join(_EVENT_LOOPS)} (got {self.event_loop!r})")
         if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
             raise ConfigError("--event-loop uvloop: uvloop is not installed (pip install uvloop; not on Windows)")
         try:

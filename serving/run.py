@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 
-from baton.serving.config import ServeConfig
+from baton.serving.config import EventLoop, ServeConfig
 from baton.serving.rpc import BatonServer
 
 __all__ = ["serve_forever"]
@@ -46,10 +46,10 @@ def serve_forever(config: ServeConfig) -> int:
     it is installed: side by side with asyncio's own loop it served 0-5 % more single-text calls at loads from 1
     to 64 clients (docs/decisions.md, "Serving: niced workers, uvloop, two sessions side by side")."""
     loop = config.event_loop
-    if loop == "auto":
-        loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    if loop is EventLoop.AUTO:
+        loop = EventLoop.UVLOOP if importlib.util.find_spec("uvloop") is not None else EventLoop.ASYNCIO
     logger.info("event loop: %s", loop)
-    if loop == "uvloop":
+    if loop is EventLoop.UVLOOP:
         import uvloop
 
         return uvloop.run(_serve(config))  # type: ignore[no-any-return]
