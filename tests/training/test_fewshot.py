@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from support import REVIEWS, write_jsonl
+from support import FEW_TEXTS, REVIEWS, write_jsonl
 
 from baton.errors import ConfigError
 from baton.training import TrainConfig, run_training
@@ -95,7 +95,7 @@ def test_few_shot_runs_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert (run / "metrics.json").is_file() and (run / "report.md").is_file()
 
     bundle = tmp_path / "bundle"
-    exported = export_bundle(ExportConfig(run_dir=str(run), output=str(bundle), allow_untrained=True))
+    exported = export_bundle(ExportConfig(run_dir=str(run), output=str(bundle), allow_untrained=True, gates=FEW_TEXTS))
     parity = exported.parity
     assert parity["fp32_vs_torch"]["passed"] and parity["fp32_vs_torch"]["max_abs_logit_diff"] <= 1e-3
     assert parity["int8_vs_fp32"]["passed"], parity["int8_vs_fp32"]
