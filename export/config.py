@@ -65,8 +65,8 @@ class GateThresholds:
 
     Either gate judges only on `min_int8_evidence` decisions or more (confident: those fp32 is sure of; agreement:
     all): fewer cannot tell 0.99 from 1.0, and a gate on them passed without judging (issue 29: "0 % of decisions
-    sure" passed). Below it the export says "not enough evidence" and needs more texts, --allow-unjudged-int8
-    (int8 ships, recorded as unjudged in the manifest) or --allow-fallback (fp32 only).
+    sure" passed). Below it the export says "not enough evidence" and ships the safer variant, fp32 alone
+    (recorded); --allow-unjudged-int8 ships int8 anyway, recorded as unjudged.
     """
 
     max_abs_logit_diff: float = 1e-3  # fp32 ONNX vs PyTorch

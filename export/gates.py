@@ -206,7 +206,8 @@ def _unjudged(
     preset: str,
     graph: str,
 ) -> tuple[Path | None, str | None]:
-    """Too few decisions to judge int8 (GateThresholds.min_int8_evidence): ship it unjudged only when asked."""
+    """Too few decisions to judge int8 (GateThresholds.min_int8_evidence): the safer variant, fp32 alone, ships
+    (recorded, with a warning), or int8 unjudged when asked with --allow-unjudged-int8."""
     sure = "where fp32 is sure" if cfg.gates.int8_gate == "confident" else "in all"
     why = (
         f"not enough evidence to judge int8: {attempt['evidence']} decisions {sure} (the gate needs "
@@ -214,7 +215,10 @@ def _unjudged(
     )
     report["int8_vs_fp32"] = {"preset": preset, "graph": graph, **attempt, "attempts": [attempt]}
     if not cfg.allow_unjudged:
-        return _fall_back(cfg, f"{why}, or pass --allow-unjudged-int8 to ship it unjudged", report)
+        why = f"{why}, or pass --allow-unjudged-int8 to ship it unjudged"
+        report["fallback"] = f"int8 dropped: {why}"
+        logger.warning("keeping fp32 only: %s", why)
+        return None, why
     logits["int8"] = out
     report["int8_vs_fp32"]["shipped_unjudged"] = True
     logger.warning("%s: shipping int8 unjudged (--allow-unjudged-int8; recorded in the manifest)", why)

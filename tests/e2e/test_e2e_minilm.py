@@ -52,8 +52,8 @@ def test_packaged_model_on_sst2_slice(tmp_path: Path, model: str) -> None:
     validation = [json.loads(x) for x in (SST2 / "validation.jsonl").read_text().splitlines()]
     predictor = Predictor.load(tmp_path / "bundle", device="cpu")
     predictions = predictor.predict([r["text"] for r in validation])
-    int8_accuracy = sum(p.label == r["label"] for p, r in zip(predictions, validation, strict=True)) / len(validation)
-    assert int8_accuracy >= accuracy - 0.02
+    served_accuracy = sum(p.label == r["label"] for p, r in zip(predictions, validation, strict=True)) / len(validation)
+    assert served_accuracy >= accuracy - 0.02
 
 
 # 16 SST-2 sentences (the first 8 of each label in the file), no flags: the default takes the few-shot path.
@@ -82,11 +82,15 @@ def test_sixteen_labelled_sentences_with_no_flags(tmp_path: Path) -> None:
     assert result.metrics["trivial_baseline"]["beaten"] is True
 
     bundle = export_bundle(ExportConfig(run_dir=str(run), output=str(tmp_path / "bundle"), parity_samples=256))
-    assert bundle.parity["fp32_vs_torch"]["passed"] and bundle.parity["int8_vs_fp32"]["passed"]
+    assert bundle.parity["fp32_vs_torch"]["passed"]
+    # A model this unsure (few-shot on 16 texts: fp32 sure of none of its decisions, measured) cannot have its int8
+    # judged: the export ships fp32 alone and says why (issue 29), or int8 when the gate could judge and passed it.
+    q = bundle.parity["int8_vs_fp32"]
+    assert q["passed"] or (not q["judged"] and set(bundle.bundle.models) == {"fp32"}), q
     validation = [json.loads(x) for x in (SST2 / "validation.jsonl").read_text().splitlines()]
     predictions = Predictor.load(tmp_path / "bundle", device="cpu").predict([r["text"] for r in validation])
-    int8_accuracy = sum(p.label == r["label"] for p, r in zip(predictions, validation, strict=True)) / len(validation)
-    assert int8_accuracy >= accuracy - 0.02
+    served_accuracy = sum(p.label == r["label"] for p, r in zip(predictions, validation, strict=True)) / len(validation)
+    assert served_accuracy >= accuracy - 0.02
 
 
 CONLL = SHARED_DATA / "conll2003"
