@@ -56,6 +56,7 @@ class BatonServer:
         self.provider = getattr(engine, "provider", "cpu")
         self.model_name = config.model_name or self.bundle.name
         self.task: Task = self.bundle.manifest.task
+        self._answer_bound = task_class(self.task).answer_bound  # looked up once, not per request
         self.metrics = ServerMetrics()
         self.metrics.model.labels(self.model_name, self.variant, self.provider, self.bundle.checksum).set(1)
         batching = config.batcher_config(self.provider)
@@ -194,7 +195,7 @@ class BatonServer:
                 if len(text) > cfg.max_text_chars:
                     raise InvalidRequest(f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}")
         chars = sum(map(len, texts))
-        bound = task_class(self.task).answer_bound(len(texts), chars, self.bundle.labels)
+        bound = self._answer_bound(len(texts), chars, self.bundle.labels)
         if bound > cfg.max_answer_bytes:
             raise InvalidRequest(
                 f"{len(texts)} texts of {chars} characters could need an answer of {bound / 2**20:.1f} MiB; this "
