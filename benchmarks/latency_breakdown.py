@@ -37,7 +37,7 @@ from baton.tools.bench.accounting import cpu_by_thread, scrape, server_view
 
 def _served(bundle_dir: str, texts: list[str], requests: int) -> dict[str, float]:
     with bench.started_server(bundle_dir, []) as server:
-        client = Client(server.target)
+        client = Client(server.target, retries=0)
         rows = []
         for i in range(requests + 100):
             started = time.perf_counter()

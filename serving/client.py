@@ -11,6 +11,11 @@ received; `.code` is the grpc.StatusCode, and the message keeps the server's own
     Unavailable        UNAVAILABLE (server down, unreachable, or shutting down)
     InternalError      INTERNAL and anything else
 
+Retries. Inference is idempotent, so `Classify` and `Recognize` are retried (gRPC's own retry policy, `retries`
+more attempts with backoff from 0.1 s to 1 s) when the server answered UNAVAILABLE or CANCELLED without starting an
+answer: a server that is down or stopping, a call that grpc core dropped as the server shut down, or one cut off at
+the end of a grace period. Nothing else is retried; `retries=0` turns it off (benchmarks do).
+
 The names of the first release stay one release as aliases: `ClientError` (RequestFailed), `InvalidInput`
 (InvalidRequest), `Timeout` (DeadlineExceeded), `ServerError` (InternalError).
 """
@@ -132,22 +137,46 @@ def _recognize_request(texts: Sequence[str], aggregation: str | None) -> rpb.Rec
 
 
 LOAD_BALANCING = ("pick_first", "round_robin")
+RETRIES = 2  # more attempts after the first; gRPC allows at most 4
+_RETRIED = [
+    {"service": "baton.serving.v1.TextClassifier", "method": "Classify"},
+    {"service": "baton.serving.v1.EntityRecognizer", "method": "Recognize"},
+]
+
+
+def _service_config(load_balancing: str | None, retries: int) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if load_balancing is not None:
+        config["loadBalancingConfig"] = [{load_balancing: {}}]
+    if retries:
+        policy = {
+            "maxAttempts": retries + 1,
+            "initialBackoff": "0.1s",
+            "maxBackoff": "1s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
+        }
+        config["methodConfig"] = [{"name": _RETRIED, "retryPolicy": policy}]
+    return config
 
 
 def _channel_args(
-    target: str, tls: TLSConfig | None, max_message_bytes: int, load_balancing: str | None = None
+    target: str, tls: TLSConfig | None, max_message_bytes: int, load_balancing: str | None = None, retries: int = 0
 ) -> tuple[list[Any], Any]:
     """Channel options. `load_balancing="round_robin"` spreads calls over every address the target resolves to
     (`dns:///name:port` for a headless Service's pods, or `ipv4:host:port,host:port`); gRPC's default,
     `pick_first`, sends every call to one of them."""
     if load_balancing is not None and load_balancing not in LOAD_BALANCING:
         raise ValueError(f"load_balancing must be one of {', '.join(LOAD_BALANCING)} (got {load_balancing!r})")
+    if not 0 <= retries <= 4:
+        raise ValueError(f"retries must be from 0 to 4 (got {retries!r})")
     options: list[Any] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
-    if load_balancing is not None:
-        options.append(("grpc.service_config", json.dumps({"loadBalancingConfig": [{load_balancing: {}}]})))
+    config = _service_config(load_balancing, retries)
+    if config:
+        options.append(("grpc.service_config", json.dumps(config)))
     if tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
     return options, tls.credentials() if tls is not None else None
@@ -166,8 +195,9 @@ class _ClientBase:
         timeout: float | None = 30.0,
         max_message_bytes: int = 4 * 1024 * 1024,
         load_balancing: str | None = None,
+        retries: int = RETRIES,
     ) -> None:
-        options, credentials = _channel_args(target, tls, max_message_bytes, load_balancing)
+        options, credentials = _channel_args(target, tls, max_message_bytes, load_balancing, retries)
         factory: Any = grpc.aio if self._aio else grpc
         self._channel = (
             factory.secure_channel(target, credentials, options)

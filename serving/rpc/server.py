@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 _DOMAIN = {module.TASK: module for module in (classifier, recognizer)}
 # A call with less time left than this cannot be answered: refused before any work (no tokenizing, no queueing).
 _MIN_REMAINING_S = 0.001
+# Stopping. grpc core cancels (CANCELLED) every call it holds that the event loop has not picked up yet, and grpc.aio
+# picks them up one at a time, so a busy loop can hold accepted calls there when a stop begins. Before core shuts
+# down, the server therefore keeps taking calls (health already says NOT_SERVING) until none has arrived for
+# _QUIET_S, and for at most _MAX_SETTLE_S or half the grace period, whichever is shorter.
+_QUIET_S = 0.1
+_MAX_SETTLE_S = 2.0
 
 
 class BatonServer:
@@ -71,6 +77,8 @@ class BatonServer:
         self._ready = False
         self.draining = asyncio.Event()  # set on stop: streams finish what they accepted and take nothing new
         self._tasks: set[asyncio.Future[Any]] = set()  # background tasks, kept until done
+        self._last_arrival = 0.0  # time.monotonic() of the latest call into the shared request path
+        self._cut_off = 0  # accepted calls cancelled while draining
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> int:
@@ -141,18 +149,40 @@ class BatonServer:
                     f"--metrics-port: cannot bind {cfg.metrics_host}:{cfg.metrics_port} ({exc.strerror or exc})"
                 ) from exc
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING at once, refuse new RPCs, finish accepted ones within `grace`, stop workers."""
+    async def stop(self, grace: float | None = None, settle: bool = True) -> None:
+        """Health NOT_SERVING at once; take calls until they stop arriving (`settle`, see _QUIET_S); then refuse new
+        RPCs, finish accepted ones within what is left of `grace`, and stop the workers."""
         if self._server is None:
             return
+        if self.draining.is_set():  # a stop is already under way
+            await self._stopped.wait()
+            return
+        grace = self.config.grace_s if grace is None else grace
         self._ready = False
         self.draining.set()
         await self.health.enter_graceful_shutdown()
-        await self._server.stop(self.config.grace_s if grace is None else grace)
+        if settle:
+            grace -= await self._settle(min(_MAX_SETTLE_S, grace / 2))
+        await self._server.stop(grace)
+        if self._cut_off:
+            logger.warning(
+                "%d accepted call(s) cancelled while draining: the grace period ended, or their clients gave up",
+                self._cut_off,
+            )
         await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, 5.0)
         self.metrics.close()
         self._server = None
         self._stopped.set()
+
+    async def _settle(self, limit: float) -> float:
+        """Wait until no call has arrived for _QUIET_S since the stop began, or `limit` seconds; the seconds taken."""
+        started = time.monotonic()
+        while True:
+            now = time.monotonic()
+            until = min(max(self._last_arrival, started) + _QUIET_S, started + limit)
+            if now >= until:
+                return now - started
+            await asyncio.sleep(until - now)
 
     async def wait(self) -> int:
         await self._stopped.wait()
@@ -174,7 +204,7 @@ class BatonServer:
         self.exit_code = EXIT_WORKER_CRASHED
         self._ready = False
         await self.health.enter_graceful_shutdown()
-        await self.stop(grace=1.0)
+        await self.stop(grace=1.0, settle=False)  # the workers are gone: nothing more can be answered
 
     @property
     def ready(self) -> bool:
@@ -206,6 +236,7 @@ class BatonServer:
         self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str
     ) -> list[ItemResult]:
         started = time.perf_counter()
+        self._last_arrival = time.monotonic()
         code = grpc.StatusCode.OK
         try:
             remaining = context.time_remaining()
@@ -226,6 +257,7 @@ class BatonServer:
         except asyncio.CancelledError:
             if code is grpc.StatusCode.OK:
                 code = grpc.StatusCode.CANCELLED
+                self._cut_off += self.draining.is_set()
             raise
         finally:
             name = code.name
