@@ -106,11 +106,12 @@ class Result:
     top_k: list[tuple[str, float]]
     truncated: bool
     labels: list[str]
+    empty: bool = False  # an empty or whitespace-only text: label "", score 0
 
 
 def _results(response: pb.ClassifyResponse) -> list[Result]:
     return [
-        Result(r.label, r.score, [(x.label, x.score) for x in r.top_k], r.truncated, list(r.labels))
+        Result(r.label, r.score, [(x.label, x.score) for x in r.top_k], r.truncated, list(r.labels), r.empty)
         for r in response.results
     ]
 

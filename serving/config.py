@@ -14,7 +14,7 @@ from baton._config import choice
 from baton.errors import ConfigError
 from baton.serving.batcher import BatcherConfig
 
-__all__ = ["Device", "EventLoop", "ServeConfig"]
+__all__ = ["DEFAULT_METRICS_PORT", "Device", "EventLoop", "ServeConfig"]
 
 _CPU_MIN_BATCH_FILL = 0.9
 SEND_LIMIT_FACTOR = 16
@@ -35,6 +35,9 @@ class EventLoop(StrEnum):
 _DEFAULT_WORKER_NICE = 10 if sys.platform.startswith("linux") else 0
 
 
+DEFAULT_METRICS_PORT = 9464  # OpenTelemetry's Prometheus exporter port
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServeConfig:
     bundle: str
@@ -46,7 +49,9 @@ class ServeConfig:
     spin: bool = True  # onnxruntime intra-op spin-waiting: measured faster at 1 and 64 clients (docs/benchmarks.md)
     workers: int | None = None  # None: 2 on CPU with 2+ intra-op threads, else 1 (measured, docs/benchmarks.md)
     model_name: str | None = None
-    metrics_port: int | None = 9464  # None: no metrics endpoint; 0: any free port
+    # None: no metrics endpoint; 0: any free port. The default, when another process (a second server) holds it, falls
+    # back to a free port with a warning; any other port in use is an error.
+    metrics_port: int | None = DEFAULT_METRICS_PORT
     metrics_host: str = "127.0.0.1"
     max_batch_tokens: int = 8192
     max_batch_size: int = 8  # measured with 2 workers: 16 pads more and runs longer on one core (docs/benchmarks.md)

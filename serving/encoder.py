@@ -49,6 +49,7 @@ class Tokens:
     ids: list[int]
     type_ids: list[int]
     truncated: bool
+    blank: bool = False  # an empty or whitespace-only text (of a pair: the first)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -64,6 +65,7 @@ class Encoded:
     truncated: list[bool]
     rows: list[tuple[int, int]] | None = None
     items: Sequence[Any] = ()
+    blank: Sequence[bool] = ()  # per item; () when none is blank
 
     def item_logits(self, logits: np.ndarray, index: int) -> np.ndarray:
         """The logits rows of item `index`."""
@@ -133,7 +135,10 @@ class TextEncoder:
             was_cut = [
                 len(c) < len(t) or len(cp) < len(p) for c, t, cp, p in zip(cut, texts, cut_pairs, pairs, strict=True)
             ]
-        return [Tokens(e.ids, e.type_ids, bool(e.overflowing) or w) for e, w in zip(encodings, was_cut, strict=True)]
+        return [
+            Tokens(e.ids, e.type_ids, bool(e.overflowing) or w, not t.strip())
+            for e, w, t in zip(encodings, was_cut, texts, strict=True)
+        ]
 
     def collate(self, items: Sequence[Tokens]) -> Encoded:
         """Pad tokenized texts to the longest among them, with the inputs the graph takes."""
@@ -150,4 +155,5 @@ class TextEncoder:
             inputs["attention_mask"] = mask
         if "token_type_ids" in self._input_names:
             inputs["token_type_ids"] = types
-        return Encoded(inputs, [t.truncated for t in items])
+        blank = [t.blank for t in items]
+        return Encoded(inputs, [t.truncated for t in items], blank=blank if any(blank) else ())

@@ -218,6 +218,37 @@ def _check_columns(ds: Dataset, cfg: TrainConfig, where: str) -> None:
             raise DataError(f"{where}: no column '{column}' ({flag}); columns found: {', '.join(ds.column_names)}")
 
 
+def _kind(feature: Any) -> str:
+    """A column type as a user reads it: int64, string, list, struct, ..."""
+    if isinstance(feature, dict):
+        return "struct"
+    if hasattr(feature, "dtype") and not hasattr(feature, "feature"):
+        return str(feature.dtype)
+    return "list" if hasattr(feature, "feature") else type(feature).__name__
+
+
+def _check_types(ds: Dataset, cfg: TrainConfig, where: str) -> None:
+    """Texts must be scalars (numbers are read as text, as from CSV); labels scalars, or lists of them for
+    multi-label. A parquet struct or list where a text belongs was a traceback deep in the tokenizer (issue 29)."""
+    from datasets import ClassLabel, Value
+
+    def scalar(feature: Any) -> bool:
+        return isinstance(feature, Value | ClassLabel)
+
+    texts = [("--text-column", cfg.text_column)] + (
+        [("--text-pair-column", cfg.text_pair_column)] if cfg.text_pair_column else []
+    )
+    for flag, column in texts:
+        if not scalar(ds.features[column]):
+            raise DataError(f"{where}: column '{column}' ({flag}) holds {_kind(ds.features[column])} values, not text")
+    label = ds.features[cfg.label_column]
+    if not (scalar(label) or scalar(getattr(label, "feature", None))):
+        raise DataError(
+            f"{where}: column '{cfg.label_column}' (--label-column) holds {_kind(label)} values; a label is a string "
+            "or an integer, or a list of them for multi-label"
+        )
+
+
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -236,10 +267,12 @@ def _clean(ds: Dataset, cfg: TrainConfig, where: str, dropped: dict[str, int]) -
         logger.warning("%s: dropped %d row(s) with an empty text or missing label", where, before - len(ds))
     if len(ds) == 0:
         raise DataError(f"{where}: no usable rows (all texts empty or labels missing)")
-    # Texts read from CSV may come back as numbers: make them strings.
+    # Texts read from CSV or parquet may be numbers: make them strings (`_check_types` let only scalars through).
+    from datasets import Value
+
     for column in text_cols:
-        if ds.features[column].dtype != "string":
-            ds = ds.map(lambda row, c=column: {c: str(row[c])}, desc=f"casting {column}")
+        if ds.features[column] != Value("string"):
+            ds = ds.cast_column(column, Value("string"))
     return ds
 
 
@@ -358,6 +391,7 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     dropped: dict[str, int] = {}
     for split in list(raw):
         _check_columns(raw[split], cfg, where[split])
+        _check_types(raw[split], cfg, where[split])
         raw[split] = _clean(raw[split], cfg, where[split], dropped)
 
     spec = _infer_spec(raw["train"], cfg)

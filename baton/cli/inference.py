@@ -11,6 +11,7 @@ from baton.cli._app import app
 from baton.cli._options import Opt, _read_lines, _tls, _with_pairs
 from baton.errors import BatonError
 from baton.task import Task
+from baton.tools.score.job import PREFIX
 
 __all__ = ["evaluate", "predict", "score"]
 
@@ -69,7 +70,7 @@ def predict(
         raise BatonError(f"--text-pair: {target} takes single texts, not pairs")
     predictions = predictor.predict(items, top_k=top_k, pairs=pairs)
     for i, (text, p) in enumerate(zip(items, predictions, strict=True)):
-        _echo_row(text, None if pairs is None else pairs[i], p.label, p.score, p.truncated, p.top_k, top_k, p.labels)
+        _echo_row(text, None if pairs is None else pairs[i], p, top_k, p.labels)
 
 
 def _predict_remote(
@@ -105,19 +106,11 @@ def _predict_remote(
         raise BatonError(f"--server {server}: {exc}") from exc
     for i, (text, r) in enumerate(zip(items, results, strict=True)):
         labels = list(r.labels) if multi_label else None
-        _echo_row(text, None if pairs is None else pairs[i], r.label, r.score, r.truncated, r.top_k, top_k, labels)
+        _echo_row(text, None if pairs is None else pairs[i], r, top_k, labels)
 
 
-def _echo_row(
-    text: str,
-    pair: str | None,
-    label: str,
-    score: float,
-    truncated: bool,
-    top: list[tuple[str, float]],
-    top_k: int | None,
-    labels: list[str] | None,
-) -> None:
+def _echo_row(text: str, pair: str | None, answer: Any, top_k: int | None, labels: list[str] | None) -> None:
+    """One JSON line for a classification `answer` (the Predictor's or the client's: the same fields)."""
     import json
 
     row: dict[str, Any] = {"text": text}
@@ -125,9 +118,11 @@ def _echo_row(
         row["text_pair"] = pair
     if labels is not None:  # multi-label answers lead with their labels
         row["labels"] = labels
-    row.update({"label": label, "score": round(score, 6), "truncated": truncated})
+    row.update({"label": answer.label, "score": round(answer.score, 6), "truncated": answer.truncated})
+    if answer.empty:
+        row["empty"] = True
     if top_k:
-        row["top_k"] = [{"label": name, "score": round(s, 6)} for name, s in top]
+        row["top_k"] = [{"label": name, "score": round(s, 6)} for name, s in answer.top_k]
     typer.echo(json.dumps(row, ensure_ascii=False))
 
 
@@ -200,7 +195,14 @@ def score(
     text_column: Annotated[str, Opt(help="Text column.")] = "text",
     text_pair_column: Annotated[str | None, Opt(help="Second text's column (sentence-pair models).")] = None,
     id_column: Annotated[str | None, Opt(help="A key column carried into the output.")] = None,
-    keep_columns: Annotated[bool, Opt("--keep-columns", help="Carry every input column into the output.")] = False,
+    keep_columns: Annotated[
+        bool,
+        Opt(
+            "--keep-columns",
+            help=f"Carry every input column into the output; the predictions are then named {PREFIX}label, "
+            f"{PREFIX}score, ...",
+        ),
+    ] = False,
     scores: Annotated[bool, Opt("--scores", help="Classifiers: add every label's score.")] = False,
     aggregation: Annotated[
         str | None, Opt(help="Entity bundles: simple, first, max, average or none (default: the bundle's).")

@@ -9,6 +9,7 @@ import typer
 
 from baton.cli._app import app
 from baton.cli._options import Opt, _tls
+from baton.serving.config import DEFAULT_METRICS_PORT
 
 __all__ = ["health", "serve"]
 
@@ -27,7 +28,13 @@ def serve(
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     variant: Annotated[str | None, Opt(help="fp32, int8 or fp16 (default: the best for the device).")] = None,
     model_name: Annotated[str | None, Opt(help="Model name for KServe v2 (default: the bundle's name).")] = None,
-    metrics_port: Annotated[int | None, Opt(help="Prometheus port; 0 picks a free one.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        Opt(
+            help=f"Prometheus port; 0 picks a free one (default: {DEFAULT_METRICS_PORT}, or a free one with a warning "
+            "when another server holds it)."
+        ),
+    ] = None,
     metrics_host: Annotated[str | None, Opt(help="Prometheus bind address.")] = None,
     grace_s: Annotated[float | None, Opt(help="Seconds to finish accepted requests on SIGTERM.")] = None,
     threads: Annotated[

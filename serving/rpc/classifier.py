@@ -49,6 +49,7 @@ class Classifier(pb_grpc.TextClassifierServicer):
                     top_k=[pb.LabelScore(label=label, score=score) for label, score in top],
                     logits=r.logits.tolist() if request.raw_scores else [],
                     labels=p.labels or [],
+                    empty=p.empty,
                 )
             )
         return pb.ClassifyResponse(results=out, timings=timings(results, started))

@@ -5,6 +5,7 @@ health and reflection. Each servicer sees the server through `ServerView` (commo
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from typing import Any
@@ -16,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from baton.errors import EXIT_WORKER_CRASHED, ConfigError, InputError, InvalidRequest, RequestFailed
 from baton.serving.batcher import Batcher, EngineLike, ItemResult, RequestState
 from baton.serving.bundle import Bundle, load_bundle
-from baton.serving.config import ServeConfig
+from baton.serving.config import DEFAULT_METRICS_PORT, ServeConfig
 from baton.serving.engine import build_engine, default_threads, default_workers
 from baton.serving.metrics import ServerMetrics
 from baton.serving.rpc import classifier, kserve, recognizer
@@ -142,12 +143,19 @@ class BatonServer:
         if self.port == 0:
             raise ConfigError(f"--port: cannot bind {address} (in use, or not an address of this host)")
         if cfg.metrics_port is not None:
-            try:
-                self.metrics_port = self.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
-            except OSError as exc:
-                raise ConfigError(
-                    f"--metrics-port: cannot bind {cfg.metrics_host}:{cfg.metrics_port} ({exc.strerror or exc})"
-                ) from exc
+            self.metrics_port = self._bind_metrics(cfg.metrics_host, cfg.metrics_port)
+
+    def _bind_metrics(self, host: str, port: int) -> int:
+        try:
+            return self.metrics.serve_http(host, port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or port != DEFAULT_METRICS_PORT:
+                raise ConfigError(f"--metrics-port: cannot bind {host}:{port} ({exc.strerror or exc})") from exc
+        bound = self.metrics.serve_http(host, 0)  # a second server on this machine: any free port, said loudly
+        logger.warning(
+            "metrics: port %d is in use (another server?), serving them on %d; --metrics-port sets it", port, bound
+        )
+        return bound
 
     async def stop(self, grace: float | None = None, settle: bool = True) -> None:
         """Health NOT_SERVING at once; take calls until they stop arriving (`settle`, see _QUIET_S); then refuse new

@@ -26,6 +26,7 @@ class Prediction:
     truncated: bool
     # multi-label: every label at or above the threshold, best first; `label` is its first ("" for none)
     labels: list[str] | None = None
+    empty: bool = False  # an empty or whitespace-only text: nothing to classify (label "", score 0, no scores)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -87,6 +88,8 @@ class Classification:
     def to_dict(answer: Prediction) -> dict[str, Any]:
         """label, score, truncated; top_k when asked for; labels (every label at the threshold) for multi-label."""
         row: dict[str, Any] = {"label": answer.label, "score": round(answer.score, 6), "truncated": answer.truncated}
+        if answer.empty:
+            row["empty"] = True
         if answer.labels is not None:
             row["labels"] = list(answer.labels)
         return row
@@ -113,7 +116,12 @@ class Classification:
         probs = sigmoid(logits) if self.multi_label else softmax(logits)
         k = len(self.labels) if not top_k else min(top_k, len(self.labels))
         out: list[Prediction] = []
-        for row, truncated in zip(probs, encoded.truncated, strict=True):
+        blank = encoded.blank or [False] * len(encoded.truncated)
+        for row, truncated, empty in zip(probs, encoded.truncated, blank, strict=True):
+            if empty:  # the model would still answer something: say there was nothing to classify instead
+                nothing = {label: 0.0 for label in self.labels}
+                out.append(Prediction("", 0.0, nothing, [], False, [] if self.multi_label else None, empty=True))
+                continue
             order = np.argsort(-row, kind="stable")
             best = int(order[0])
             chosen = [self.labels[i] for i in order if row[i] >= self.threshold] if self.multi_label else None

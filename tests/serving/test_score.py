@@ -84,11 +84,13 @@ def test_keep_columns_scores_and_a_single_jsonl_file(tiny_bundle: Path, tmp_path
     summary = _job(tiny_bundle, f"{inputs}/*.jsonl", out, columns=columns)
     assert summary["rows"] == 40 and not (tmp_path / "_score.json").exists()
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert list(lines[0]) == ["key", "text", "gold", "label", "score", "scores", "truncated", "empty_text"]
+    predicted = ["pred_label", "pred_score", "pred_scores", "pred_truncated", "pred_empty_text"]
+    assert list(lines[0]) == ["key", "text", "gold", *predicted]  # the predictions prefixed, beside the input
     labels = Predictor.load(tiny_bundle, device="cpu").labels
-    assert set(lines[0]["scores"]) == set(labels)
-    assert lines[0]["scores"][lines[0]["label"]] == pytest.approx(lines[0]["score"])
-    assert lines[3]["scores"] is None and lines[3]["empty_text"] is True
+    assert set(lines[0]["pred_scores"]) == set(labels)
+    assert lines[0]["pred_scores"][lines[0]["pred_label"]] == pytest.approx(lines[0]["pred_score"])
+    assert lines[3]["pred_scores"] is None and lines[3]["pred_empty_text"] is True
+    assert summary["empty_text"] == sum(line["pred_empty_text"] for line in lines) > 0
 
 
 def test_resume_skips_finished_inputs_and_overwrite_replaces_them(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -187,12 +189,17 @@ def test_bad_input_is_one_line_exit_2(tiny_bundle: Path, tiny_ner_bundle: Path, 
         assert len(error) == 1 and re.search(message, error[0]), (message, proc.stderr)
 
 
-def test_keep_columns_refuses_to_overwrite_an_input_column(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_keep_columns_puts_gold_and_prediction_side_by_side(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Issue 29: a labelled file's `label` collided with the prediction, so --keep-columns refused it."""
     source = tmp_path / "labelled.jsonl"
     source.write_text(json.dumps({"text": "fine", "label": "positive"}) + "\n")
-    with pytest.raises(DataError, match=r"column\(s\) label would be overwritten"):
-        _job(tiny_bundle, source, tmp_path / "o.jsonl", columns=Columns(keep=True))
-    assert not (tmp_path / "o.jsonl").exists()
+    _job(tiny_bundle, source, tmp_path / "o.jsonl", columns=Columns(keep=True))
+    row = json.loads((tmp_path / "o.jsonl").read_text())
+    assert row["label"] == "positive" and row["pred_label"] in Predictor.load(tiny_bundle, device="cpu").labels
+    source.write_text(json.dumps({"text": "fine", "pred_label": "mine"}) + "\n")
+    with pytest.raises(DataError, match=r"column\(s\) pred_label would be overwritten"):
+        _job(tiny_bundle, source, tmp_path / "p.jsonl", columns=Columns(keep=True))
+    assert not (tmp_path / "p.jsonl").exists()
 
 
 @pytest.mark.ray

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -48,10 +50,31 @@ def test_classify_matches_the_embedded_predictor(server: ServerThread, tiny_bund
         got = client.classify(TEXTS)
     assert [r.label for r in got] == [p.label for p in expected]
     assert np.allclose([r.score for r in got], [p.score for p in expected], atol=1e-5)
-    assert all(len(r.top_k) == 1 for r in response.results)
+    assert [len(r.top_k) for r in response.results] == [0 if not t.strip() else 1 for t in TEXTS]
     assert response.timings.total_us >= response.timings.inference_us > 0
     with Client(server.target) as client:
         assert client.classify([]) == []
+
+
+def test_a_blank_text_is_flagged_not_labelled(server: ServerThread, tiny_bundle: Path) -> None:
+    """Issue 29: an empty or whitespace-only text got a label from the model with no flag. Every surface now says
+    `empty` with label "" and score 0, as `baton score` does."""
+    texts = ["I loved it", "", " \n\t ", "terrible"]
+    with Client(server.target) as client:
+        remote = client.classify(texts, top_k=2)
+    local = Predictor.load(tiny_bundle, device="cpu", variant="fp32").predict(texts, top_k=2)
+    for answers in (remote, local):
+        assert [a.empty for a in answers] == [False, True, True, False]
+        assert [(a.label, a.score, list(a.top_k)) for a in answers[1:3]] == [("", 0.0, [])] * 2
+        assert all(a.label and a.score > 0 and len(a.top_k) == 2 for a in (answers[0], answers[3]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "baton", "-q", "predict", "--server", server.target, "fine", " "],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and [r.get("empty", False) for r in rows] == [False, True], proc.stdout
 
 
 def test_the_server_tokenizes_without_the_tokenizer_pool(server: ServerThread) -> None:
@@ -359,8 +382,6 @@ def test_cli_predict_through_the_server(server: ServerThread) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    import json
-
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["text"] for r in rows] == ["great", "awful"] and all(len(r["top_k"]) == 1 for r in rows)
     down = subprocess.run(
@@ -441,6 +462,50 @@ def test_calls_waiting_for_a_busy_event_loop_are_kept_up_to_max_pending_calls(
         assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.CANCELLED}
     else:
         assert codes == [grpc.StatusCode.OK] * 30
+
+
+def test_a_second_server_falls_back_from_the_default_metrics_port(tiny_bundle: Path) -> None:
+    """Issue 29: a second `baton serve` on one machine failed at start, its default metrics port taken by the first.
+    It now serves metrics on a free port, says so, and prints it; a port chosen by hand that is taken still fails."""
+    import re
+    import socket
+    import urllib.request
+
+    from baton.serving.config import DEFAULT_METRICS_PORT
+
+    with socket.socket() as holder, socket.socket() as other:
+        with contextlib.suppress(OSError):  # already held by another process: the same case
+            holder.bind(("127.0.0.1", DEFAULT_METRICS_PORT))
+            holder.listen(1)
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "baton", "serve", str(tiny_bundle), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            line = proc.stdout.readline()
+            found = re.search(r"metrics on :(\d+)/metrics", line)
+            assert found and int(found.group(1)) != DEFAULT_METRICS_PORT, line + proc.stderr.read()
+            with urllib.request.urlopen(f"http://127.0.0.1:{found.group(1)}/metrics", timeout=10) as r:
+                assert "baton_requests_total" in r.read().decode()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            assert f"port {DEFAULT_METRICS_PORT} is in use" in proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        chosen = other.getsockname()[1]
+        taken = subprocess.run(
+            [sys.executable, "-m", "baton", "serve", str(tiny_bundle), "--port", "0", "--metrics-port", str(chosen)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert taken.returncode == 2 and f"--metrics-port: cannot bind 127.0.0.1:{chosen}" in taken.stderr
 
 
 def test_a_second_sigterm_forces_the_exit(tiny_bundle: Path) -> None:

@@ -212,6 +212,45 @@ def test_unreadable_data_files_name_the_line(
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"text": [{"a": 1}, {"a": 2}] * 8, "label": ["x", "y"] * 8}, r"column 'text' \(--text-column\) holds struct"),
+        (
+            {"text": ["a", "b"] * 8, "label": [{"a": 1}, {"a": 2}] * 8},
+            r"column 'label' \(--label-column\) holds struct",
+        ),
+    ],
+)
+def test_parquet_columns_of_the_wrong_type_are_one_line(
+    tiny_model_dir: Path, tmp_path: Path, columns: dict, message: str
+) -> None:
+    """Issue 29: a struct where a text or label belongs was a traceback from the tokenizer or a set()."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "t.parquet"
+    pq.write_table(pa.table(columns), data)
+    with pytest.raises(DataError, match=message):
+        run_training(_cfg(tiny_model_dir, tmp_path, train_file=str(data)))
+    proc = _cli("train", "--model", str(tiny_model_dir), "--train-file", str(data), cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_parquet_text_column_of_numbers_is_read_as_text(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """As CSV numbers are: issue 29 found it a traceback from the tokenizer."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from baton.training.data import prepare_data
+
+    data = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": list(range(40)), "label": ["odd", "even"] * 20}), data)
+    prepared = prepare_data(_cfg(tiny_model_dir, tmp_path, train_file=str(data)))
+    texts = list(prepared.train["text"]) + list(prepared.validation["text"])
+    assert sorted(texts, key=int) == [str(i) for i in range(40)]
+
+
 def test_overwrite_keeps_the_finished_run_until_the_new_one_is_ready(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

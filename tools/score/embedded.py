@@ -54,7 +54,7 @@ def run_embedded(job: ScoreJob, pending: list[tuple[Path, Path]]) -> dict[str, A
                     out = score_table(predictor, chunk, job.columns, schema)
                     _write(sink, out, source)
                     totals["rows"] += out.num_rows
-                    totals["empty_text"] += sum(out.column("empty_text").to_pylist())
+                    totals["empty_text"] += sum(out.column(job.columns.prefix + "empty_text").to_pylist())
                     advance(out.num_rows)
                 if not job.single_file:
                     sink.commit()

@@ -8,6 +8,7 @@ from pathlib import Path
 __all__ = ["ENGINES", "FORMATS", "Columns", "ScoreJob"]
 
 ENGINES = ("embedded", "ray")
+PREFIX = "pred_"  # of the prediction columns when the input's are kept
 FORMATS = ("parquet", "jsonl")
 
 
@@ -19,6 +20,9 @@ class Columns:
     label at or above the bundle's threshold), and with `all_scores` (`--scores`) `scores`, one field per label.
     Entities: `entities` (a list of {label, text, start, end, score}, offsets into the text). Both: `truncated`, and
     `empty_text` (true for a null or blank text, whose prediction columns are then null or empty).
+
+    With `keep` (`--keep-columns`) every added column is named with `PREFIX` (`pred_label`, `pred_score`, ...), so
+    a labelled file's gold `label` sits beside the prediction.
     """
 
     text: str = "text"
@@ -27,6 +31,11 @@ class Columns:
     keep: bool = False  # carry every input column, not only the id
     all_scores: bool = False
     aggregation: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """Of every added column's name."""
+        return PREFIX if self.keep else ""
 
     def __post_init__(self) -> None:
         named = [c for c in (self.text, self.text_pair, self.id) if c is not None]

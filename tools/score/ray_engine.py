@@ -76,12 +76,12 @@ def _plan_threads(ray: Any, job: ScoreJob) -> int:
     return threads
 
 
-def _count(folder: Path, fmt: str) -> tuple[int, int]:
-    """(rows, empty texts) of a written output folder."""
+def _count(folder: Path, fmt: str, column: str) -> tuple[int, int]:
+    """(rows, empty texts) of a written output folder; `column` is the empty-text flag's name."""
     import pyarrow.dataset as pads
 
-    table = pads.dataset(str(folder), format="parquet" if fmt == "parquet" else "json").to_table(columns=["empty_text"])
-    return table.num_rows, int(sum(table.column("empty_text").to_pylist()))
+    table = pads.dataset(str(folder), format="parquet" if fmt == "parquet" else "json").to_table(columns=[column])
+    return table.num_rows, int(sum(table.column(column).to_pylist()))
 
 
 def run_ray(job: ScoreJob, pending: list[tuple[Path, Path]]) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def run_ray(job: ScoreJob, pending: list[tuple[Path, Path]]) -> dict[str, Any]:
                     scored.write_parquet(str(staged))
                 else:
                     scored.write_json(str(staged))
-                rows, empty = _count(staged, job.output_format)
+                rows, empty = _count(staged, job.output_format, job.columns.prefix + "empty_text")
                 replace_dir(staged, target)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)

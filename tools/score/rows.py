@@ -70,8 +70,9 @@ def prediction_fields(bundle: Bundle, columns: Columns) -> list[Any]:
     """The Arrow fields a job adds, in order (see `Columns`)."""
     import pyarrow as pa
 
-    fields = _FIELDS[bundle.manifest.task](bundle, columns)
-    return [*fields, pa.field("truncated", pa.bool_()), pa.field("empty_text", pa.bool_())]
+    fields = [*_FIELDS[bundle.manifest.task](bundle, columns), pa.field("truncated", pa.bool_())]
+    fields.append(pa.field("empty_text", pa.bool_()))
+    return [pa.field(columns.prefix + f.name, f.type) for f in fields]
 
 
 def output_schema(bundle: Bundle, columns: Columns, input_schema: Any) -> Any:
@@ -85,8 +86,8 @@ def output_schema(bundle: Bundle, columns: Columns, input_schema: Any) -> Any:
     clash = sorted({f.name for f in carried} & {f.name for f in added})
     if clash:
         raise DataError(
-            f"--keep-columns: the input's column(s) {', '.join(clash)} would be overwritten by the prediction; "
-            "rename them, or score without --keep-columns and join on --id-column"
+            f"--keep-columns: the input's column(s) {', '.join(clash)} would be overwritten by the prediction "
+            f"(named {columns.prefix}*); rename them, or score without --keep-columns and join on --id-column"
         )
     return pa.schema([*carried, *added])
 
@@ -95,6 +96,13 @@ def _carried(columns: Columns, names: list[str]) -> list[str]:
     if columns.keep:
         return list(names)
     return [columns.id] if columns.id is not None else []
+
+
+def _added(schema: Any, columns: Columns) -> set[str]:
+    """The unprefixed names of `schema`'s prediction columns (`output_schema` refused any clash with carried ones)."""
+    if columns.keep:
+        return {name.removeprefix(columns.prefix) for name in schema.names if name.startswith(columns.prefix)}
+    return set(schema.names) - {columns.id}
 
 
 def _text(value: Any) -> str | None:
@@ -123,7 +131,7 @@ def score_table(predictor: Predictor, table: Any, columns: Columns, schema: Any)
         for i, answer in zip(rows, found, strict=True):
             answers[i] = answer
     data: dict[str, list[Any]] = {}
-    names = set(schema.names)
+    names = _added(schema, columns)
     if "entities" in names:
         data["entities"] = [[] if a is None else [e.to_dict() for e in a.entities] for a in answers]
     else:
@@ -135,6 +143,7 @@ def score_table(predictor: Predictor, table: Any, columns: Columns, schema: Any)
             data["scores"] = [None if a is None else a.scores for a in answers]
     data["truncated"] = [False if a is None else bool(a.truncated) for a in answers]
     data["empty_text"] = [a is None for a in answers]
+    data = {columns.prefix + name: values for name, values in data.items()}
     arrays = [
         table.column(f.name).cast(f.type) if f.name not in data else pa.array(data[f.name], type=f.type) for f in schema
     ]
