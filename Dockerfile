@@ -36,8 +36,10 @@ EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 \
     CMD ["baton", "-q", "health", "--server", "127.0.0.1:50051", "--timeout", "3"]
 ENTRYPOINT ["baton", "serve"]
-# The bundle is mounted (or baked, below) at /models/bundle. Both ports listen on every interface in a container.
-CMD ["/models/bundle", "--host", "0.0.0.0", "--port", "50051", "--metrics-host", "0.0.0.0", "--metrics-port", "9464", "--grace-s", "20"]
+# The bundle is mounted (or baked, below) at /models/bundle. Both ports listen on every interface in a container, so
+# calls need the bearer token in /etc/baton/auth/token (mount it: docs/deploy.md); health checks need none. The
+# server will not start without that file; for TLS as well, add --tls-cert and --tls-key.
+CMD ["/models/bundle", "--host", "0.0.0.0", "--port", "50051", "--metrics-host", "0.0.0.0", "--metrics-port", "9464", "--grace-s", "20", "--auth-token-file", "/etc/baton/auth/token"]
 
 # ---- serve-bundle: the runtime image with one bundle inside (for Kubernetes without a volume) ---------------------
 FROM serve AS serve-bundle

@@ -13,9 +13,22 @@ from baton.errors import ConfigError
 from baton.serving.config import ServeConfig
 from baton.serving.rpc.common import abort
 
-__all__ = ["AuthInterceptor", "credentials"]
+__all__ = ["AuthInterceptor", "credentials", "open_to_anyone"]
 
 _EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def open_to_anyone(cfg: ServeConfig) -> bool:
+    """Whether the server listens beyond this host with neither a bearer token nor client certificates: anyone who
+    reaches the port may call it (the server warns; the image and manifests wire a token)."""
+    import ipaddress
+
+    host = cfg.host.strip("[]")
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    return not local and not cfg.auth_token_file and not cfg.tls_client_ca
 
 
 def _discard(data: bytes) -> None:

@@ -24,7 +24,7 @@ from baton.serving.rpc import classifier, kserve, recognizer
 from baton.serving.rpc import health as rpc_health
 from baton.serving.rpc.common import grpc_code
 from baton.serving.rpc.guards import Checks
-from baton.serving.rpc.security import AuthInterceptor, credentials
+from baton.serving.rpc.security import AuthInterceptor, credentials, open_to_anyone
 from baton.serving.rpc.wire import Malformed
 from baton.serving.tasks import task_class
 from baton.task import Task
@@ -125,6 +125,13 @@ class BatonServer:
         for service in (*services[:2], ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._ready = True
+        if open_to_anyone(cfg):
+            logger.warning(
+                "listening on %s with no --auth-token-file and no --tls-client-ca: anyone who reaches port %d can "
+                "call this model",
+                cfg.host,
+                self.port,
+            )
         logger.info("serving %s on %s:%d (metrics port %s)", self.model_name, cfg.host, self.port, self.metrics_port)
         return self.port
 

@@ -90,6 +90,7 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
     grpc_port, metrics_port = int(_flag(cmd, "--port")), int(_flag(cmd, "--metrics-port"))
     assert image["EXPOSE"] == sorted([grpc_port, metrics_port])
     assert _flag(cmd, "--host") == _flag(cmd, "--metrics-host") == "0.0.0.0"
+    token = _flag(cmd, "--auth-token-file")  # issue 29: exposed on every interface, so calls need the token
     health = image["HEALTHCHECK"]
     assert health[:3] == ["baton", "-q", "health"] and _flag(health, "--server") == f"127.0.0.1:{grpc_port}"
     assert {a for a in health if a.startswith("--")} <= _options("health")
@@ -110,6 +111,7 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
     assert container["resources"]["requests"]["cpu"] == _flag(args, "--threads")
     labels = pod["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"] == labels
+    _check_token_mount(pod["spec"], container, token)
 
     service = docs["service.yaml"]["spec"]
     assert service["clusterIP"] == "None" and service["selector"] == labels
@@ -122,9 +124,19 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
 
     (kserve,) = docs["inferenceservice.yaml"]["spec"]["predictor"]["containers"]
     assert {a for a in kserve["args"] if a.startswith("--")} <= serve_flags
+    _check_token_mount(docs["inferenceservice.yaml"]["spec"]["predictor"], kserve, token)
     assert kserve["ports"] == [
         {"name": "h2c", "containerPort": int(_flag(kserve["args"], "--port")), "protocol": "TCP"}
     ]
+
+
+def _check_token_mount(pod: dict[str, Any], container: dict[str, Any], token: str) -> None:
+    """The container reads --auth-token-file (the image's path) from a Secret volume its user can read."""
+    assert _flag(container["args"], "--auth-token-file") == token
+    (mount,) = [m for m in container["volumeMounts"] if token.startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert mount["readOnly"] and volume["secret"]["secretName"] == "baton-auth"
+    assert volume["secret"]["defaultMode"] & 0o007 == 0 and pod["securityContext"]["fsGroup"] == 10001
 
 
 _WITHOUT_TRAINING = (
@@ -137,9 +149,12 @@ _WITHOUT_TRAINING = (
 
 
 @pytest.mark.timeout(300)
-def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_bundle: Path) -> None:
+def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_bundle: Path, tmp_path: Path) -> None:
     image = _dockerfile_stage("serve")
-    args = [str(tiny_bundle) if a == "/models/bundle" else a for a in image["CMD"]]
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    swap = {"/models/bundle": str(tiny_bundle), "/etc/baton/auth/token": str(token_file)}
+    args = [swap.get(a, a) for a in image["CMD"]]
     args[args.index("--port") + 1] = args[args.index("--metrics-port") + 1] = "0"  # the server picks; read back
     args[args.index("--host") + 1] = args[args.index("--metrics-host") + 1] = "127.0.0.1"  # no exposure in tests
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -162,6 +177,12 @@ def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_
             time.sleep(0.5)
         assert probe is not None and probe.returncode == 0, (probe, server.poll())
         assert probe.stdout.strip() == f"127.0.0.1:{grpc_port}: SERVING"
+        from baton.serving.client import Client, Unauthenticated
+
+        with Client(f"127.0.0.1:{grpc_port}") as anyone, pytest.raises(Unauthenticated):
+            anyone.classify(["fine"])
+        with Client(f"127.0.0.1:{grpc_port}", token="s3cret") as holder:
+            assert len(holder.classify(["fine"])) == 1
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
         down = subprocess.run([*python, *health], capture_output=True, text=True, env=env, timeout=60)

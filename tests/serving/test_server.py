@@ -228,6 +228,29 @@ def test_bearer_token_auth(tiny_bundle: Path, tmp_path: Path) -> None:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
 
 
+@pytest.mark.parametrize(
+    ("host", "flags", "open_"),
+    [
+        ("127.0.0.1", {}, False),
+        ("::1", {}, False),
+        ("localhost", {}, False),
+        ("0.0.0.0", {}, True),
+        ("[::]", {}, True),
+        ("10.1.2.3", {}, True),
+        ("0.0.0.0", {"auth_token_file": "TOKEN"}, False),
+        ("0.0.0.0", {"tls_cert": "CERT", "tls_key": "KEY"}, True),  # encrypted, but anyone may still call
+    ],
+)
+def test_a_server_open_to_anyone_is_recognised(tmp_path: Path, host: str, flags: dict, open_: bool) -> None:
+    """Issue 29: the image and manifests listened on 0.0.0.0 with nothing asked of callers; the server now warns."""
+    from baton.serving.rpc.security import open_to_anyone
+
+    for name in flags.values():
+        (tmp_path / name).write_text("x")
+    paths = {key: str(tmp_path / name) for key, name in flags.items()}
+    assert open_to_anyone(ServeConfig(bundle=str(tmp_path), host=host, **paths)) is open_
+
+
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
