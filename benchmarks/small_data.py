@@ -37,6 +37,7 @@ ARMS = {
     "default": {},
     "finetune": {"few_shot": False},
     "fewshot": {"few_shot": True},
+    "lr2e-4": {"learning_rate": 2e-4},  # the default schedule at twice its learning rate
 }
 
 
