@@ -39,6 +39,8 @@ class RunSummary:
         args, cfg = self.train_args, self.train_args.get("config", {})
         if args.get("few_shot"):
             return f"few-shot, {self.metrics.get('training', {}).get('pairs', '?')} pairs"
+        if args.get("method") == "pooled":
+            return f"pooled fine-tuning, batch {cfg.get('batch_size')}, lr {cfg.get('learning_rate'):g}"
         return f"batch {cfg.get('batch_size')}, lr {cfg.get('learning_rate'):g}, {cfg.get('epochs'):g} epoch(s)"
 
 

@@ -25,7 +25,7 @@ from baton.training.console import use_console
 from baton.training.data import PreparedData, prepare_data
 from baton.training.loop import run_loop
 from baton.training.metrics import classification_metrics, probabilities
-from baton.training.models import check_max_length
+from baton.training.models import check_max_length, resolve_model
 from baton.training.multilabel import init_bias_to_prior, pos_weights, weighted_trainer
 from baton.training.report import plot_confusion_matrix, plot_training_curves, write_report
 from baton.training.rundir import (
@@ -37,7 +37,7 @@ from baton.training.rundir import (
     trainer_arguments,
     world_size,
 )
-from baton.training.schedule import FEW_SHOT_PER_CLASS, Schedule, describe_schedule
+from baton.training.schedule import Method, Schedule, describe_schedule, pick_method
 from baton.training.trivial import MARGIN, beats_baseline, can_judge, trivial_baseline, tune_threshold
 
 __all__ = [
@@ -133,25 +133,18 @@ def _advice(built: ClassificationTrainer, data: PreparedData, metrics: dict[str,
 
 
 def run_classification(cfg: TrainConfig) -> RunResult:
-    """Fine-tune `cfg.model` on text classification data. The few-shot path (training/fewshot.py) runs with
-    `--few-shot`, or by itself when the data is single-label single texts whose smallest class has at most
-    `FEW_SHOT_PER_CLASS` training rows."""
+    """Fine-tune `cfg.model` on text classification data, by the method `pick_method` chooses (training/schedule.py):
+    the few-shot and pooled paths are in training/fewshot.py."""
     from baton.training import fewshot
 
     data = prepare_data(cfg)
-    if cfg.few_shot is None:
-        auto = not data.spec.is_multi_label and not data.spec.text_pair_column and not cfg.resume
-        smallest = _smallest_class(data) if auto else None
-        if smallest is not None and smallest <= FEW_SHOT_PER_CLASS:
-            logger.info(
-                "few-shot path: the smallest class has %d training rows (<= %d); --no-few-shot fine-tunes instead",
-                smallest,
-                FEW_SHOT_PER_CLASS,
-            )
-            return fewshot.run_few_shot(cfg, data)  # type: ignore[no-any-return]
-    elif cfg.few_shot:
-        return fewshot.run_few_shot(cfg, data)  # type: ignore[no-any-return]
-    return run_text_classification(cfg, data=data)
+    simple = not data.spec.is_multi_label and not data.spec.text_pair_column and not cfg.resume
+    pooled = simple and cfg.few_shot is None and fewshot.mean_pooled(resolve_model(cfg.model))
+    method, why = pick_method(len(data.train), _smallest_class(data) if simple else None, cfg.few_shot, pooled)
+    if method is Method.FINE_TUNE:
+        return run_text_classification(cfg, data=data)
+    logger.info("%s path: %s; --no-few-shot fine-tunes the model's own head instead", method, why)
+    return fewshot.run_few_shot(cfg, data, method)  # type: ignore[no-any-return]
 
 
 class Recipe:

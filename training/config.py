@@ -98,8 +98,8 @@ class TrainConfig:
     # "plain" (transformers' BCE, which settled on the label prior in docs/training.md's GoEmotions runs).
     multi_label_loss: str = "weighted"
     group_by_length: bool = True
-    # True: SetFit-style contrastive training and a logistic-regression head (training/fewshot.py); False: always
-    # fine-tune; None: few-shot when the smallest class is small (training/trainer.py, FEW_SHOT_PER_CLASS)
+    # True: SetFit-style contrastive training and a logistic-regression head (training/fewshot.py); False: the
+    # model's own head; None: as training/schedule.py's `pick_method` decides from the data's size
     few_shot: bool | None = None
     bf16: Bf16Mode = Bf16Mode.AUTO
     report_to: ReportTo = ReportTo.NONE

@@ -26,6 +26,7 @@ from baton.errors import ConfigError, ModelError
 from baton.training.adapt import read_documents
 from baton.training.classification import Recipe, run_text_classification
 from baton.training.config import TrainConfig
+from baton.training.fewshot import HEAD_FILE
 from baton.training.rundir import RunResult, read_run
 from baton.training.tasks import training_task
 
@@ -186,6 +187,11 @@ def run_distillation(cfg: DistillConfig) -> RunResult:
         raise ConfigError(str(exc)) from exc
     if not training_task(task).distils:
         raise ConfigError(f"{run} is a {task} run: `baton distill` distils classifiers")
+    if (model_dir / HEAD_FILE).is_file():  # its head is not the model's own: the student would start from none
+        raise ConfigError(
+            f"{run} was trained by the {args.get('method', 'few-shot')} path (a pooled head in {HEAD_FILE}); "
+            "`baton distill` needs a teacher with its own classification head: train it with --no-few-shot"
+        )
     teacher_layers = int(teacher.config.get("num_hidden_layers", 0))
     kept_layers(teacher_layers, cfg.layers)  # refuse a student as deep as its teacher before loading anything
     unlabeled: list[str] = []

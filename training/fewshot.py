@@ -8,6 +8,13 @@ Two stages, as in SetFit:
    at `LEARNING_RATE`, one pass, at most `MAX_PAIRS` pairs.
 2. **A logistic-regression head** on the tuned body's embeddings (scikit-learn, C = 1).
 
+**Pooled fine-tuning** (`Method.POOLED`, a few hundred rows) keeps the same model shape, mean pooling and a linear
+head, and trains it the other way round, as linear probing then fine-tuning: the logistic-regression head is fitted
+on the untouched body's embeddings, then body and head are fine-tuned together with cross-entropy
+(`POOLED_LEARNING_RATE` for the body, `POOLED_HEAD_LEARNING_RATE` for the head, batch `SMALL_BATCH`, `MIN_STEPS`
+steps, linear warm-up then decay). A head that starts right keeps the first steps from wrecking the body, and the
+mean-pooled embeddings are what these sentence-transformers were trained to give (their [CLS] pooler is untrained).
+
 We write the method on `transformers` rather than depend on `setfit`: setfit 1.2 brings sentence-transformers and
 `evaluate`, and its model is a SentenceTransformer plus a scikit-learn object, which our Optimum export and parity
 gates cannot take as they are. Here the run directory holds the body as a plain transformers model and the head as
@@ -38,7 +45,7 @@ from baton.training.data import PreparedData, prepare_data
 from baton.training.metrics import classification_metrics
 from baton.training.models import check_max_length, resolve_model
 from baton.training.rundir import MODEL_DIR, clear_stale_checkpoints, prepare_output_dir
-from baton.training.schedule import Schedule
+from baton.training.schedule import MIN_STEPS, SMALL_BATCH, Method, Schedule
 
 __all__ = [
     "HEAD_FILE",
@@ -49,6 +56,7 @@ __all__ = [
     "contrastive_pairs",
     "encode",
     "mean_pool",
+    "mean_pooled",
     "read_head",
     "run_few_shot",
 ]
@@ -61,6 +69,9 @@ PAIR_BATCH = 16
 LEARNING_RATE = 2e-5
 MAX_PAIRS = 4000
 WARMUP_RATIO = 0.1
+POOLED_LEARNING_RATE = 5e-5
+POOLED_HEAD_LEARNING_RATE = 1e-3
+POOLED_WEIGHT_DECAY = 0.01
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,20 @@ def _normalizes(model_path: str) -> bool:
     if not modules.is_file():
         return False
     return any(m.get("type", "").endswith(".Normalize") for m in json.loads(modules.read_text(encoding="utf-8")))
+
+
+def mean_pooled(model_path: str) -> bool:
+    """Whether the model is a sentence-transformer that mean-pools its token states (modules.json, 1_Pooling)."""
+    root = Path(model_path)
+    if not (root / "modules.json").is_file():
+        return False
+    try:
+        modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
+        (pooling,) = [m for m in modules if m.get("type", "").endswith(".Pooling")]
+        config = json.loads((root / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(config.get("pooling_mode_mean_tokens"))
 
 
 def mean_pool(hidden: Any, attention_mask: Any, normalize: bool) -> Any:
@@ -167,9 +192,7 @@ def _tune_body(
     steps = max(1, (len(pairs) + PAIR_BATCH - 1) // PAIR_BATCH)
     warmup = max(1, int(WARMUP_RATIO * steps))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate or LEARNING_RATE, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(warmup, steps))
     model.train()
     history = []
     for step in range(steps):
@@ -185,6 +208,73 @@ def _tune_body(
         history.append({"step": step + 1, "epoch": (step + 1) / steps, "loss": float(loss.detach())})
     model.eval()
     return steps, len(pairs), history
+
+
+def _linear_decay(warmup: int, steps: int) -> Any:
+    return lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+
+
+def _pooled_plan(cfg: TrainConfig, rows: int) -> Schedule:
+    """Pooled fine-tuning's schedule: batch `SMALL_BATCH`, `MIN_STEPS` steps; --batch-size, --epochs and
+    --learning-rate win."""
+    batch = cfg.batch_size or SMALL_BATCH
+    per_epoch = max(1, -(-rows // batch))
+    steps = max(1, round(cfg.epochs * per_epoch)) if cfg.epochs else MIN_STEPS
+    lr = cfg.learning_rate or POOLED_LEARNING_RATE
+    return Schedule(
+        rows=rows,
+        batch_size=batch,
+        learning_rate=lr,
+        epochs=steps / per_epoch,
+        warmup_ratio=WARMUP_RATIO,
+        patience=0,
+        steps_per_epoch=per_epoch,
+        steps=steps,
+        eval_steps=None,
+        reason=f"pooled: a logistic-regression head, then body (lr {lr:g}) and head (lr "
+        f"{POOLED_HEAD_LEARNING_RATE:g}) fine-tuned together for {steps} steps",
+    )
+
+
+def _fine_tune_pooled(
+    model: Any, tokenizer: Any, head: PooledHead, texts: list[str], labels: list[int], cfg: TrainConfig, plan: Schedule
+) -> tuple[PooledHead, list[dict[str, float]]]:
+    """Stage 2 of pooled fine-tuning: body and head together, cross-entropy, from the fitted head."""
+    import torch
+
+    linear = torch.nn.Linear(head.weight.shape[1], head.weight.shape[0])
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(head.weight))
+        linear.bias.copy_(torch.from_numpy(head.bias))
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.parameters(), "lr": plan.learning_rate},
+            {"params": linear.parameters(), "lr": POOLED_HEAD_LEARNING_RATE},
+        ],
+        weight_decay=POOLED_WEIGHT_DECAY,
+    )
+    warmup = max(1, int(WARMUP_RATIO * plan.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(warmup, plan.steps))
+    rng = random.Random(cfg.seed)
+    target = torch.tensor(labels)
+    order: list[int] = []
+    history = []
+    model.train()
+    for step in range(plan.steps):
+        if len(order) < plan.batch_size:
+            order += rng.sample(range(len(texts)), len(texts))
+        chunk, order = order[: plan.batch_size], order[plan.batch_size :]
+        pooled = encode(model, tokenizer, [texts[i] for i in chunk], cfg.max_length, head.normalize, grad=True)
+        loss = torch.nn.functional.cross_entropy(linear(pooled), target[chunk])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        history.append({"step": step + 1, "epoch": (step + 1) / plan.steps_per_epoch, "loss": float(loss.detach())})
+    model.eval()
+    weight = linear.weight.detach().numpy().astype(np.float32)
+    bias = linear.bias.detach().numpy().astype(np.float32)
+    return PooledHead(head.pooling, head.normalize, weight, bias), history
 
 
 def _fit_head(embeddings: np.ndarray, labels: list[int], n_labels: int, seed: int, normalize: bool) -> PooledHead:
@@ -216,8 +306,9 @@ def check_few_shot(cfg: TrainConfig, data: PreparedData) -> None:
         raise ConfigError("--few-shot supports single texts, not sentence pairs (--text-pair-column)")
 
 
-def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
-    """Train SetFit-style and write a normal run directory (model/ is the body plus head.json)."""
+def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None, method: Method = Method.FEW_SHOT) -> Any:
+    """Train SetFit-style (or by pooled fine-tuning) and write a normal run directory (model/ is the body plus
+    head.json)."""
     import transformers
     from transformers import AutoModel, AutoTokenizer
 
@@ -239,10 +330,33 @@ def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
     normalize = _normalizes(model_path)
     texts = list(data.train[spec.text_column])
     labels = [int(y) for y in data.train["labels"]]
-    logger.info("few-shot: %d texts, contrastive pairs on the body, then a logistic-regression head", len(texts))
-    steps, n_pairs, history = _tune_body(model, tokenizer, texts, labels, cfg, normalize)
-    train_emb = encode(model, tokenizer, texts, cfg.max_length, normalize).numpy()
-    head = _fit_head(train_emb, labels, len(spec.labels), cfg.seed, normalize)
+    if method is Method.POOLED:
+        schedule = _pooled_plan(cfg, len(texts))
+        logger.info(
+            "pooled: %d texts, a logistic-regression head, then %d steps of fine-tuning", len(texts), schedule.steps
+        )
+        model.eval()
+        frozen = encode(model, tokenizer, texts, cfg.max_length, normalize).numpy()
+        head = _fit_head(frozen, labels, len(spec.labels), cfg.seed, normalize)
+        head, history = _fine_tune_pooled(model, tokenizer, head, texts, labels, cfg, schedule)
+        n_pairs = 0
+    else:
+        logger.info("few-shot: %d texts, contrastive pairs on the body, then a logistic-regression head", len(texts))
+        steps, n_pairs, history = _tune_body(model, tokenizer, texts, labels, cfg, normalize)
+        train_emb = encode(model, tokenizer, texts, cfg.max_length, normalize).numpy()
+        head = _fit_head(train_emb, labels, len(spec.labels), cfg.seed, normalize)
+        schedule = Schedule(
+            rows=len(texts),
+            batch_size=PAIR_BATCH,
+            learning_rate=cfg.learning_rate or LEARNING_RATE,
+            epochs=1.0,
+            warmup_ratio=WARMUP_RATIO,
+            patience=0,
+            steps_per_epoch=steps,
+            steps=steps,
+            eval_steps=None,
+            reason=f"few-shot: {n_pairs} contrastive pairs in {steps} steps, then a logistic-regression head",
+        )
     results: dict[str, Any] = {}
     for name, split in (("validation", data.validation), ("test", data.test)):
         if split is not None:
@@ -256,18 +370,6 @@ def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
     model.save_pretrained(tmp_model)
     tokenizer.save_pretrained(tmp_model)
     (tmp_model / HEAD_FILE).write_text(json.dumps(head.to_dict()), encoding="utf-8")
-    schedule = Schedule(
-        rows=len(texts),
-        batch_size=PAIR_BATCH,
-        learning_rate=cfg.learning_rate or LEARNING_RATE,
-        epochs=1.0,
-        warmup_ratio=WARMUP_RATIO,
-        patience=0,
-        steps_per_epoch=steps,
-        steps=steps,
-        eval_steps=None,
-        reason=f"few-shot: {n_pairs} contrastive pairs in {steps} steps, then a logistic-regression head",
-    )
     metrics: dict[str, Any] = dict(results)
     metrics["baseline"] = {}
     metrics["trivial_baseline"] = check_trivial(data, results["validation"])
@@ -275,10 +377,10 @@ def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
     metrics["training"] = {
         "train_samples": len(texts),
         "pairs": n_pairs,
-        "epochs_run": 1.0,
+        "epochs_run": schedule.epochs,
         "best_checkpoint": None,
         "train_runtime_s": wall,
-        "train_samples_per_second": n_pairs * 2 / wall,
+        "train_samples_per_second": (n_pairs * 2 or schedule.steps * schedule.batch_size) / wall,
         "bf16": False,
         "group_by_length": False,
         "world_size": 1,
@@ -292,13 +394,18 @@ def run_few_shot(cfg: TrainConfig, data: PreparedData | None = None) -> Any:
             baseline=metrics["trivial_baseline"],
             dropped=data.dropped,
             smallest_class=None,
-            few_shot=True,
+            few_shot=method is Method.FEW_SHOT,
             metric="accuracy",
         )
     )
-    extra = {"few_shot": True, "schedule": schedule.to_dict()}
+    extra = {"few_shot": method is Method.FEW_SHOT, "method": str(method), "schedule": schedule.to_dict()}
     resolved = dataclasses.replace(
-        cfg, few_shot=True, batch_size=PAIR_BATCH, epochs=1.0, patience=0, learning_rate=schedule.learning_rate
+        cfg,
+        few_shot=True if method is Method.FEW_SHOT else cfg.few_shot,
+        batch_size=schedule.batch_size,
+        epochs=schedule.epochs,
+        patience=0,
+        learning_rate=schedule.learning_rate,
     )
     write_run(out, tmp_model, resolved, model_path, data, metrics, history, "loss", extra)
     return RunResult(out, metrics)

@@ -11,6 +11,10 @@ the same rows at batch 8 and more steps reached 0.84. So the schedule is set in 
 4. **Early-stopping patience**: `PATIENCE` evaluations, `PATIENCE_STEPS` when evaluating by steps (more, shorter
    intervals are noisier).
 5. **Learning rate and warm-up**: `LEARNING_RATE` and `WARMUP_RATIO` at every size.
+6. **Method** (`pick_method`), for single-label single texts: the few-shot path when the smallest class has at most
+   `FEW_SHOT_PER_CLASS` rows; pooled fine-tuning up to `POOLED_MAX_ROWS` rows when the model is a mean-pooled
+   sentence-transformer (both packaged models are); the model's own head otherwise, and always for multi-label
+   data, pairs and resumed runs. `--few-shot` / `--no-few-shot` pick the first or the last.
 
 Flags win: a value the user gave is kept, and the rest are derived from it (`--batch-size 32` still gets the step
 floor). The figures behind each constant are in docs/training.md, "The default recipe"; the decision is in
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
@@ -33,11 +38,14 @@ __all__ = [
     "MIN_STEPS",
     "PATIENCE",
     "PATIENCE_STEPS",
+    "POOLED_MAX_ROWS",
     "SMALL_BATCH",
     "SMALL_DATA_ROWS",
     "WARMUP_RATIO",
+    "Method",
     "Schedule",
     "describe_schedule",
+    "pick_method",
     "plan_schedule",
 ]
 
@@ -55,6 +63,34 @@ WARMUP_RATIO = 0.1
 # At most this many training rows in the smallest class: `baton train` takes the few-shot path by itself
 # (single-label single texts; training/fewshot.py). docs/training.md, "Few-shot", has the curves that set it.
 FEW_SHOT_PER_CLASS = 16
+# Up to this many training rows, single-label single texts train a head on mean-pooled embeddings and then fine-tune
+# body and head together (training/fewshot.py). docs/training.md, "Pooled fine-tuning", has the figures.
+POOLED_MAX_ROWS = 500
+
+
+class Method(StrEnum):
+    """How a classification run trains."""
+
+    FINE_TUNE = "fine-tune"  # the model's own sequence-classification head, with Trainer
+    FEW_SHOT = "few-shot"  # SetFit: contrastive pairs tune the body, then a logistic-regression head
+    POOLED = "pooled"  # a logistic-regression head on mean-pooled embeddings, then body and head fine-tuned together
+
+
+def pick_method(
+    rows: int, smallest_class: int | None, few_shot: bool | None, mean_pooled: bool = True
+) -> tuple[Method, str]:
+    """The method and why (rule 6). `smallest_class` is None where only fine-tuning applies (multi-label, pairs,
+    a resumed run); `mean_pooled`: the model is a sentence-transformer with mean pooling (pooled fine-tuning's
+    premise; another encoder keeps its own head)."""
+    if few_shot is not None:
+        return (Method.FEW_SHOT, "--few-shot") if few_shot else (Method.FINE_TUNE, "--no-few-shot")
+    if smallest_class is None:
+        return Method.FINE_TUNE, "multi-label, pairs or a resumed run"
+    if smallest_class <= FEW_SHOT_PER_CLASS:
+        return Method.FEW_SHOT, f"the smallest class has {smallest_class} training rows (<= {FEW_SHOT_PER_CLASS})"
+    if rows <= POOLED_MAX_ROWS and mean_pooled:
+        return Method.POOLED, f"{rows} training rows (<= {POOLED_MAX_ROWS}) of a mean-pooled sentence-transformer"
+    return Method.FINE_TUNE, f"{rows} training rows (> {POOLED_MAX_ROWS})"
 
 
 @dataclass(frozen=True)

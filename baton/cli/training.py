@@ -91,8 +91,9 @@ def train(
         bool | None,
         Opt(
             "--few-shot/--no-few-shot",
-            help="SetFit-style contrastive training + a logistic-regression head (default: auto, when the smallest "
-            f"class has at most {_sched.FEW_SHOT_PER_CLASS} training rows).",
+            help="SetFit-style contrastive training + a logistic-regression head; --no-few-shot: the model's own "
+            f"head (default: few-shot when the smallest class has at most {_sched.FEW_SHOT_PER_CLASS} training rows, "
+            f"pooled fine-tuning up to {_sched.POOLED_MAX_ROWS} rows).",
         ),
     ] = None,
     drop_unseen_labels: Annotated[

@@ -62,6 +62,14 @@ def test_bad_distillations_are_one_line(tiny_run: Path, tiny_ner_run: Path, tmp_
         run_distillation(DistillConfig(run_dir=str(tiny_ner_run), output_dir=str(tmp_path / "s"), layers=1))
     with pytest.raises(ConfigError, match="--alpha must be in"):
         DistillConfig(run_dir="r", output_dir="o", alpha=1.5)
+    # a few-shot or pooled run's head sits outside the model: a student built from it would start with no head
+    import shutil
+
+    pooled = tmp_path / "pooled"
+    shutil.copytree(tiny_run, pooled)
+    (pooled / "model" / "head.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"needs a teacher with its own classification head: train it with --no"):
+        run_distillation(DistillConfig(run_dir=str(pooled), output_dir=str(tmp_path / "s"), layers=1))
 
 
 REVIEWS = Path(__file__).resolve().parents[2] / "examples" / "reviews"

@@ -64,9 +64,30 @@ def _sample(per_class: int, path: Path) -> Path:
     return write_jsonl(path, [r for label in sorted(by_label) for r in by_label[label][:per_class]])
 
 
-def test_few_shot_runs_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
-    """8 examples per class: the default takes the few-shot path by itself; the run exports with real Optimum to a
-    normal bundle (int8 through the gates) that the Predictor and a real gRPC server answer alike."""
+def _as_sentence_transformer(model: Path, out: Path) -> Path:
+    """A copy of the tiny model that declares mean pooling as a sentence-transformer does (modules.json)."""
+    import shutil
+
+    shutil.copytree(model, out)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (out / "modules.json").write_text(json.dumps(modules))
+    (out / "1_Pooling").mkdir()
+    (out / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("method", "per_class", "reason"), [("few-shot", 8, "contrastive pairs"), ("pooled", 40, "pooled")]
+)
+def test_few_shot_runs_end_to_end(
+    tiny_model_dir: Path, tmp_path: Path, method: str, per_class: int, reason: str
+) -> None:
+    """8 examples per class: the default takes the few-shot path by itself; 40 per class of a mean-pooled
+    sentence-transformer, pooled fine-tuning. Either run exports with real Optimum to a normal bundle (int8 through
+    the gates) that the Predictor and a real gRPC server answer alike."""
     from serving_helpers import ServerThread
 
     from baton.export import ExportConfig, export_bundle
@@ -76,10 +97,11 @@ def test_few_shot_runs_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
     from baton.serving.config import ServeConfig
 
     run = tmp_path / "run"
+    model = _as_sentence_transformer(tiny_model_dir, tmp_path / "model") if method == "pooled" else tiny_model_dir
     result = run_training(
         TrainConfig(
-            model=str(tiny_model_dir),
-            train_file=str(_sample(8, tmp_path / "train.jsonl")),
+            model=str(model),
+            train_file=str(_sample(per_class, tmp_path / "train.jsonl")),
             validation_file=str(REVIEWS / "validation.jsonl"),
             output_dir=str(run),
             max_length=64,
@@ -87,8 +109,8 @@ def test_few_shot_runs_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
         )
     )
     args = json.loads((run / "train_args.json").read_text())
-    assert args["few_shot"] is True and args["config"]["few_shot"] is True
-    assert "contrastive pairs" in args["schedule"]["reason"]
+    assert args["method"] == method and args["few_shot"] is (method == "few-shot")
+    assert reason in args["schedule"]["reason"]
     head = read_head(run / "model")
     assert head is not None and head.weight.shape == (len(args["labels"]), 32)
     assert result.metrics["validation"]["samples"] == 150

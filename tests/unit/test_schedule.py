@@ -12,13 +12,17 @@ from baton.training.schedule import (
     BATCH,
     EPOCHS,
     EVALUATIONS,
+    FEW_SHOT_PER_CLASS,
     LEARNING_RATE,
     MAX_EPOCHS,
     MIN_STEPS,
     PATIENCE,
     PATIENCE_STEPS,
+    POOLED_MAX_ROWS,
     SMALL_BATCH,
     SMALL_DATA_ROWS,
+    Method,
+    pick_method,
     plan_schedule,
 )
 
@@ -79,3 +83,26 @@ def test_a_config_resolves_only_what_was_left_auto(tmp_path: object) -> None:
     assert resolved.to_dict()["epochs"] == schedule.epochs  # train_args.json records what ran
     with pytest.raises(ValueError, match="rows must be >= 1"):
         plan_schedule(0)
+
+
+@pytest.mark.parametrize(
+    ("rows", "smallest", "few_shot", "mean_pooled", "method"),
+    [
+        (16, 8, None, True, Method.FEW_SHOT),
+        (200, FEW_SHOT_PER_CLASS, None, True, Method.FEW_SHOT),
+        (200, FEW_SHOT_PER_CLASS + 1, None, True, Method.POOLED),
+        (POOLED_MAX_ROWS, 100, None, True, Method.POOLED),
+        (POOLED_MAX_ROWS + 1, 100, None, True, Method.FINE_TUNE),
+        (200, 100, None, False, Method.FINE_TUNE),  # an encoder with its own head keeps it
+        (16, 8, None, False, Method.FEW_SHOT),
+        (200, None, None, True, Method.FINE_TUNE),  # multi-label, pairs or a resumed run
+        (200, 100, True, True, Method.FEW_SHOT),  # flags win
+        (16, 8, False, True, Method.FINE_TUNE),
+        (67_349, 100, True, False, Method.FEW_SHOT),
+    ],
+)
+def test_the_method_follows_the_data(
+    rows: int, smallest: int | None, few_shot: bool | None, mean_pooled: bool, method: Method
+) -> None:
+    picked, why = pick_method(rows, smallest, few_shot, mean_pooled)
+    assert picked is method and why
