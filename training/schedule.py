@@ -65,7 +65,7 @@ WARMUP_RATIO = 0.1
 FEW_SHOT_PER_CLASS = 16
 # Up to this many training rows, single-label single texts train a head on mean-pooled embeddings and then fine-tune
 # body and head together (training/fewshot.py). docs/training.md, "Pooled fine-tuning", has the figures.
-POOLED_MAX_ROWS = 500
+POOLED_MAX_ROWS = 300
 
 
 class Method(StrEnum):
