@@ -31,8 +31,8 @@ def serve(
     metrics_port: Annotated[
         int | None,
         Opt(
-            help=f"Prometheus port; 0 picks a free one (default: {DEFAULT_METRICS_PORT}, or a free one with a warning "
-            "when another server holds it)."
+            help=f"Prometheus port; 0 picks a free one. When another server holds {DEFAULT_METRICS_PORT}, the "
+            "default, a free one is taken with a warning."
         ),
     ] = None,
     metrics_host: Annotated[str | None, Opt(help="Prometheus bind address.")] = None,

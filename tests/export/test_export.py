@@ -72,7 +72,9 @@ def test_predictor_edge_cases(tiny_bundle: Path) -> None:
     assert predictor.predict([]) == []
     out = predictor.predict(["", "fine", "word " * 500, "good " * 100000], top_k=1)
     assert [p.truncated for p in out] == [False, False, True, True]
-    assert all(len(p.top_k) == 1 and abs(sum(p.scores.values()) - 1) < 1e-5 for p in out)
+    assert [p.empty for p in out] == [True, False, False, False]  # a blank text is flagged, not labelled
+    assert out[0].label == "" and out[0].top_k == [] and set(out[0].scores.values()) == {0.0}
+    assert all(len(p.top_k) == 1 and abs(sum(p.scores.values()) - 1) < 1e-5 for p in out[1:])
     with pytest.raises(TypeError):
         predictor.predict("a single string")  # type: ignore[arg-type]
 
