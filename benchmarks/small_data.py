@@ -38,6 +38,7 @@ ARMS = {
     "finetune": {"few_shot": False},
     "fewshot": {"few_shot": True},
     "lr2e-4": {"learning_rate": 2e-4},  # the default schedule at twice its learning rate
+    "pooled": {},  # pooled fine-tuning at any size (training/fewshot.py, Method.POOLED)
 }
 
 
@@ -76,10 +77,13 @@ def _frozen(model: str, train: list[dict[str, Any]], val: list[dict[str, Any]]) 
 
 def _train(arm: str, model: str, train: Path, val: Path) -> float:
     from baton.training import TrainConfig, run_training
+    from baton.training.fewshot import run_few_shot
+    from baton.training.schedule import Method
 
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(model=model, train_file=str(train), validation_file=str(val), output_dir=out, **ARMS[arm])
-        return float(run_training(cfg).metrics["validation"]["accuracy"])
+        result = run_few_shot(cfg, method=Method.POOLED) if arm == "pooled" else run_training(cfg)
+        return float(result.metrics["validation"]["accuracy"])
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

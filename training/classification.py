@@ -139,8 +139,9 @@ def run_classification(cfg: TrainConfig) -> RunResult:
 
     data = prepare_data(cfg)
     simple = not data.spec.is_multi_label and not data.spec.text_pair_column and not cfg.resume
-    pooled = simple and cfg.few_shot is None and fewshot.mean_pooled(resolve_model(cfg.model))
-    method, why = pick_method(len(data.train), _smallest_class(data) if simple else None, cfg.few_shot, pooled)
+    smallest = _smallest_class(data) if simple else None
+    pooled = smallest is not None and fewshot.mean_pooled(resolve_model(cfg.model))
+    method, why = pick_method(len(data.train), smallest, cfg.few_shot, pooled)
     if method is Method.FINE_TUNE:
         return run_text_classification(cfg, data=data)
     logger.info("%s path: %s; --no-few-shot fine-tunes the model's own head instead", method, why)

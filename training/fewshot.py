@@ -115,23 +115,26 @@ def read_head(model_dir: Path) -> PooledHead | None:
     )
 
 
+def _modules(model_path: str) -> list[dict[str, Any]]:
+    """A sentence-transformer's modules.json ([] for any other model, or one that cannot be read)."""
+    try:
+        modules = json.loads((Path(model_path) / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [m for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
+
+
 def _normalizes(model_path: str) -> bool:
     """Whether the sentence-transformer L2-normalises its embeddings (a Normalize module in modules.json)."""
-    modules = Path(model_path) / "modules.json"
-    if not modules.is_file():
-        return False
-    return any(m.get("type", "").endswith(".Normalize") for m in json.loads(modules.read_text(encoding="utf-8")))
+    return any(str(m.get("type", "")).endswith(".Normalize") for m in _modules(model_path))
 
 
 def mean_pooled(model_path: str) -> bool:
     """Whether the model is a sentence-transformer that mean-pools its token states (modules.json, 1_Pooling)."""
-    root = Path(model_path)
-    if not (root / "modules.json").is_file():
-        return False
+    pooling = [m for m in _modules(model_path) if str(m.get("type", "")).endswith(".Pooling")]
     try:
-        modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
-        (pooling,) = [m for m in modules if m.get("type", "").endswith(".Pooling")]
-        config = json.loads((root / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+        (module,) = pooling
+        config = json.loads((Path(model_path) / module["path"] / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return bool(config.get("pooling_mode_mean_tokens"))
@@ -190,9 +193,8 @@ def _tune_body(
 
     pairs = contrastive_pairs(labels, cfg.seed)
     steps = max(1, (len(pairs) + PAIR_BATCH - 1) // PAIR_BATCH)
-    warmup = max(1, int(WARMUP_RATIO * steps))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate or LEARNING_RATE, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(warmup, steps))
+    scheduler = _warmup_then_decay(optimizer, steps)
     model.train()
     history = []
     for step in range(steps):
@@ -210,8 +212,14 @@ def _tune_body(
     return steps, len(pairs), history
 
 
-def _linear_decay(warmup: int, steps: int) -> Any:
-    return lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+def _warmup_then_decay(optimizer: Any, steps: int) -> Any:
+    """Linear warm-up over `WARMUP_RATIO` of `steps`, then linear decay to 0: both stages' schedule."""
+    import torch
+
+    warmup = max(1, int(WARMUP_RATIO * steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
 
 
 def _pooled_plan(cfg: TrainConfig, rows: int) -> Schedule:
@@ -253,8 +261,7 @@ def _fine_tune_pooled(
         ],
         weight_decay=POOLED_WEIGHT_DECAY,
     )
-    warmup = max(1, int(WARMUP_RATIO * plan.steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(warmup, plan.steps))
+    scheduler = _warmup_then_decay(optimizer, plan.steps)
     rng = random.Random(cfg.seed)
     target = torch.tensor(labels)
     order: list[int] = []

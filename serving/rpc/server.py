@@ -217,8 +217,6 @@ class BatonServer:
     async def _on_crash(self, exc: BaseException) -> None:
         logger.error("inference worker crashed (%r): NOT_SERVING, shutting down", exc)
         self.exit_code = EXIT_WORKER_CRASHED
-        self._ready = False
-        await self.health.enter_graceful_shutdown()
         await self.stop(grace=1.0, settle=False)  # the workers are gone: nothing more can be answered
 
     @property

@@ -70,8 +70,11 @@ def prediction_fields(bundle: Bundle, columns: Columns) -> list[Any]:
     """The Arrow fields a job adds, in order (see `Columns`)."""
     import pyarrow as pa
 
-    fields = [*_FIELDS[bundle.manifest.task](bundle, columns), pa.field("truncated", pa.bool_())]
-    fields.append(pa.field("empty_text", pa.bool_()))
+    fields = [
+        *_FIELDS[bundle.manifest.task](bundle, columns),
+        pa.field("truncated", pa.bool_()),
+        pa.field("empty_text", pa.bool_()),
+    ]
     return [pa.field(columns.prefix + f.name, f.type) for f in fields]
 
 
