@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := serve,train,export,bench,score,tune,ray,dev
 
-.PHONY: install demo test lint format typecheck unit protos bench-docs soak clean model-mpnet
+.PHONY: install demo test lint format typecheck unit protos bench-docs soak clean model-mpnet browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,7 +31,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	PYTHON=$(abspath $(PY)) scripts/typecheck.sh
 
-unit: $(STAMP)
+# The page tests drive Debian's chromium (tests/e2e/test_page.py): installed here where apt-get runs as root;
+# elsewhere they skip, saying how to install it (CI sets BATON_REQUIRE_BROWSER=1, so there they cannot skip).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "no chromium: the page tests skip (apt-get install -y chromium chromium-driver)"; fi
+
+unit: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider
 
 test: lint typecheck unit

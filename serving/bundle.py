@@ -77,6 +77,11 @@ class Bundle:
     def tokenizer_path(self) -> Path:
         return self.root / self.manifest.tokenizer.file
 
+    @property
+    def card(self) -> Path | None:
+        """The model card (Markdown), checksummed like every file; None for a bundle exported without one."""
+        return None if self.manifest.card is None else self.root / self.manifest.card
+
 
 def _inside(root: Path, entry: FileEntry) -> Path:
     """The entry's path, refused unless it is a regular file (not a link) directly inside `root`."""

@@ -14,7 +14,7 @@ from baton._config import choice
 from baton.errors import ConfigError
 from baton.serving.batcher import BatcherConfig
 
-__all__ = ["DEFAULT_METRICS_PORT", "Device", "EventLoop", "ServeConfig"]
+__all__ = ["DEFAULT_HTTP_PORT", "DEFAULT_METRICS_PORT", "Device", "EventLoop", "ServeConfig"]
 
 _CPU_MIN_BATCH_FILL = 0.9
 SEND_LIMIT_FACTOR = 16
@@ -36,6 +36,7 @@ _DEFAULT_WORKER_NICE = 10 if sys.platform.startswith("linux") else 0
 
 
 DEFAULT_METRICS_PORT = 9464  # OpenTelemetry's Prometheus exporter port
+DEFAULT_HTTP_PORT = 8000  # Triton's and KServe's HTTP port; gRPC keeps 50051
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +50,13 @@ class ServeConfig:
     spin: bool = True  # onnxruntime intra-op spin-waiting: measured faster at 1 and 64 clients (docs/benchmarks.md)
     workers: int | None = None  # None: 2 on CPU with 2+ intra-op threads, else 1 (measured, docs/benchmarks.md)
     model_name: str | None = None
+    # The HTTP front (serving/http/): OIP v2 REST, /v1 JSON routes, the page at /. On by default, on the same host as
+    # gRPC; 0 picks a free port. Same batcher, limits, token and TLS as gRPC.
+    http: bool = True
+    http_port: int = DEFAULT_HTTP_PORT
+    http_body_timeout_s: float = 10.0  # a request's head, and then its body, must arrive within this (408)
+    http_keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this
+    http_max_connections: int = 1000  # connections (and requests in flight) past this get 503
     # None: no metrics endpoint; 0: any free port. The default, when another process (a second server) holds it, falls
     # back to a free port with a warning; any other port in use is an error.
     metrics_port: int | None = DEFAULT_METRICS_PORT
@@ -97,6 +105,18 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be in [0, 65535] (got {self.port})")
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError(f"--http-port must be in [0, 65535] (got {self.http_port})")
+        if self.http and self.port == self.http_port != 0:
+            raise ConfigError(f"--http-port {self.http_port} is also --port: give HTTP and gRPC their own ports")
+        for flag, value in (
+            ("--http-body-timeout-s", self.http_body_timeout_s),
+            ("--http-keep-alive-s", self.http_keep_alive_s),
+        ):
+            if not 0 < value <= 3600:
+                raise ConfigError(f"{flag} must be in (0, 3600] (got {value})")
+        if self.http_max_connections < 1:
+            raise ConfigError(f"--http-max-connections must be >= 1 (got {self.http_max_connections})")
         object.__setattr__(self, "device", choice(Device, self.device, "--device"))
         object.__setattr__(self, "event_loop", choice(EventLoop, self.event_loop, "--event-loop"))
         if (self.tls_cert is None) != (self.tls_key is None):

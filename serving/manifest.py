@@ -25,6 +25,7 @@ __all__ = [
     "INPUTS_PAIR",
     "INPUTS_TEXT",
     "MANIFEST",
+    "MAX_CARD_BYTES",
     "MAX_MANIFEST_BYTES",
     "SCHEMA_VERSION",
     "FileEntry",
@@ -51,6 +52,7 @@ _MAX_LABELS = 10_000
 _MAX_LABEL_CHARS = 256
 _MAX_LENGTH = 8192
 _MAX_FILES = 16
+MAX_CARD_BYTES = 256 * 1024  # the model card (README.md), which a server sends to whoever asks
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -170,6 +172,7 @@ class Manifest:
     scheme: str | None = None
     aggregation: str = "simple"
     stride: int = 0
+    card: str | None = None  # the model card's file (Markdown), listed in `files` with its checksum
 
     @property
     def multi_label(self) -> bool:
@@ -241,6 +244,13 @@ class Manifest:
             raise _fail("files", "lists no model file")
         if len(set(variants)) != len(variants):
             raise _fail("files", "lists two model files of one variant")
+        card = data.get("card")
+        if card is not None:
+            card = _file_name(card, "card")
+            if card not in files or files[card].variant is not None:
+                raise _fail("card", f"names {card}, which 'files' does not list as a plain file (no checksum)")
+            if files[card].bytes > MAX_CARD_BYTES:
+                raise _fail("card", f"{card} has {files[card].bytes} bytes (at most {MAX_CARD_BYTES})")
         base = data.get("base_model")
         task = Task(_choice(data, "task", _TASKS))
         problem_type = _choice(data, "problem_type", _PROBLEM_TYPES)
@@ -270,5 +280,6 @@ class Manifest:
             files=files,
             base_model=str(base)[:256] if isinstance(base, str) else "",
             raw=data,
+            card=card,
             **token_task,
         )

@@ -42,6 +42,12 @@ class ServerMetrics:
         self.model = Gauge(
             "baton_model_info", "The loaded model", ["name", "variant", "provider", "sha256"], registry=r
         )
+        self.http_requests = Counter(
+            "baton_http_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+        )
+        self.http_seconds = Histogram(
+            "baton_http_request_seconds", "HTTP request time by route", ["route"], buckets=_LATENCY_BUCKETS, registry=r
+        )
         self._http: Any = None
 
     # BatchObserver

@@ -33,6 +33,7 @@ async def _serve(config: ServeConfig) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     print(
         f"baton serving {server.model_name} on {config.host}:{server.port}"
+        + (f", HTTP on :{server.http_port}" if server.http_port else "")
         + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""),
         flush=True,
     )

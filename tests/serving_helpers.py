@@ -71,7 +71,7 @@ class ServerThread:
     """`with ServerThread(cfg) as s:` runs BatonServer in its own loop; `s.target` is host:port."""
 
     def __init__(self, config: ServeConfig, engine: Any = None) -> None:
-        self.config = replace(config, port=0, metrics_port=0)
+        self.config = replace(config, port=0, metrics_port=0, http_port=0)
         self.engine = engine
         self.loop = asyncio.new_event_loop()
         self.server: BatonServer | None = None

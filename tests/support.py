@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "COMMITTED_BUNDLE",
     "FEW_TEXTS",
@@ -15,6 +17,7 @@ __all__ = [
     "REVIEWS",
     "SHARED_DATA",
     "build_tiny_model",
+    "tagging_logits",
     "train_tiny",
     "write_jsonl",
 ]
@@ -100,3 +103,23 @@ def build_tiny_model(out: Path) -> Path:
         torch.manual_seed(0)
         BertModel(config).save_pretrained(out)
     return out
+
+
+def tagging_logits(task, encoded, wanted: list[tuple[int, int, str]]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Logits that tag exactly the tokens inside each wanted (start, end, type) character span."""
+    ids = encoded.inputs["input_ids"]
+    logits = np.zeros((*ids.shape, len(task.labels)), dtype=np.float32)
+    logits[..., task.labels.index("O")] = 5.0
+    skip = len(task._prefix)
+    for index, item in enumerate(encoded.items):
+        first_row, _ = encoded.rows[index]
+        for r, window in enumerate(item.spans):
+            start, end = window.start, window.end
+            for g in range(start, end):
+                s, e = item.offsets[g]
+                for a, b, kind in wanted:
+                    if a <= s and e <= b:
+                        begin = item.offsets[g - 1][1] <= a if g else True
+                        tag = f"{'B' if begin or s == a else 'I'}-{kind}"
+                        logits[first_row + r, skip + g - start, task.labels.index(tag)] = 10.0
+    return logits

@@ -25,6 +25,10 @@ def serve(
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
     host: Annotated[str | None, Opt(help="Bind address.")] = None,
     port: Annotated[int | None, Opt(help="gRPC port; 0 picks a free one.")] = None,
+    http: Annotated[
+        bool | None, Opt("--http/--no-http", help="Serve HTTP too: OIP v2 REST, /v1 JSON routes, the page at /.")
+    ] = None,
+    http_port: Annotated[int | None, Opt(help="HTTP port; 0 picks a free one, printed at start.")] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     variant: Annotated[str | None, Opt(help="fp32, int8 or fp16 (default: the best for the device).")] = None,
     model_name: Annotated[str | None, Opt(help="Model name for KServe v2 (default: the bundle's name).")] = None,
@@ -103,6 +107,16 @@ def serve(
             rich_help_panel=_LIMITS,
         ),
     ] = None,
+    http_body_timeout_s: Annotated[
+        float | None,
+        Opt(help="Seconds an HTTP request's head, then its body, may take to arrive (408).", rich_help_panel=_LIMITS),
+    ] = None,
+    http_keep_alive_s: Annotated[
+        float | None, Opt(help="Seconds an idle HTTP connection is kept open.", rich_help_panel=_LIMITS)
+    ] = None,
+    http_max_connections: Annotated[
+        int | None, Opt(help="HTTP connections and requests in flight before 503.", rich_help_panel=_LIMITS)
+    ] = None,
     max_pending_calls: Annotated[
         int | None,
         Opt(help="Calls grpc may hold before the server takes them; more are refused.", rich_help_panel=_LIMITS),
@@ -116,7 +130,8 @@ def serve(
         str | None, Opt(help="File holding the bearer token clients must send.", rich_help_panel=_SECURITY)
     ] = None,
 ) -> None:
-    """Serve a bundle over gRPC with dynamic batching (domain API, KServe v2, health, reflection, metrics)."""
+    """Serve a bundle with dynamic batching: gRPC (domain API, KServe v2, health, reflection) and HTTP (KServe v2
+    REST, /v1 JSON routes, a page at /) in one process, with Prometheus metrics."""
     overrides = {k: v for k, v in locals().items() if k != "config"}
     from baton._config import load_config
     from baton.serving.config import ServeConfig

@@ -35,7 +35,7 @@ class Classifier(pb_grpc.TextClassifierServicer):
         if self.s.task is not TASK:
             raise wrong_task(self.s.task, TASK)
         pairs = list(request.text_pairs) if request.text_pairs else None
-        results = await self.s.classify(list(request.texts), pairs, context, method)
+        results = await self.s.classify(list(request.texts), pairs, context.time_remaining(), method)
         k = request.top_k if request.HasField("top_k") and request.top_k > 0 else None
         out = []
         for r in results:

@@ -50,12 +50,13 @@ class ServerView(Protocol):
     provider: str
     task: Task
     draining: asyncio.Event
+    card_text: bytes | None  # the bundle's model card (Markdown), or None
 
     @property
     def ready(self) -> bool: ...
 
     async def classify(
-        self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str
+        self, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
     ) -> list[ItemResult]: ...
 
     def refuse_malformed(self, method: str, request: Any) -> None: ...
@@ -105,6 +106,7 @@ def model_info(server: ServerView) -> pb.ModelInfo:
         inputs=list(m.inputs),
         aggregation=m.aggregation if task_class(m.task).takes_aggregation else "",
         scheme=m.scheme or "",
+        card=(server.card_text or b"").decode("utf-8", "replace"),
     )
 
 

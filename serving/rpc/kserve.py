@@ -3,6 +3,7 @@ are encoded (serving/tasks/)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -10,21 +11,23 @@ import grpc
 from baton.errors import InputError, InvalidRequest, RequestFailed
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
-from baton.serving.kserve_codec import decode_bytes_raw
+from baton.serving.oip import InputTensor, check_id, raw_elements, texts_of, wanted_outputs
 from baton.serving.rpc.common import ServerView, abort, grpc_code
 from baton.serving.rpc.guards import Checks, add_guarded
 from baton.serving.rpc.wire import Malformed
 from baton.serving.tasks import task_class
 
-__all__ = ["MAX_ID_CHARS", "SERVICE", "KServe", "register"]
-
-MAX_ID_CHARS = 256  # a request's `id`, which the answer repeats
+__all__ = ["SERVICE", "KServe", "register"]
 
 SERVICE = kpb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
 def register(view: ServerView, server: grpc.aio.Server, checks: Checks) -> None:
     add_guarded(kpb_grpc.add_GRPCInferenceServiceServicer_to_server, KServe(view), server, {"ModelInfer": checks.infer})
+
+
+def _given(elements: list[bytes]) -> Callable[[int], list[bytes]]:
+    return lambda limit: elements
 
 
 class KServe(kpb_grpc.GRPCInferenceServiceServicer):
@@ -77,51 +80,25 @@ class KServe(kpb_grpc.GRPCInferenceServiceServicer):
         )
 
     def _inputs(self, request: Any) -> tuple[list[str], list[str] | None]:
-        def bad(message: str) -> InvalidRequest:
-            return InvalidRequest(message)
-
-        declared = self.s.bundle.manifest.inputs
-        names = [t.name for t in request.inputs]
-        if sorted(names) != sorted(declared):
-            raise bad(f"inputs must be {' and '.join(declared)} (BYTES, shape [N]); got {names[:8]}")
         raw = list(request.raw_input_contents)
         if raw and len(raw) != len(request.inputs):
-            raise bad(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
-        limit = self.s.config.max_texts_per_request
-        columns: dict[str, list[str]] = {}
+            raise InvalidRequest(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
+        tensors = []
         for i, tensor in enumerate(request.inputs):
-            if tensor.datatype != "BYTES":
-                raise bad(f"input '{tensor.name}' must be of datatype BYTES (got {tensor.datatype[:20]})")
-            shape = list(tensor.shape)
-            if len(shape) != 1 or shape[0] < 0:
-                raise bad(f"input '{tensor.name}' must have shape [N] with N >= 0 (got {shape[:8]})")
             if raw and tensor.HasField("contents"):
-                raise bad(f"input '{tensor.name}' has both contents and raw_input_contents: send one")
-            try:
-                elements = decode_bytes_raw(raw[i], limit + 1) if raw else list(tensor.contents.bytes_contents)
-                texts = [element.decode("utf-8") for element in elements]
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise bad(f"input '{tensor.name}': {exc}") from exc
-            if len(texts) > limit:
-                raise bad(f"input '{tensor.name}' holds more than {limit} texts; the limit is {limit}")
-            if shape[0] != len(texts):
-                raise bad(f"input '{tensor.name}' has shape {shape} but {len(texts)} elements")
-            columns[tensor.name] = texts
-        return columns["text"], columns.get("text_pair")
+                raise InvalidRequest(f"input '{tensor.name}' has both contents and raw_input_contents: send one")
+            elements = raw_elements(raw[i]) if raw else _given(list(tensor.contents.bytes_contents))
+            tensors.append(InputTensor(tensor.name, tensor.datatype, list(tensor.shape), elements))
+        return texts_of(tensors, self.s.bundle.manifest.inputs, self.s.config.max_texts_per_request)
 
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             self.s.refuse_malformed("ModelInfer", request)
             await self._check_model(request.model_name, context)
-            if len(request.id) > MAX_ID_CHARS:  # echoed back: bounded before it costs an answer's size
-                raise InvalidRequest(f"id has {len(request.id)} characters; the limit is {MAX_ID_CHARS}")
-            known = [o.name for o in task_class(self.s.task).outputs(self.s.bundle.labels)]
-            wanted = [o.name for o in request.outputs] or list(known)
-            unknown = [name for name in wanted if name not in known]
-            if unknown:
-                raise InvalidRequest(f"unknown output(s): {', '.join(unknown[:8])}")
+            check_id(request.id)
+            wanted = wanted_outputs(self.s.task, self.s.bundle.labels, [o.name for o in request.outputs])
             texts, pairs = self._inputs(request)
-            results = await self.s.classify(texts, pairs, context, "ModelInfer")
+            results = await self.s.classify(texts, pairs, context.time_remaining(), "ModelInfer")
         except (RequestFailed, InputError) as exc:
             await abort(context, grpc_code(exc), str(exc))
             raise  # unreachable: abort raises

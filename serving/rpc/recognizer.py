@@ -60,7 +60,7 @@ class Recognizer(rpb_grpc.EntityRecognizerServicer):
             raise wrong_task(self.s.task, TASK)
         aggregation = request.aggregation or None
         check_aggregation(TASK, aggregation)  # before any text is queued (an InputError: INVALID_ARGUMENT)
-        results = await self.s.classify(list(request.texts), None, context, method)
+        results = await self.s.classify(list(request.texts), None, context.time_remaining(), method)
         out = []
         for r in results:
             answer = entities_of(self.s, r, aggregation)

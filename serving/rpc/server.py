@@ -19,6 +19,7 @@ from baton.serving.batcher import Batcher, EngineLike, ItemResult, RequestState
 from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.config import DEFAULT_METRICS_PORT, ServeConfig
 from baton.serving.engine import build_engine, default_threads, default_workers
+from baton.serving.http import HttpFront
 from baton.serving.metrics import ServerMetrics
 from baton.serving.rpc import classifier, kserve, recognizer
 from baton.serving.rpc import health as rpc_health
@@ -72,6 +73,10 @@ class BatonServer:
         self.exit_code = 0
         self.port = 0
         self.metrics_port: int | None = None
+        self.http_port: int | None = None
+        self._http: HttpFront | None = HttpFront(config, self, self.metrics) if config.http else None
+        card = self.bundle.card
+        self.card_text: bytes | None = None if card is None else card.read_bytes()  # checksummed at load
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._server: grpc.aio.Server | None = None
@@ -112,6 +117,8 @@ class BatonServer:
             self._bind(server)
         except BaseException:
             await server.stop(None)  # a port that was bound is released
+            if self._http is not None:
+                self._http.close()
             self.metrics.close()
             raise
         for service in (*services[:2], ""):
@@ -119,6 +126,8 @@ class BatonServer:
         self.batcher.start()
         await server.start()
         self._server = server
+        if self._http is not None:
+            await self._http.start()
         if cfg.warmup:
             texts = ["warm-up", "a longer warm-up text " * 8]
             await self.batcher.submit(texts, pairs=texts[::-1] if self.bundle.manifest.pairs else None)
@@ -132,7 +141,14 @@ class BatonServer:
                 cfg.host,
                 self.port,
             )
-        logger.info("serving %s on %s:%d (metrics port %s)", self.model_name, cfg.host, self.port, self.metrics_port)
+        logger.info(
+            "serving %s on %s: gRPC %d, HTTP %s, metrics %s",
+            self.model_name,
+            cfg.host,
+            self.port,
+            self.http_port,
+            self.metrics_port,
+        )
         return self.port
 
     def _bind(self, server: grpc.aio.Server) -> None:
@@ -149,6 +165,8 @@ class BatonServer:
             self.port = 0
         if self.port == 0:
             raise ConfigError(f"--port: cannot bind {address} (in use, or not an address of this host)")
+        if self._http is not None:
+            self.http_port = self._http.bind()
         if cfg.metrics_port is not None:
             self.metrics_port = self._bind_metrics(cfg.metrics_host, cfg.metrics_port)
 
@@ -178,7 +196,10 @@ class BatonServer:
         await self.health.enter_graceful_shutdown()
         if settle:
             grace -= await self._settle(min(_MAX_SETTLE_S, grace / 2))
-        await self._server.stop(grace)
+        fronts = [self._server.stop(grace)]
+        if self._http is not None:
+            fronts.append(self._http.stop(grace))
+        await asyncio.gather(*fronts)
         if self._cut_off:
             logger.warning(
                 "%d accepted call(s) cancelled while draining: the grace period ended, or their clients gave up",
@@ -246,13 +267,14 @@ class BatonServer:
             )
 
     async def classify(
-        self, texts: list[str], pairs: list[str] | None, context: grpc.aio.ServicerContext, method: str
+        self, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
     ) -> list[ItemResult]:
+        """The texts' results through the batcher, for any front: `remaining` is the caller's time left in seconds
+        (None: no deadline), `method` its name in the metrics."""
         started = time.perf_counter()
         self._last_arrival = time.monotonic()
         code = grpc.StatusCode.OK
         try:
-            remaining = context.time_remaining()
             if remaining is not None and remaining <= _MIN_REMAINING_S:
                 # The client gives up before any answer could reach it: end the call quietly, no work, no send.
                 code = grpc.StatusCode.DEADLINE_EXCEEDED

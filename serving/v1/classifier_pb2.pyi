@@ -69,7 +69,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "task", "problem_type", "labels", "variant", "provider", "max_length", "bundle_sha256", "base_model", "inputs", "aggregation", "scheme")
+    __slots__ = ("name", "task", "problem_type", "labels", "variant", "provider", "max_length", "bundle_sha256", "base_model", "inputs", "aggregation", "scheme", "card")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class ModelInfo(_message.Message):
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
+    CARD_FIELD_NUMBER: _ClassVar[int]
     name: str
     task: str
     problem_type: str
@@ -94,4 +95,5 @@ class ModelInfo(_message.Message):
     inputs: _containers.RepeatedScalarFieldContainer[str]
     aggregation: str
     scheme: str
-    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., problem_type: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ..., provider: _Optional[str] = ..., max_length: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., aggregation: _Optional[str] = ..., scheme: _Optional[str] = ...) -> None: ...
+    card: str
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., problem_type: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ..., provider: _Optional[str] = ..., max_length: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., aggregation: _Optional[str] = ..., scheme: _Optional[str] = ..., card: _Optional[str] = ...) -> None: ...

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 from serving_helpers import ServerThread
-from support import NER, write_jsonl
+from support import NER, tagging_logits, write_jsonl
 
 from baton.errors import DataError, GateError, InputError
 from baton.serving.iob import iob_spans
@@ -205,26 +205,6 @@ def test_aggregation_strategies_by_hand() -> None:
 # ---- the runtime on a real (tiny) bundle: offsets and windows -------------------------------------------------
 
 
-def _tagging_logits(task, encoded, wanted: list[tuple[int, int, str]]) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Logits that tag exactly the tokens inside each wanted (start, end, type) character span."""
-    ids = encoded.inputs["input_ids"]
-    logits = np.zeros((*ids.shape, len(task.labels)), dtype=np.float32)
-    logits[..., task.labels.index("O")] = 5.0
-    skip = len(task._prefix)
-    for index, item in enumerate(encoded.items):
-        first_row, _ = encoded.rows[index]
-        for r, window in enumerate(item.spans):
-            start, end = window.start, window.end
-            for g in range(start, end):
-                s, e = item.offsets[g]
-                for a, b, kind in wanted:
-                    if a <= s and e <= b:
-                        begin = item.offsets[g - 1][1] <= a if g else True
-                        tag = f"{'B' if begin or s == a else 'I'}-{kind}"
-                        logits[first_row + r, skip + g - start, task.labels.index(tag)] = 10.0
-    return logits
-
-
 @pytest.mark.parametrize(
     ("text", "name"),
     [
@@ -242,7 +222,7 @@ def test_offsets_point_into_the_original_string(tiny_ner_bundle: Path, text: str
     assert "B-PER" in labels
     encoded = engine.preprocess([text])
     start = text.index(name)
-    logits = _tagging_logits(engine.task, encoded, [(start, start + len(name), "PER")])
+    logits = tagging_logits(engine.task, encoded, [(start, start + len(name), "PER")])
     for strategy in ("simple", "first", "max", "average"):
         (answer,) = engine.postprocess(logits, encoded, aggregation=strategy)
         assert [(e.label, e.start, e.end, e.text) for e in answer.entities] == [
@@ -262,7 +242,7 @@ def test_long_texts_run_as_windows_and_entities_merge_across_them(tiny_ner_bundl
     (item,) = encoded.items
     assert len(item.spans) >= 3 and not item.truncated  # several windows, nothing cut
     wanted = [(text.index(n), text.index(n) + len(n), "PER") for n in names]
-    logits = _tagging_logits(engine.task, encoded, wanted)
+    logits = tagging_logits(engine.task, encoded, wanted)
     (answer,) = engine.postprocess(logits, encoded)
     assert [(e.start, e.end) for e in answer.entities] == [(a, b) for a, b, _ in wanted]
     # the long name crosses a window edge: still one entity

@@ -58,6 +58,10 @@ for name in names:
     importlib.import_module(name)
 editable = [type(f).__name__ for f in sys.meta_path if "editable" in type(f).__name__.lower()]
 assert not editable, editable
+from importlib import resources
+page = resources.files("baton.serving.http").joinpath("static")
+missing = [n for n in ("index.html", "page.js", "page.css", "LICENSE.txt") if not page.joinpath(n).is_file()]
+assert not missing, f"the wheel lacks the page's files: {missing}"
 print(baton.__file__)
 print(len(names))
 print("\\n".join(names))

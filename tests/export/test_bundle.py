@@ -106,7 +106,10 @@ def test_an_oversized_or_non_json_manifest_is_refused(tiny_bundle: Path, tmp_pat
 
 def test_cli_names_the_bundle_problem_in_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
     copy = _copy(tiny_bundle, tmp_path, lambda m, root: m.update(max_length="abc"))
-    for args in (["predict", str(copy), "hello"], ["serve", str(copy), "--port", "0", "--metrics-port", "0"]):
+    for args in (
+        ["predict", str(copy), "hello"],
+        ["serve", str(copy), "--port", "0", "--metrics-port", "0", "--http-port", "0"],
+    ):
         proc = subprocess.run([sys.executable, "-m", "baton", "-q", *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().splitlines() == [

@@ -350,7 +350,20 @@ def test_worker_crash_fails_pending_and_flips_health(tiny_bundle: Path) -> None:
 def _serve_process(bundle: Path, *flags: str) -> subprocess.Popen[str]:
     """`baton serve` as its own process on ports it picks; its first stdout line names them."""
     return subprocess.Popen(
-        [sys.executable, "-m", "baton", "serve", str(bundle), "--port", "0", "--metrics-port", "0", *flags],
+        [
+            sys.executable,
+            "-m",
+            "baton",
+            "serve",
+            str(bundle),
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--http-port",
+            "0",
+            *flags,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -503,7 +516,7 @@ def test_a_second_server_falls_back_from_the_default_metrics_port(tiny_bundle: P
         other.bind(("127.0.0.1", 0))
         other.listen(1)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "baton", "serve", str(tiny_bundle), "--port", "0"],
+            [sys.executable, "-m", "baton", "serve", str(tiny_bundle), "--port", "0", "--http-port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -523,7 +536,19 @@ def test_a_second_server_falls_back_from_the_default_metrics_port(tiny_bundle: P
                 proc.kill()
         chosen = other.getsockname()[1]
         taken = subprocess.run(
-            [sys.executable, "-m", "baton", "serve", str(tiny_bundle), "--port", "0", "--metrics-port", str(chosen)],
+            [
+                sys.executable,
+                "-m",
+                "baton",
+                "serve",
+                str(tiny_bundle),
+                "--port",
+                "0",
+                "--http-port",
+                "0",
+                "--metrics-port",
+                str(chosen),
+            ],
             capture_output=True,
             text=True,
             timeout=60,

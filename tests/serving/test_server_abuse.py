@@ -172,9 +172,13 @@ def test_port_in_use_and_bad_tls_files_are_config_errors(tiny_bundle: Path, tmp_
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=f"--port: cannot bind 127.0.0.1:{port}"):
-            asyncio.run(start(ServeConfig(bundle=str(tiny_bundle), port=port, metrics_port=None)))
+            asyncio.run(start(ServeConfig(bundle=str(tiny_bundle), port=port, http_port=0, metrics_port=None)))
         with pytest.raises(ConfigError, match="--metrics-port: cannot bind"):
-            asyncio.run(start(ServeConfig(bundle=str(tiny_bundle), port=0, metrics_port=port)))
+            asyncio.run(start(ServeConfig(bundle=str(tiny_bundle), port=0, http_port=0, metrics_port=port)))
+        with pytest.raises(ConfigError, match=f"--http-port: cannot bind 127.0.0.1:{port}"):
+            asyncio.run(start(ServeConfig(bundle=str(tiny_bundle), port=0, http_port=port, metrics_port=None)))
+    with pytest.raises(ConfigError, match="also --port"):
+        ServeConfig(bundle=str(tiny_bundle), port=8123, http_port=8123)
     key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     cert.write_text("not a certificate\n")

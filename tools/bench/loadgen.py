@@ -322,6 +322,7 @@ class StartedServer:
     target: str
     metrics_url: str
     process: subprocess.Popen[str]
+    http_url: str = ""  # the HTTP front's base URL
 
     @property
     def pid(self) -> int:
@@ -334,7 +335,7 @@ def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator
 
     Yields once the server has printed its banner, which it does after warm-up, when health is SERVING. Its stderr
     goes to a temporary file, not a pipe: a long run that logs must never block on a full pipe."""
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port, http_port = free_port(), free_port(), free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -346,6 +347,8 @@ def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator
         str(port),
         "--metrics-port",
         str(metrics_port),
+        "--http-port",
+        str(http_port),
         *serve_args,
     ]
     with tempfile.TemporaryFile("w+") as stderr:
@@ -357,7 +360,13 @@ def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator
                 proc.wait(30)
                 stderr.seek(0)
                 raise BatonError(f"the server did not start: {stderr.read().strip()[-2000:]}")
-            yield StartedServer(cmd, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", proc)
+            yield StartedServer(
+                cmd,
+                f"127.0.0.1:{port}",
+                f"http://127.0.0.1:{metrics_port}/metrics",
+                proc,
+                f"http://127.0.0.1:{http_port}",
+            )
         finally:
             if proc.poll() is None:
                 proc.terminate()

@@ -1,0 +1,185 @@
+"""Task-shaped JSON routes for callers who don't speak tensors; each answers what the Python `Client` returns.
+
+    POST /v1/classify    {"texts": [...], "text_pairs": [...], "top_k": 2, "raw_scores": false}
+                         -> {"results": [{"label", "score", "truncated", "top_k": [{"label", "score"}],
+                                          "labels", "empty", ("logits")}], "timings": {...}}
+    POST /v1/recognize   {"texts": [...], "aggregation": "simple"}
+                         -> {"results": [{"entities": [{"label", "text", "start", "end", "score"}],
+                                          "truncated"}], "timings": {...}}
+    GET  /v1/model       the model's info (GetModelInfo's fields), and `card` when the bundle has one
+    GET  /v1/model/card  the model card, Markdown
+
+A body's keys are checked: an unknown key is 400 naming it (a typo such as `text` is not silently ignored).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from baton.errors import InvalidRequest, NotFound
+from baton.serving.batcher import ItemResult
+from baton.serving.http.app import Request, Response, Route, json_body, json_response
+from baton.serving.rpc.common import wrong_task
+from baton.serving.rpc.recognizer import entities_of
+from baton.serving.tasks import check_aggregation
+from baton.task import Task
+
+__all__ = ["ROUTES", "model_info"]
+
+_CLASSIFY_KEYS = {"texts", "text_pairs", "top_k", "raw_scores"}
+_RECOGNIZE_KEYS = {"texts", "aggregation"}
+
+
+def _keys(body: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown key(s) {', '.join(k[:40] for k in unknown[:8])}; send {sorted(allowed)}")
+
+
+def _strings(body: Mapping[str, Any], key: str, limit: int) -> list[str] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"'{key}' must be a list of strings")
+    if len(value) > limit:
+        raise InvalidRequest(f"{len(value)} {key} in one request; the limit is {limit}")
+    return value
+
+
+def _texts(request: Request, body: Mapping[str, Any]) -> list[str]:
+    texts = _strings(body, "texts", request.server.config.max_texts_per_request)
+    if texts is None:
+        raise InvalidRequest("'texts' is required: a list of strings")
+    return texts
+
+
+def _timings(results: list[ItemResult], started: float) -> dict[str, int]:
+    us = 1_000_000
+    return {
+        "queue_us": int(max((r.queue_s for r in results), default=0) * us),
+        "tokenize_us": int(max((r.tokenize_s for r in results), default=0) * us),
+        "inference_us": int(max((r.inference_s for r in results), default=0) * us),
+        "total_us": int((time.perf_counter() - started) * us),
+    }
+
+
+async def _read(request: Request, allowed: set[str], task: Task) -> tuple[dict[str, Any], list[str]]:
+    """The body, checked: only `allowed` keys, a server of `task`, and `texts` a bounded list of strings."""
+    body = await json_body(request)
+    _keys(body, allowed)
+    if request.server.task is not task:
+        raise wrong_task(request.server.task, task)
+    return body, _texts(request, body)
+
+
+async def _classify(request: Request) -> Response:
+    started = time.perf_counter()
+    s = request.server
+    body, texts = await _read(request, _CLASSIFY_KEYS, Task.CLASSIFICATION)
+    pairs = _strings(body, "text_pairs", s.config.max_texts_per_request)
+    top_k = body.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
+        raise InvalidRequest("'top_k' must be a whole number >= 0 (0: every label)")
+    raw_scores = body.get("raw_scores", False)
+    if not isinstance(raw_scores, bool):
+        raise InvalidRequest("'raw_scores' must be true or false")
+    results = await s.classify(texts, pairs, None, "http.Classify")
+    out = []
+    for r in results:
+        p = r.prediction
+        top = p.top_k[:top_k] if top_k else p.top_k
+        row: dict[str, Any] = {
+            "label": p.label,
+            "score": p.score,
+            "truncated": p.truncated,
+            "top_k": [{"label": label, "score": score} for label, score in top],
+            "labels": p.labels or [],
+            "empty": p.empty,
+        }
+        if raw_scores:
+            row["logits"] = r.logits.tolist()
+        out.append(row)
+    return json_response({"results": out, "timings": _timings(results, started)})
+
+
+async def _recognize(request: Request) -> Response:
+    started = time.perf_counter()
+    s = request.server
+    body, texts = await _read(request, _RECOGNIZE_KEYS, Task.ENTITIES)
+    aggregation = body.get("aggregation")
+    if aggregation is not None and not isinstance(aggregation, str):
+        raise InvalidRequest("'aggregation' must be a string")
+    check_aggregation(Task.ENTITIES, aggregation or None)
+    results = await s.classify(texts, None, None, "http.Recognize")
+    out = []
+    for r in results:
+        answer = entities_of(s, r, aggregation or None)
+        out.append({"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated})
+    return json_response({"results": out, "timings": _timings(results, started)})
+
+
+def model_info(s: Any) -> dict[str, Any]:
+    """GetModelInfo's fields, as JSON."""
+    m = s.bundle.manifest
+    info = {
+        "name": s.model_name,
+        "task": str(m.task),
+        "problem_type": m.problem_type,
+        "labels": list(m.labels),
+        "variant": s.variant,
+        "provider": s.provider,
+        "max_length": m.max_length,
+        "bundle_sha256": s.bundle.checksum,
+        "base_model": m.base_model,
+        "inputs": list(m.inputs),
+        "aggregation": m.aggregation if m.task is Task.ENTITIES else "",
+        "scheme": m.scheme or "",
+        "threshold": m.threshold if m.multi_label else None,
+        "card": "/v1/model/card" if s.bundle.card is not None else "",
+    }
+    return info
+
+
+async def _model(request: Request) -> Response:
+    return json_response(model_info(request.server))
+
+
+async def _card(request: Request) -> Response:
+    card = request.server.card_text
+    if card is None:
+        raise NotFound("this bundle has no model card (exported before cards existed: export it again)")
+    return Response(200, card, "text/markdown; charset=utf-8")
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/v1/classify",
+        "Classify",
+        _classify,
+        summary="Classify texts.",
+        request="ClassifyRequest",
+        response="ClassifyResponse",
+    ),
+    Route(
+        "POST",
+        "/v1/recognize",
+        "Recognize",
+        _recognize,
+        summary="Find the entities in texts.",
+        request="RecognizeRequest",
+        response="RecognizeResponse",
+    ),
+    Route(
+        "GET",
+        "/v1/model",
+        "GetModelInfo",
+        _model,
+        summary="The model's task, labels and variant.",
+        response="ModelInfo",
+    ),
+    Route("GET", "/v1/model/card", "ModelCard", _card, summary="The model card (Markdown)."),
+]
