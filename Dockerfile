@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# baton's serving image: the gRPC server (domain API + KServe v2 + health + metrics) with onnxruntime and tokenizers
+# baton's serving image: the server (gRPC: domain API + KServe v2 + health; HTTP: KServe v2 REST, /v1 JSON, the page
+# at /; metrics) with onnxruntime and tokenizers
 # only: no torch, no training code paths exercised. docs/deploy.md says how to build, run and scale it.
 #
 #   docker build -t baton-serve:0.1.0 .                                     # the server, bundle mounted at run time
@@ -31,15 +32,17 @@ RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin bato
 ENV PATH=/opt/baton/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 USER 10001
 # 50051: gRPC (TextClassifier or EntityRecognizer, KServe v2 GRPCInferenceService, grpc.health.v1, reflection)
+# 8000: HTTP (KServe v2 REST, /v1/classify and /v1/recognize, the page at /, /v2/health/live and /ready probes)
 # 9464: Prometheus metrics (HTTP /metrics)
-EXPOSE 50051 9464
+EXPOSE 50051 8000 9464
 HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 \
     CMD ["baton", "-q", "health", "--server", "127.0.0.1:50051", "--timeout", "3"]
 ENTRYPOINT ["baton", "serve"]
-# The bundle is mounted (or baked, below) at /models/bundle. Both ports listen on every interface in a container, so
-# calls need the bearer token in /etc/baton/auth/token (mount it: docs/deploy.md); health checks need none. The
-# server will not start without that file; for TLS as well, add --tls-cert and --tls-key.
-CMD ["/models/bundle", "--host", "0.0.0.0", "--port", "50051", "--metrics-host", "0.0.0.0", "--metrics-port", "9464", "--grace-s", "20", "--auth-token-file", "/etc/baton/auth/token"]
+# The bundle is mounted (or baked, below) at /models/bundle. Every port listens on every interface in a container, so
+# calls need the bearer token in /etc/baton/auth/token (mount it: docs/deploy.md), on gRPC and HTTP alike; health
+# checks and the page itself need none. The server will not start without that file; for TLS as well (both
+# protocols), add --tls-cert and --tls-key.
+CMD ["/models/bundle", "--host", "0.0.0.0", "--port", "50051", "--http-port", "8000", "--metrics-host", "0.0.0.0", "--metrics-port", "9464", "--grace-s", "20", "--auth-token-file", "/etc/baton/auth/token"]
 
 # ---- serve-bundle: the runtime image with one bundle inside (for Kubernetes without a volume) ---------------------
 FROM serve AS serve-bundle

@@ -42,8 +42,10 @@ def build_manifest(
     entries: dict[str, Any],
     report: dict[str, Any],
     started: float,
+    card: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a bundle named `name` of `run`, checked by the parser every reader uses."""
+    """The manifest of a bundle named `name` of `run`, checked by the parser every reader uses. `card` names the
+    model card's file, which `entries` lists."""
     pairs = bool(run.train_args.get("text_pair_column"))
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -64,5 +66,7 @@ def build_manifest(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "export_seconds": round(time.perf_counter() - started, 1),
     }
+    if card is not None:
+        manifest["card"] = card
     Manifest.parse(manifest)  # what we write must be what every reader accepts
     return manifest

@@ -23,6 +23,7 @@ from baton.errors import ExportError, GateError, ModelError
 from baton.export import onnx as onnx_steps
 from baton.export import parity, pooled_head
 from baton.export.bundle_manifest import build_manifest, file_entry
+from baton.export.card import CARD_FILE, model_card
 from baton.export.config import ExportConfig, Quantize
 from baton.export.gates import check_trained, gate_fp16, gate_fp32, int8_ladder
 from baton.export.samples import parity_inputs, parity_samples
@@ -131,16 +132,18 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             shutil.copy2(src, staging / name)
             entries[name] = file_entry(staging / name, variant=variant, provider=provider)
         entries["tokenizer.json"] = file_entry(staging / "tokenizer.json")
-        manifest = build_manifest(
-            name=output.name,
-            task=task,
-            run=run,
-            input_names=input_names,
-            tok_meta=tok_meta,
-            entries=entries,
-            report=report,
-            started=started,
-        )
+        parts: dict[str, Any] = {
+            "name": output.name,
+            "task": task,
+            "run": run,
+            "input_names": input_names,
+            "tok_meta": tok_meta,
+        }
+        # The card is written from the manifest without it, then listed (and checksummed) in the final manifest.
+        draft = build_manifest(**parts, entries=entries, report=report, started=started)
+        (staging / CARD_FILE).write_text(model_card(draft, run), encoding="utf-8")
+        entries[CARD_FILE] = file_entry(staging / CARD_FILE)
+        manifest = build_manifest(**parts, entries=entries, report=report, started=started, card=CARD_FILE)
         write_json_atomic(staging / MANIFEST, manifest)  # last: a bundle without it is refused on load
         replace_dir(staging, output)
     finally:

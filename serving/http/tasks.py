@@ -18,16 +18,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from baton.errors import InvalidRequest, NotFound
+from baton.errors import InvalidRequest, NotFound, WrongTask
 from baton.serving.batcher import ItemResult
 from baton.serving.http.app import Request, Response, Route, json_body, json_response
-from baton.serving.rpc.common import wrong_task
-from baton.serving.rpc.recognizer import entities_of
 from baton.serving.tasks import check_aggregation
+from baton.serving.tasks.token_classification import regroup
 from baton.task import Task
 
 __all__ = ["ROUTES", "model_info"]
 
+_ROUTE = {Task.CLASSIFICATION: "/v1/classify", Task.ENTITIES: "/v1/recognize"}  # the route that answers each task
 _CLASSIFY_KEYS = {"texts", "text_pairs", "top_k", "raw_scores"}
 _RECOGNIZE_KEYS = {"texts", "aggregation"}
 
@@ -71,7 +71,8 @@ async def _read(request: Request, allowed: set[str], task: Task) -> tuple[dict[s
     body = await json_body(request)
     _keys(body, allowed)
     if request.server.task is not task:
-        raise wrong_task(request.server.task, task)
+        served = request.server.task
+        raise WrongTask(f"this server's model is for {served}, not {task}: POST {_ROUTE[served]}")
     return body, _texts(request, body)
 
 
@@ -116,7 +117,7 @@ async def _recognize(request: Request) -> Response:
     results = await s.classify(texts, None, None, "http.Recognize")
     out = []
     for r in results:
-        answer = entities_of(s, r, aggregation or None)
+        answer = regroup(s.engine.task, r.prediction, r.logits, r.tokens, aggregation or None)
         out.append({"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated})
     return json_response({"results": out, "timings": _timings(results, started)})
 

@@ -18,17 +18,16 @@ from typing import Any
 
 import grpc
 
-from baton.serving.batcher import ItemResult
 from baton.serving.rpc.common import ServerView, model_info, serve_stream, serve_unary, timings, wrong_task
 from baton.serving.rpc.guards import Checks, add_guarded
 from baton.serving.tasks import check_aggregation
-from baton.serving.tasks.token_classification import Entities, aggregate
+from baton.serving.tasks.token_classification import regroup
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import recognizer_pb2 as rpb
 from baton.serving.v1 import recognizer_pb2_grpc as rpb_grpc
 from baton.task import Task
 
-__all__ = ["SERVICE", "TASK", "Recognizer", "entities_of", "register"]
+__all__ = ["SERVICE", "TASK", "Recognizer", "register"]
 
 TASK = Task.ENTITIES
 SERVICE = rpb.DESCRIPTOR.services_by_name["EntityRecognizer"].full_name
@@ -37,16 +36,6 @@ SERVICE = rpb.DESCRIPTOR.services_by_name["EntityRecognizer"].full_name
 def register(view: ServerView, server: grpc.aio.Server, checks: Checks) -> None:
     limits = {"Recognize": checks.texts, "RecognizeStream": checks.texts}
     add_guarded(rpb_grpc.add_EntityRecognizerServicer_to_server, Recognizer(view), server, limits)
-
-
-def entities_of(server: ServerView, result: ItemResult, aggregation: str | None) -> Entities:
-    """The item's entities, under `aggregation` when it differs from the bundle's default."""
-    answer: Entities = result.prediction
-    task = server.engine.task
-    if not aggregation or aggregation == task.aggregation:
-        return answer
-    probs = task.token_probs(result.logits, result.tokens)
-    return Entities(aggregate(probs, result.tokens, task.labels, aggregation), answer.truncated)
 
 
 class Recognizer(rpb_grpc.EntityRecognizerServicer):
@@ -63,7 +52,7 @@ class Recognizer(rpb_grpc.EntityRecognizerServicer):
         results = await self.s.classify(list(request.texts), None, context.time_remaining(), method)
         out = []
         for r in results:
-            answer = entities_of(self.s, r, aggregation)
+            answer = regroup(self.s.engine.task, r.prediction, r.logits, r.tokens, aggregation)
             out.append(
                 rpb.TextEntities(
                     entities=[

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from baton.serving.tasks.classification import softmax
 from baton.serving.windows import Window, plan_windows
 from baton.task import Task
 
-__all__ = ["MAX_WINDOWS", "Entities", "Entity", "TokenClassification", "Windows", "aggregate"]
+__all__ = ["MAX_WINDOWS", "Entities", "Entity", "TokenClassification", "Windows", "aggregate", "regroup"]
 
 MAX_WINDOWS = 64
 
@@ -279,3 +279,13 @@ class TokenClassification:
             probs = self.token_probs(encoded.item_logits(logits, index), item)
             out.append(Entities(aggregate(probs, item, self.labels, strategy), item.truncated))
         return out
+
+
+def regroup(task: Any, answer: Entities, logits: np.ndarray, tokens: Tokens, aggregation: str | None) -> Entities:
+    """An item's entities under `aggregation` when it differs from the bundle's default: regrouped from its own token
+    probabilities, with no second model run (`task` is the engine's runtime task)."""
+    if not aggregation or aggregation == task.aggregation:
+        return answer
+    item = cast("Windows", tokens)  # an entity model's items are windows
+    probs = task.token_probs(logits, item)
+    return Entities(aggregate(probs, item, task.labels, aggregation), answer.truncated)

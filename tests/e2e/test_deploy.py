@@ -88,7 +88,8 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
     cmd = image["CMD"]
     assert {a for a in cmd if a.startswith("--")} <= serve_flags
     grpc_port, metrics_port = int(_flag(cmd, "--port")), int(_flag(cmd, "--metrics-port"))
-    assert image["EXPOSE"] == sorted([grpc_port, metrics_port])
+    http_port = int(_flag(cmd, "--http-port"))
+    assert image["EXPOSE"] == sorted([grpc_port, http_port, metrics_port])
     assert _flag(cmd, "--host") == _flag(cmd, "--metrics-host") == "0.0.0.0"
     token = _flag(cmd, "--auth-token-file")  # issue 29: exposed on every interface, so calls need the token
     health = image["HEALTHCHECK"]
@@ -101,9 +102,22 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
     args = container["args"]
     assert {a for a in args if a.startswith("--")} <= serve_flags
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": int(_flag(args, "--port")), "metrics": int(_flag(args, "--metrics-port"))}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"]["port"] == ports["grpc"], probe
+    assert ports == {
+        "grpc": int(_flag(args, "--port")),
+        "http": int(_flag(args, "--http-port")),
+        "metrics": int(_flag(args, "--metrics-port")),
+    }
+    paths = {
+        "startupProbe": "/v2/health/ready",
+        "readinessProbe": "/v2/health/ready",
+        "livenessProbe": "/v2/health/live",
+    }
+    for probe, path in paths.items():  # HTTP probes on the public KServe health routes (app.py: no token)
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+    from baton.serving.http.front import routes
+
+    public = {r.pattern for r in routes() if r.public}
+    assert set(paths.values()) <= public
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
     assert pod["spec"]["terminationGracePeriodSeconds"] >= pre_stop + float(_flag(args, "--grace-s"))
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
@@ -128,6 +142,25 @@ def test_every_manifest_parses_and_names_real_flags_and_ports() -> None:
     assert kserve["ports"] == [
         {"name": "h2c", "containerPort": int(_flag(kserve["args"], "--port")), "protocol": "TCP"}
     ]
+
+
+def _check_http(port: int, token: str) -> None:
+    """The image's HTTP port: probes open, calls need the token."""
+    import urllib.error
+    import urllib.request
+
+    def status(path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    body = json.dumps({"texts": ["fine"]}).encode()
+    assert status("/v2/health/ready") == status("/v2/health/live") == 200
+    assert status("/v1/classify", body) == 401
+    assert status("/v1/classify", body, {"Authorization": f"Bearer {token}"}) == 200
 
 
 def _check_token_mount(pod: dict[str, Any], container: dict[str, Any], token: str) -> None:
@@ -155,7 +188,8 @@ def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_
     token_file.write_text("s3cret\n")
     swap = {"/models/bundle": str(tiny_bundle), "/etc/baton/auth/token": str(token_file)}
     args = [swap.get(a, a) for a in image["CMD"]]
-    args[args.index("--port") + 1] = args[args.index("--metrics-port") + 1] = "0"  # the server picks; read back
+    for flag in ("--port", "--http-port", "--metrics-port"):
+        args[args.index(flag) + 1] = "0"  # the server picks; read back
     args[args.index("--host") + 1] = args[args.index("--metrics-host") + 1] = "127.0.0.1"  # no exposure in tests
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     python = [sys.executable, "-c", _WITHOUT_TRAINING]
@@ -165,8 +199,9 @@ def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_
     health = image["HEALTHCHECK"][1:]
     try:
         assert server.stdout is not None
-        started = server.stdout.readline()  # "baton serving NAME on HOST:PORT, metrics on :PORT/metrics"
+        started = server.stdout.readline()  # "baton serving NAME on HOST:PORT, HTTP on :PORT, metrics on :PORT/..."
         grpc_port = int(started.split(" on ")[1].split(",")[0].rsplit(":", 1)[1])
+        http_port = int(started.split("HTTP on :")[1].split(",")[0])
         health[health.index("--server") + 1] = f"127.0.0.1:{grpc_port}"
         deadline = time.monotonic() + 120
         probe = None
@@ -183,6 +218,7 @@ def test_the_image_command_serves_and_its_healthcheck_passes_without_torch(tiny_
             anyone.classify(["fine"])
         with Client(f"127.0.0.1:{grpc_port}", token="s3cret") as holder:
             assert len(holder.classify(["fine"])) == 1
+        _check_http(http_port, "s3cret")
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
         down = subprocess.run([*python, *health], capture_output=True, text=True, env=env, timeout=60)

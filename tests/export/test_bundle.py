@@ -58,6 +58,10 @@ def _rename_tokenizer(manifest: dict[str, Any], name: str) -> None:
         (lambda m, root: m.update(threshold=True), "'threshold' must be"),
         (lambda m, root: m.update(name="evil\n\x1b[31mred"), "'name' must be 1 to 256 printable characters"),
         (lambda m, root: m["files"]["model.onnx"].update(bytes=1), "bundle.json records 1"),
+        (lambda m, root: m.update(card="NOTES.md"), "names NOTES.md, which 'files' does not list as a plain file"),
+        (lambda m, root: m.update(card="model.onnx"), "names model.onnx, which 'files' does not list as a plain"),
+        (lambda m, root: m.update(card="../README.md"), "'card' must be a plain file name inside the bundle"),
+        (lambda m, root: m["files"]["README.md"].update(bytes=10**6), "README.md has 1000000 bytes"),
     ],
 )
 def test_malformed_manifests_are_one_bundle_error(
@@ -123,6 +127,30 @@ def test_a_valid_bundle_loads_and_its_files_match(tiny_bundle: Path) -> None:
     for entry in bundle.manifest.files.values():
         assert sha256_of(tiny_bundle / entry.name) == entry.sha256
     assert Predictor.load(tiny_bundle, device="cpu").predict(["fine"])[0].label in bundle.labels
+
+
+def test_every_bundle_carries_its_model_card_sealed(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Issue 30: `baton export` writes README.md in the model-card style, listed and checksummed in the manifest."""
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.manifest.card == "README.md" and bundle.card == tiny_bundle / "README.md"
+    card = (tiny_bundle / "README.md").read_text()
+    manifest = json.loads((tiny_bundle / "bundle.json").read_text())
+    int8 = manifest["parity"]["int8_vs_fp32"]
+    assert card.startswith("---\nlibrary_name: baton\npipeline_tag: text-classification\n")
+    assert f"# {manifest['name']}\n" in card and "**Labels (2 labels):** negative, positive" in card
+    from support import REVIEWS
+
+    rows = len((REVIEWS / "train.jsonl").read_text().splitlines())
+    assert f"| training rows | {rows} |" in card
+    assert f"| int8 | {manifest['parity']['accuracy']['int8']:.4g} |" in card
+    assert f"{int8['batch_effect']['flips']} of {int8['batch_effect']['decisions']} decisions changed" in card
+    assert "## Intended use and limits" in card
+    (tmp_path / "b").mkdir()
+    tampered = tmp_path / "b" / "bundle"
+    shutil.copytree(tiny_bundle, tampered)
+    (tampered / "README.md").write_text(card.replace("Do not use it alone", "Do not use it ALONE"))
+    with pytest.raises(BundleError, match=r"file README\.md does not match its SHA-256"):
+        load_bundle(tampered)
 
 
 def test_the_committed_test_bundle_is_what_the_export_makes_today(tiny_bundle: Path) -> None:

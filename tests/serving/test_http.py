@@ -123,9 +123,12 @@ def test_model_info_and_the_openapi_document(server: ServerThread, tiny_bundle: 
     status, _, body = _call(server, "/v1/model")
     info = json.loads(body)
     assert status == 200 and info["labels"] == ["negative", "positive"] and info["name"] == tiny_bundle.name
-    assert info["card"] == ""  # the committed bundle predates cards
-    status, _, body = _call(server, "/v1/model/card")
-    assert status == 404 and "no model card" in json.loads(body)["error"]
+    assert info["card"] == "/v1/model/card"
+    status, headers, body = _call(server, "/v1/model/card")
+    assert status == 200 and headers["content-type"].startswith("text/markdown")
+    assert body == (tiny_bundle / "README.md").read_bytes()
+    with Client(server.target) as client:
+        assert client.model_info().card == body.decode()  # gRPC carries the same card
     status, _, body = _call(server, "/openapi.json")
     doc = json.loads(body)
     assert status == 200 and doc["openapi"].startswith("3.")
@@ -157,7 +160,12 @@ def test_model_info_and_the_openapi_document(server: ServerThread, tiny_bundle: 
         ("/v1/classify", {"texts": ["a"], "top_k": -1}, 400, "top_k"),
         ("/v1/classify", {"texts": ["a"], "top_k": True}, 400, "top_k"),
         ("/v1/classify", {"texts": ["a"], "text_pairs": ["b"]}, 400, "single texts"),
-        ("/v1/recognize", {"texts": ["a"]}, 409, "call TextClassifier.Classify"),
+        (
+            "/v1/recognize",
+            {"texts": ["a"]},
+            409,
+            "for text-classification, not token-classification: POST /v1/classify",
+        ),
         ("/v2/models/nope", None, 404, "unknown model 'nope'"),
         ("/v2/models/{m}/versions/2", None, 404, "unknown version '2'"),
         ("/v2/models/{m}/infer", {"inputs": []}, 400, "inputs must be text"),
