@@ -92,7 +92,12 @@ def bench_grpc_cmd(
     concurrency: Annotated[str, Opt(help="Closed-loop client counts.")] = "1,8,32,64",
     rate: Annotated[str | None, Opt(help="Open-loop request rates (req/s), comma-separated.")] = None,
     texts_per_request: Annotated[int, Opt(help="Texts in each request.")] = 1,
-    protocol: Annotated[str, Opt(help="baton (domain API) or kserve (Open Inference Protocol).")] = "baton",
+    protocol: Annotated[
+        str,
+        Opt(
+            help="baton, kserve (gRPC: domain API, Open Inference Protocol), http, http-kserve (the same over HTTP)."
+        ),
+    ] = "baton",
     model_name: Annotated[str | None, Opt(help="Model name (kserve).")] = None,
     token: Annotated[str | None, Opt(help="Bearer token.")] = None,
     metrics_url: Annotated[str | None, Opt(help="Server metrics, e.g. http://127.0.0.1:9464/metrics.")] = None,
@@ -138,7 +143,12 @@ def bench_serve_cmd(
     data: Annotated[str, _DATA],
     concurrency: Annotated[str, Opt(help="Closed-loop client counts, comma-separated.")] = "1,8,32,64",
     texts_per_request: Annotated[int, Opt(help="Texts in each request.")] = 1,
-    protocol: Annotated[str, Opt(help="baton (domain API) or kserve (Open Inference Protocol).")] = "baton",
+    protocol: Annotated[
+        str,
+        Opt(
+            help="baton, kserve (gRPC: domain API, Open Inference Protocol), http, http-kserve (the same over HTTP)."
+        ),
+    ] = "baton",
     text_column: Annotated[str, Opt(help="Text column of a .jsonl, .csv or .parquet --input.")] = "text",
     text_pair_column: Annotated[str | None, _PAIR] = None,
     device: Annotated[str, _BENCH_DEVICE] = "cpu",

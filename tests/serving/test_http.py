@@ -244,6 +244,21 @@ def test_a_slow_or_bloated_request_cannot_hold_the_server(server: ServerThread) 
     assert status == 200  # still serving
 
 
+def test_answers_are_not_held_back_by_nagle(server: ServerThread) -> None:
+    """Every accepted connection has TCP_NODELAY: without it, an answer written as head then body waited ~40 ms for
+    the client's delayed ACK (the listening socket was made with proto 0, which asyncio does not take for TCP)."""
+    import http.client
+
+    assert server.server is not None and server.server._http is not None
+    connection = http.client.HTTPConnection("127.0.0.1", server.server.http_port, timeout=10)
+    connection.request("GET", "/v2/health/live")
+    assert connection.getresponse().read() == b'{"live":true}'
+    held = server.server._http._server.server_state.connections
+    flags = [c.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in held]
+    connection.close()
+    assert flags and all(flags), flags
+
+
 def test_http_requests_are_in_the_metrics(server: ServerThread) -> None:
     for _ in range(3):
         _call(server, "/v1/classify", {"texts": ["fine"]})

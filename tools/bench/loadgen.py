@@ -23,9 +23,13 @@ from baton.tools.bench.inprocess import inprocess_ceiling, progress_bar
 from baton.tools.bench.options import BenchOptions, check_device, pairs_of
 from baton.tools.bench.report import mean_ceiling
 
-__all__ = ["Load", "StartedServer", "bench_grpc", "bench_serve", "started_server"]
+__all__ = ["PROTOCOLS", "Load", "StartedServer", "bench_grpc", "bench_serve", "started_server"]
 
 logger = logging.getLogger(__name__)
+
+
+# baton and kserve: gRPC (the domain API, KServe v2); http and http-kserve: the HTTP front's task routes and OIP REST
+PROTOCOLS = ("baton", "kserve", "http", "http-kserve")
 
 
 class _Caller:
@@ -40,6 +44,7 @@ class _Caller:
         from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
 
         self.grpc, self.pb, self.kpb = grpc, pb, kpb
+        self.target = target
         self.channel = grpc.aio.insecure_channel(target)
         self.protocol = protocol
         self.model_name = model_name or ""
@@ -52,6 +57,16 @@ class _Caller:
         self.task: Task | None = None  # the baton protocol asks the server once: Classify or Recognize
         self._domain = {Task.CLASSIFICATION: self._classify, Task.ENTITIES: self._recognize}
         self._recognizer: Any = None
+        self.failures: tuple[type[BaseException], ...] = (grpc.RpcError,)
+
+    def code(self, exc: BaseException) -> str:
+        return str(exc.code().name)  # type: ignore[attr-defined]
+
+    async def wait_ready(self, timeout: float) -> None:
+        await _wait_ready(self.target, timeout)
+
+    async def close(self) -> None:
+        await self.channel.close()
 
     async def _classify(self, texts: list[str], pairs: list[str] | None, timeout: float) -> None:
         request = self.pb.ClassifyRequest(texts=texts, text_pairs=pairs or [])
@@ -142,9 +157,9 @@ async def _closed_loop(
                 if counted:
                     latencies.append(time.perf_counter() - t0)
                     in_window += bool(state["recording"])
-            except caller.grpc.RpcError as exc:
+            except caller.failures as exc:
                 if counted:
-                    errors[exc.code().name] += 1
+                    errors[caller.code(exc)] += 1
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
     await asyncio.sleep(warmup)
@@ -184,8 +199,8 @@ async def _open_loop(
         try:
             await caller(batch, timeout)
             latencies.append(time.perf_counter() - t0)
-        except caller.grpc.RpcError as exc:
-            errors[exc.code().name] += 1
+        except caller.failures as exc:
+            errors[caller.code(exc)] += 1
 
     cpu0, start, i = cpu_self(), time.perf_counter(), 0
     while (now := time.perf_counter() - start) < duration:
@@ -228,21 +243,29 @@ class Load:
     server_pid: int | None = None
 
     def __post_init__(self) -> None:
-        if self.protocol not in ("baton", "kserve"):
-            raise BatonError(f"--protocol must be baton or kserve (got {self.protocol!r})")
-        if self.protocol == "kserve" and not self.model_name:
+        if self.protocol not in PROTOCOLS:
+            raise BatonError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {self.protocol!r})")
+        if self.protocol in ("kserve", "http-kserve") and not self.model_name:
             raise BatonError("--protocol kserve needs --model-name")
         if self.per_request < 1:
             raise BatonError("--texts-per-request must be >= 1")
 
 
+def _caller(load: Load) -> Any:
+    if load.protocol.startswith("http"):
+        from baton.tools.bench.http_caller import HttpCaller
+
+        return HttpCaller(load.target, load.protocol, load.model_name, load.token)
+    return _Caller(load.target, load.protocol, load.model_name, load.token)
+
+
 async def _sweep(load: Load, options: BenchOptions) -> list[dict[str, Any]]:
-    await _wait_ready(load.target, 5 if options.quick else 15)
-    caller = _Caller(load.target, load.protocol, load.model_name, load.token)
+    caller = _caller(load)
+    await caller.wait_ready(5 if options.quick else 15)
     duration = 0.5 if options.quick else options.duration_s
     warmup = 0.2 if options.quick else options.warmup_s
     rows = []
-    progress = progress_bar(len(load.concurrency) + len(load.rates), f"grpc {load.target}")
+    progress = progress_bar(len(load.concurrency) + len(load.rates), f"{load.protocol} {load.target}")
     try:
         for level in load.concurrency:
             before = scrape(load.metrics_url)
@@ -260,7 +283,7 @@ async def _sweep(load: Load, options: BenchOptions) -> list[dict[str, Any]]:
             progress.update(1)
     finally:
         progress.close()
-        await caller.channel.close()
+        await caller.close()
     return rows
 
 
@@ -402,8 +425,9 @@ def bench_serve(
     seconds = 0.5 if options.quick else max(2.0, options.duration_s / 3)
     before = inprocess_ceiling(bundle_dir, texts, variant, seconds, device=device)
     with started_server(bundle_dir, serve_args) as server:
+        http = protocol.startswith("http")
         load = Load(
-            target=server.target,
+            target=server.http_url if http else server.target,
             texts=texts,
             concurrency=concurrency,
             per_request=per_request,
@@ -412,7 +436,7 @@ def bench_serve(
             metrics_url=server.metrics_url,
             server_pid=server.pid,
         )
-        grpc_result = bench_grpc(load, options, echo=echo)
+        grpc_result = bench_grpc(load, options, echo=echo and not http)  # the echo server speaks gRPC
         cmd = server.cmd
     after = inprocess_ceiling(bundle_dir, texts, variant, seconds, device=device)
     mean = mean_ceiling(before, after)
