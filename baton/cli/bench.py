@@ -94,9 +94,7 @@ def bench_grpc_cmd(
     texts_per_request: Annotated[int, Opt(help="Texts in each request.")] = 1,
     protocol: Annotated[
         str,
-        Opt(
-            help="baton, kserve (gRPC: domain API, Open Inference Protocol), http, http-kserve (the same over HTTP)."
-        ),
+        Opt(help="baton, kserve (gRPC: domain API, Open Inference Protocol), http, http-kserve (the same over HTTP)."),
     ] = "baton",
     model_name: Annotated[str | None, Opt(help="Model name (kserve).")] = None,
     token: Annotated[str | None, Opt(help="Bearer token.")] = None,
@@ -145,9 +143,7 @@ def bench_serve_cmd(
     texts_per_request: Annotated[int, Opt(help="Texts in each request.")] = 1,
     protocol: Annotated[
         str,
-        Opt(
-            help="baton, kserve (gRPC: domain API, Open Inference Protocol), http, http-kserve (the same over HTTP)."
-        ),
+        Opt(help="baton, kserve (gRPC: domain API, Open Inference Protocol), http, http-kserve (the same over HTTP)."),
     ] = "baton",
     text_column: Annotated[str, Opt(help="Text column of a .jsonl, .csv or .parquet --input.")] = "text",
     text_pair_column: Annotated[str | None, _PAIR] = None,
