@@ -72,10 +72,10 @@ def _bounded_protocol(head_timeout_s: float) -> type:
             if not self._in_head or self._refused or self.transport.is_closing():
                 return
             reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
-            body = message.encode()
+            body = b'{"error":"%s"}' % message.encode()  # the app's error shape (app.py), for a fixed message
             self.transport.write(
-                b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
-                % (status, reason, len(body), body)
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n"
+                b"\r\n%s" % (status, reason, len(body), body)
             )
             # A lingering close: closing with unread bytes would send a reset, which can destroy the answer before
             # the client reads it. Send the answer and a FIN, drop what still arrives, close a second later.

@@ -239,7 +239,9 @@ def test_a_slow_or_bloated_request_cannot_hold_the_server(server: ServerThread) 
     assert _raw(server, b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n").startswith(b"HTTP/1.1 408")  # head stalls
     assert time.monotonic() - started < 8
     bloated = b"GET / HTTP/1.1\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"y" * 1000) for i in range(200))
-    assert _raw(server, bloated).startswith(b"HTTP/1.1 431")
+    answer = _raw(server, bloated)
+    assert answer.startswith(b"HTTP/1.1 431") and b"content-type: application/json" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"error": "request head too large"}
     status, _, _ = _call(server, "/v2/health/ready")
     assert status == 200  # still serving
 
