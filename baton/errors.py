@@ -15,6 +15,7 @@
         ├── Unauthenticated     no or a wrong bearer token                       UNAUTHENTICATED   401
         ├── NotFound            no such model                                    NOT_FOUND         404
         ├── WrongTask           the model is of another task                     FAILED_PRECONDITION 409
+        ├── Refused             a repository load or unload not made (why)       FAILED_PRECONDITION 409
         ├── Overloaded          the queue is full: retry with backoff            RESOURCE_EXHAUSTED 429
         ├── Cancelled           the client left before its texts ran             CANCELLED         499
         ├── InternalError       the server failed on this request                INTERNAL          500
@@ -55,6 +56,7 @@ __all__ = [
     "NotFound",
     "OutputDirError",
     "Overloaded",
+    "Refused",
     "RequestFailed",
     "RequestTooLarge",
     "ShuttingDown",
@@ -158,6 +160,13 @@ class NotFound(RequestFailed):
 
 class WrongTask(RequestFailed):
     """The server's model is of another task: the message names the call that answers."""
+
+    status = Status.FAILED_PRECONDITION
+
+
+class Refused(RequestFailed):
+    """A model repository change that was not made: busy, over the budget, model control off, or the bundle failed
+    to load (the serving version is untouched). The message says which."""
 
     status = Status.FAILED_PRECONDITION
 

@@ -131,10 +131,10 @@ def _entities(response: rpb.RecognizeResponse) -> list[EntityResult]:
     ]
 
 
-def _recognize_request(texts: Sequence[str], aggregation: str | None) -> rpb.RecognizeRequest:
+def _recognize_request(texts: Sequence[str], aggregation: str | None, model: str) -> rpb.RecognizeRequest:
     if isinstance(texts, str):
         raise TypeError("takes a sequence of texts, not a single string")
-    return rpb.RecognizeRequest(texts=list(texts), aggregation=aggregation or "")
+    return rpb.RecognizeRequest(texts=list(texts), aggregation=aggregation or "", model=model)
 
 
 LOAD_BALANCING = ("pick_first", "round_robin")
@@ -197,7 +197,9 @@ class _ClientBase:
         max_message_bytes: int = 4 * 1024 * 1024,
         load_balancing: str | None = None,
         retries: int = RETRIES,
+        model: str | None = None,
     ) -> None:
+        """`model`: the model every call asks for, on a server of several (a model repository)."""
         options, credentials = _channel_args(target, tls, max_message_bytes, load_balancing, retries)
         factory: Any = grpc.aio if self._aio else grpc
         self._channel = (
@@ -209,12 +211,12 @@ class _ClientBase:
         self._recognizer = rpb_grpc.EntityRecognizerStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
+        self.model = model or ""
 
-    @staticmethod
-    def _request(texts: Sequence[str], top_k: int | None, pairs: Sequence[str] | None) -> pb.ClassifyRequest:
+    def _request(self, texts: Sequence[str], top_k: int | None, pairs: Sequence[str] | None) -> pb.ClassifyRequest:
         if isinstance(texts, str) or isinstance(pairs, str):
             raise TypeError("takes a sequence of texts, not a single string")
-        request = pb.ClassifyRequest(texts=list(texts), text_pairs=list(pairs or ()))
+        request = pb.ClassifyRequest(texts=list(texts), text_pairs=list(pairs or ()), model=self.model)
         if top_k:
             request.top_k = top_k
         return request
@@ -252,7 +254,9 @@ class Client(_ClientBase):
         """Entities of each text (an entity-recognition server); `aggregation` overrides the bundle's default."""
         try:
             response = self._recognizer.Recognize(
-                _recognize_request(texts, aggregation), timeout=timeout or self.timeout, metadata=self._metadata
+                _recognize_request(texts, aggregation, self.model),
+                timeout=timeout or self.timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             raise _translate(exc) from exc
@@ -260,7 +264,8 @@ class Client(_ClientBase):
 
     def model_info(self) -> pb.ModelInfo:
         try:
-            return self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout, metadata=self._metadata)
+            request = pb.GetModelInfoRequest(model=self.model)
+            return self._stub.GetModelInfo(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc) from exc
 
@@ -317,7 +322,9 @@ class AsyncClient(_ClientBase):
     ) -> list[EntityResult]:
         try:
             response = await self._recognizer.Recognize(
-                _recognize_request(texts, aggregation), timeout=timeout or self.timeout, metadata=self._metadata
+                _recognize_request(texts, aggregation, self.model),
+                timeout=timeout or self.timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             raise _translate(exc) from exc

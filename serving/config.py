@@ -13,6 +13,9 @@ from pathlib import Path
 from baton._config import choice
 from baton.errors import ConfigError
 from baton.serving.batcher import BatcherConfig
+from baton.serving.repository.layout import is_bundle
+from baton.serving.repository.policy import VersionPolicy
+from baton.serving.repository.registry import ModelControl
 
 __all__ = ["DEFAULT_HTTP_PORT", "DEFAULT_METRICS_PORT", "Device", "EventLoop", "ServeConfig"]
 
@@ -49,7 +52,12 @@ class ServeConfig:
     threads: int | None = None
     spin: bool = True  # onnxruntime intra-op spin-waiting: measured faster at 1 and 64 clients (docs/benchmarks.md)
     workers: int | None = None  # None: 2 on CPU with 2+ intra-op threads, else 1 (measured, docs/benchmarks.md)
-    model_name: str | None = None
+    model_name: str | None = None  # a lone bundle's model name (a repository's models are named after their folders)
+    # A model repository (serving/repository/): which versions serve, how models change at run time, the budget.
+    version_policy: str = "latest"  # latest, latest:N, all, specific:N[,M...]
+    model_control: ModelControl = ModelControl.NONE  # none, explicit (KServe repository calls), poll
+    poll_s: float = 10.0  # poll: seconds between rescans of the repository
+    max_models: int | None = None  # loaded model versions at most (None: no limit)
     # The HTTP front (serving/http/): OIP v2 REST, /v1 JSON routes, the page at /. On by default, on the same host as
     # gRPC; 0 picks a free port. Same batcher, limits, token and TLS as gRPC.
     http: bool = True
@@ -119,6 +127,16 @@ class ServeConfig:
             raise ConfigError(f"--http-max-connections must be >= 1 (got {self.http_max_connections})")
         object.__setattr__(self, "device", choice(Device, self.device, "--device"))
         object.__setattr__(self, "event_loop", choice(EventLoop, self.event_loop, "--event-loop"))
+        object.__setattr__(self, "model_control", choice(ModelControl, self.model_control, "--model-control"))
+        VersionPolicy.parse(self.version_policy)  # ConfigError naming --version-policy
+        if not 0.1 <= self.poll_s <= 86400:
+            raise ConfigError(f"--poll-s must be in [0.1, 86400] (got {self.poll_s})")
+        if self.max_models is not None and self.max_models < 1:
+            raise ConfigError(f"--max-models must be >= 1 (got {self.max_models})")
+        if self.model_name is not None and Path(self.bundle).is_dir() and not is_bundle(Path(self.bundle)):
+            raise ConfigError(
+                "--model-name names a lone bundle's model; a repository's models take their folders' names"
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:

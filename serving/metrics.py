@@ -17,8 +17,9 @@ class ServerMetrics:
 
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("baton_requests", "RPCs by method and status code", ["method", "code"], registry=r)
-        self.items = Counter("baton_items", "Texts by method and status code", ["method", "code"], registry=r)
+        by = ["method", "code", "model", "version"]
+        self.requests = Counter("baton_requests", "Calls by method, status code and model version", by, registry=r)
+        self.items = Counter("baton_items", "Texts by method, status code and model version", by, registry=r)
         self.queue_s = Histogram(
             "baton_queue_seconds", "Time an item waited for its batch", buckets=_LATENCY_BUCKETS, registry=r
         )
@@ -29,7 +30,11 @@ class ServerMetrics:
             "baton_inference_seconds", "Inference time per batch", buckets=_LATENCY_BUCKETS, registry=r
         )
         self.total_s = Histogram(
-            "baton_request_seconds", "RPC time by method", ["method"], buckets=_LATENCY_BUCKETS, registry=r
+            "baton_request_seconds",
+            "Call time by method and model",
+            ["method", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram("baton_batch_size", "Items per batch", buckets=_SIZE_BUCKETS, registry=r)
         self.batch_tokens = Histogram(
@@ -40,7 +45,10 @@ class ServerMetrics:
         )
         self.depth = Gauge("baton_queue_depth", "Items waiting for a batch", registry=r)
         self.model = Gauge(
-            "baton_model_info", "The loaded model", ["name", "variant", "provider", "sha256"], registry=r
+            "baton_model_info",
+            "The loaded model versions",
+            ["name", "version", "variant", "provider", "sha256"],
+            registry=r,
         )
         self.http_requests = Counter(
             "baton_http_requests", "HTTP requests by route and status", ["route", "status"], registry=r

@@ -32,7 +32,8 @@ async def _serve(config: ServeConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     print(
-        f"baton serving {server.model_name} on {config.host}:{server.port}"
+        f"baton serving {', '.join(f'{m.name} v{m.version}' for m in server.repository.serving()) or 'no model'}"
+        f" on {config.host}:{server.port}"
         + (f", HTTP on :{server.http_port}" if server.http_port else "")
         + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""),
         flush=True,

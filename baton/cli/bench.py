@@ -96,7 +96,7 @@ def bench_grpc_cmd(
         str,
         Opt(help="baton, kserve (gRPC: domain API, Open Inference Protocol), http, http-kserve (the same over HTTP)."),
     ] = "baton",
-    model_name: Annotated[str | None, Opt(help="Model name (kserve).")] = None,
+    model_name: Annotated[str | None, Opt(help="Model name: kserve's, or one model of a repository server.")] = None,
     token: Annotated[str | None, Opt(help="Bearer token.")] = None,
     metrics_url: Annotated[str | None, Opt(help="Server metrics, e.g. http://127.0.0.1:9464/metrics.")] = None,
     text_column: Annotated[str, Opt(help="Text column of a .jsonl, .csv or .parquet --input.")] = "text",

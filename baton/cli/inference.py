@@ -31,6 +31,9 @@ def predict(
     tls_ca: Annotated[Path | None, Opt(help="--server over TLS: PEM CA that signed the server's certificate.")] = None,
     tls_cert: Annotated[Path | None, Opt(help="--server over mTLS: this client's PEM certificate.")] = None,
     tls_key: Annotated[Path | None, Opt(help="--server over mTLS: this client's PEM key.")] = None,
+    model_name: Annotated[
+        str | None, Opt(help="--server of several models (a model repository): the model to ask.")
+    ] = None,
     file: Annotated[Path | None, Opt("--input", help="Read one text per line from this UTF-8 file.")] = None,
     top_k: Annotated[int | None, Opt(help="Also return the k best labels.")] = None,
     aggregation: Annotated[
@@ -48,7 +51,8 @@ def predict(
     if server is not None:
         given = [target, *(texts or [])] if target is not None else texts
         lines, where = _read_lines(given, file)
-        _predict_remote(server, token, _tls(tls_ca, tls_cert, tls_key), lines, where, text_pair, top_k, aggregation)
+        tls = _tls(tls_ca, tls_cert, tls_key)
+        _predict_remote(server, token, tls, lines, where, text_pair, top_k, aggregation, model_name)
         return
     if target is None:
         raise BatonError("give a bundle directory, or --server HOST:PORT of a running `baton serve`")
@@ -82,11 +86,12 @@ def _predict_remote(
     text_pair: list[str] | None,
     top_k: int | None,
     aggregation: str | None,
+    model: str | None = None,
 ) -> None:
     from baton.serving.client import Client, ClientError
 
     try:
-        with Client(server, token=token, tls=tls) as client:
+        with Client(server, token=token, tls=tls, model=model) as client:
             info = client.model_info()
             if info.task == Task.ENTITIES:
                 if text_pair:

@@ -17,11 +17,15 @@ __all__ = ["health", "serve"]
 _TUNING = "Batching and threads"
 _LIMITS = "Limits"
 _SECURITY = "Security"
+_REPO = "Model repository"
 
 
 @app.command()
 def serve(
-    bundle: Annotated[str | None, typer.Argument(help="Bundle directory (or `bundle:` in --config).")] = None,
+    bundle: Annotated[
+        str | None,
+        typer.Argument(help="A bundle, or a model repository: a folder of bundles or of numbered versions of them."),
+    ] = None,
     config: Annotated[Path | None, Opt(help="YAML file with the same keys as these flags (flags win).")] = None,
     host: Annotated[str | None, Opt(help="Bind address.")] = None,
     port: Annotated[int | None, Opt(help="gRPC port; 0 picks a free one.")] = None,
@@ -31,7 +35,23 @@ def serve(
     http_port: Annotated[int | None, Opt(help="HTTP port; 0 picks a free one, printed at start.")] = None,
     device: Annotated[str | None, Opt(help="auto, cpu or cuda.")] = None,
     variant: Annotated[str | None, Opt(help="fp32, int8 or fp16 (default: the best for the device).")] = None,
-    model_name: Annotated[str | None, Opt(help="Model name for KServe v2 (default: the bundle's name).")] = None,
+    model_name: Annotated[
+        str | None, Opt(help="A lone bundle's model name (default: its manifest's; a repository's: its folders').")
+    ] = None,
+    version_policy: Annotated[
+        str | None, Opt(help="Versions that serve: latest, latest:N, all or specific:N[,M...].", rich_help_panel=_REPO)
+    ] = None,
+    model_control: Annotated[
+        str | None,
+        Opt(
+            help="none (load at start), explicit (KServe repository load/unload calls) or poll (also rescan).",
+            rich_help_panel=_REPO,
+        ),
+    ] = None,
+    poll_s: Annotated[float | None, Opt(help="Seconds between rescans (poll).", rich_help_panel=_REPO)] = None,
+    max_models: Annotated[
+        int | None, Opt(help="Loaded model versions at most; a load past it is refused.", rich_help_panel=_REPO)
+    ] = None,
     metrics_port: Annotated[
         int | None,
         Opt(

@@ -6,6 +6,9 @@
     GET  /v2/models/{m}[/versions/{v}]        model metadata (and `card`: where the model card is)
     GET  /v2/models/{m}[/versions/{v}]/ready  200, or 400 when not ready
     POST /v2/models/{m}[/versions/{v}]/infer  inference
+    POST /v2/repository/index                 every model version and its state (Triton's repository extension)
+    POST /v2/repository/models/{m}/load       load or reload a model from the repository folder
+    POST /v2/repository/models/{m}/unload     unload it
 
 Inputs and outputs are those of the gRPC KServe service (serving/oip.py, serving/tasks/): `text` (and `text_pair`)
 BYTES [N]. An input's elements come as JSON `data` (strings) or, with `parameters.binary_data_size`, from the
@@ -29,21 +32,13 @@ from baton.serving.tasks import task_class
 
 __all__ = ["ROUTES"]
 
-_VERSION = "1"
 _MAX_TENSORS = 8  # inputs or outputs listed in one request: a model takes at most two
 _BINARY = "inference-header-content-length"
 
 
 def _model(request: Request) -> Any:
-    """The served model, refusing another name or version (404 naming what exists)."""
-    s = request.server
-    name = request.params["model"]
-    if name != s.model_name:
-        raise NotFound(f"unknown model '{name[:200]}'; this server serves '{s.model_name}'")
-    version = request.params.get("version")
-    if version is not None and version != _VERSION:
-        raise NotFound(f"unknown version '{version[:40]}' of model '{s.model_name}'; it has version {_VERSION}")
-    return s
+    """The model version the path names (404 naming what exists)."""
+    return request.server.resolve(request.params["model"], request.params.get("version"))
 
 
 async def _live(request: Request) -> Response:
@@ -57,34 +52,63 @@ async def _ready(request: Request) -> Response:
 
 
 async def _server_metadata(request: Request) -> Response:
-    return json_response({"name": "baton", "version": __version__, "extensions": ["binary_tensor_data"]})
+    extensions = ["binary_tensor_data", "model_repository"]
+    return json_response({"name": "baton", "version": __version__, "extensions": extensions})
 
 
 async def _model_ready(request: Request) -> Response:
-    s = _model(request)
-    if s.ready:
-        return json_response({"name": s.model_name, "ready": True})
-    return json_response({"error": f"model '{s.model_name}' is not ready", "ready": False}, 400)
+    try:
+        model = _model(request)
+    except NotFound as exc:
+        return json_response({"error": str(exc), "ready": False}, 400)
+    if request.server.ready:
+        return json_response({"name": model.name, "ready": True})
+    return json_response({"error": f"model '{model.name}' is not ready", "ready": False}, 400)
 
 
-def metadata(s: Any) -> dict[str, Any]:
-    """The model metadata of the served model, as the gRPC KServe ModelMetadata answers it."""
-    outputs = task_class(s.task).outputs(s.bundle.labels)
+def metadata(server: Any, model: Any) -> dict[str, Any]:
+    """A model version's metadata, as the gRPC KServe ModelMetadata answers it."""
+    outputs = task_class(model.task).outputs(model.bundle.labels)
     return {
-        "name": s.model_name,
-        "versions": [_VERSION],
-        "platform": f"onnxruntime_{s.variant}",
-        "inputs": [{"name": name, "datatype": "BYTES", "shape": [-1]} for name in s.bundle.manifest.inputs],
+        "name": model.name,
+        "versions": [str(m.version) for m in server.repository.serving() if m.name == model.name],
+        "platform": f"onnxruntime_{model.variant}",
+        "inputs": [{"name": name, "datatype": "BYTES", "shape": [-1]} for name in model.bundle.manifest.inputs],
         "outputs": [{"name": o.name, "datatype": o.datatype, "shape": list(o.shape)} for o in outputs],
     }
 
 
 async def _model_metadata(request: Request) -> Response:
-    s = _model(request)
-    doc = metadata(s)
-    if s.bundle.card is not None:
-        doc["card"] = "/v1/model/card"
+    model = _model(request)
+    doc = metadata(request.server, model)
+    if model.card_text is not None:
+        doc["card"] = f"/v1/models/{model.name}/card"
     return json_response(doc)
+
+
+async def _index(request: Request) -> Response:
+    body = await request.body()
+    ready = False
+    if body.strip():
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"the body is not JSON: {exc}") from None
+        ready = isinstance(doc, dict) and doc.get("ready") is True
+    rows = request.server.repository.index(ready_only=ready)
+    return json_response([{"name": n, "version": v, "state": s, "reason": r} for n, v, s, r in rows])
+
+
+async def _load(request: Request) -> Response:
+    await request.body()  # parameters are not used
+    await request.server.load_model(request.params["model"])
+    return json_response({})
+
+
+async def _unload(request: Request) -> Response:
+    await request.body()
+    await request.server.unload_model(request.params["model"])
+    return json_response({})
 
 
 def _split(request: Request, body: bytes) -> tuple[Any, bytes]:
@@ -164,21 +188,22 @@ def _requested(doc: dict[str, Any]) -> tuple[list[str], set[str]]:
 
 
 async def _infer(request: Request) -> Response:
-    s = _model(request)
+    s = request.server
+    model = _model(request)
     doc, tail = _split(request, await request.body())
     request_id = doc.get("id", "")
     if not isinstance(request_id, str):
         raise InvalidRequest("'id' must be a string")
     check_id(request_id)
     names, binary = _requested(doc)
-    wanted = wanted_outputs(s.task, s.bundle.labels, names)
-    texts, pairs = texts_of(_inputs(doc, tail), s.bundle.manifest.inputs, s.config.max_texts_per_request)
-    results = await s.classify(texts, pairs, None, "http.ModelInfer")
-    answer: dict[str, Any] = {"model_name": s.model_name, "model_version": _VERSION, "outputs": []}
+    wanted = wanted_outputs(model.task, model.bundle.labels, names)
+    texts, pairs = texts_of(_inputs(doc, tail), model.bundle.manifest.inputs, s.config.max_texts_per_request)
+    results = await s.classify(model, texts, pairs, None, "http.ModelInfer")
+    answer: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version), "outputs": []}
     if request_id:
         answer["id"] = request_id
     parts = []
-    for t in task_class(s.task).encode_outputs([r.prediction for r in results], wanted, s.bundle.labels):
+    for t in task_class(model.task).encode_outputs([r.prediction for r in results], wanted, model.bundle.labels):
         out: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
         if "*" in binary or t.name in binary:
             out["parameters"] = {"binary_data_size": len(t.raw)}
@@ -219,5 +244,29 @@ ROUTES = [
             response="InferResponse",
         )
         for p in _both("{m}/infer")
+    ),
+    Route(
+        "POST",
+        "/v2/repository/index",
+        "RepositoryIndex",
+        _index,
+        summary="Every model version and its state.",
+        request="IndexRequest",
+    ),
+    Route(
+        "POST",
+        "/v2/repository/models/{model}/load",
+        "RepositoryModelLoad",
+        _load,
+        summary="Load (or reload) a model from the repository folder.",
+        request="Empty",
+    ),
+    Route(
+        "POST",
+        "/v2/repository/models/{model}/unload",
+        "RepositoryModelUnload",
+        _unload,
+        summary="Unload a model: its versions finish their calls, then are freed.",
+        request="Empty",
     ),
 ]

@@ -46,6 +46,7 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "texts": _STR_LIST,
+            "model": {"type": "string"},
             "text_pairs": _STR_LIST,
             "top_k": {"type": "integer", "minimum": 0},
             "raw_scores": {"type": "boolean"},
@@ -66,7 +67,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["texts"],
         "additionalProperties": False,
-        "properties": {"texts": _STR_LIST, "aggregation": {"type": "string"}},
+        "properties": {"texts": _STR_LIST, "aggregation": {"type": "string"}, "model": {"type": "string"}},
     },
     "RecognizeResponse": _answers(
         _object(
@@ -84,6 +85,8 @@ SCHEMAS: dict[str, Any] = {
         )
     ),
     "ModelInfo": {"type": "object", "additionalProperties": True},
+    "IndexRequest": _object(ready={"type": "boolean"}),
+    "Empty": {"type": "object"},
     "Meta": {"type": "object", "additionalProperties": True},
     "InferRequest": {
         "type": "object",
@@ -140,14 +143,13 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
         if route.public:
             op["security"] = []
         paths.setdefault(route.pattern, {})[route.method.lower()] = op
-    # uniquely named operations: the versioned twin of a model route gets a suffix
-    seen: dict[str, int] = {}
+    # uniquely named operations: a route's twin with path parameters is named after them (ModelMetadataByModel...)
+    seen: set[str] = set()
     for ops in paths.values():
         for op in ops.values():
-            count = seen.get(op["operationId"], 0)
-            seen[op["operationId"]] = count + 1
-            if count:
-                op["operationId"] += "Version"
+            if op["operationId"] in seen:
+                op["operationId"] += "By" + "And".join(p["name"].title() for p in op.get("parameters", []))
+            seen.add(op["operationId"])
     return {
         "openapi": "3.1.0",
         "info": {"title": "baton", "version": __version__},

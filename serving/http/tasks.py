@@ -6,8 +6,11 @@
     POST /v1/recognize   {"texts": [...], "aggregation": "simple"}
                          -> {"results": [{"entities": [{"label", "text", "start", "end", "score"}],
                                           "truncated"}], "timings": {...}}
-    GET  /v1/model       the model's info (GetModelInfo's fields), and `card` when the bundle has one
-    GET  /v1/model/card  the model card, Markdown
+    GET  /v1/models      every model version serving, with its info
+    GET  /v1/model[s/{m}]        a model's info (GetModelInfo's fields; /v1/model: the only model), `card` if any
+    GET  /v1/model[s/{m}]/card   its model card, Markdown
+
+On a server of several models, a body names one with "model" (optional when only one model does the route's task).
 
 A body's keys are checked: an unknown key is 400 naming it (a typo such as `text` is not silently ignored).
 """
@@ -28,8 +31,8 @@ from baton.task import Task
 __all__ = ["ROUTES", "model_info"]
 
 _ROUTE = {Task.CLASSIFICATION: "/v1/classify", Task.ENTITIES: "/v1/recognize"}  # the route that answers each task
-_CLASSIFY_KEYS = {"texts", "text_pairs", "top_k", "raw_scores"}
-_RECOGNIZE_KEYS = {"texts", "aggregation"}
+_CLASSIFY_KEYS = {"texts", "text_pairs", "top_k", "raw_scores", "model"}
+_RECOGNIZE_KEYS = {"texts", "aggregation", "model"}
 
 
 def _keys(body: Mapping[str, Any], allowed: set[str]) -> None:
@@ -66,20 +69,23 @@ def _timings(results: list[ItemResult], started: float) -> dict[str, int]:
     }
 
 
-async def _read(request: Request, allowed: set[str], task: Task) -> tuple[dict[str, Any], list[str]]:
-    """The body, checked: only `allowed` keys, a server of `task`, and `texts` a bounded list of strings."""
+async def _read(request: Request, allowed: set[str], task: Task) -> tuple[Any, dict[str, Any], list[str]]:
+    """The model, and the body checked: only `allowed` keys, a model of `task`, `texts` a bounded list of strings."""
     body = await json_body(request)
     _keys(body, allowed)
-    if request.server.task is not task:
-        served = request.server.task
-        raise WrongTask(f"this server's model is for {served}, not {task}: POST {_ROUTE[served]}")
-    return body, _texts(request, body)
+    name = body.get("model")
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequest("'model' must be a string")
+    model = request.server.resolve(name, None, task)
+    if model.task is not task:
+        raise WrongTask(f"model '{model.name}' is for {model.task}, not {task}: POST {_ROUTE[model.task]}")
+    return model, body, _texts(request, body)
 
 
 async def _classify(request: Request) -> Response:
     started = time.perf_counter()
     s = request.server
-    body, texts = await _read(request, _CLASSIFY_KEYS, Task.CLASSIFICATION)
+    model, body, texts = await _read(request, _CLASSIFY_KEYS, Task.CLASSIFICATION)
     pairs = _strings(body, "text_pairs", s.config.max_texts_per_request)
     top_k = body.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
@@ -87,7 +93,7 @@ async def _classify(request: Request) -> Response:
     raw_scores = body.get("raw_scores", False)
     if not isinstance(raw_scores, bool):
         raise InvalidRequest("'raw_scores' must be true or false")
-    results = await s.classify(texts, pairs, None, "http.Classify")
+    results = await s.classify(model, texts, pairs, None, "http.Classify")
     out = []
     for r in results:
         p = r.prediction
@@ -109,50 +115,60 @@ async def _classify(request: Request) -> Response:
 async def _recognize(request: Request) -> Response:
     started = time.perf_counter()
     s = request.server
-    body, texts = await _read(request, _RECOGNIZE_KEYS, Task.ENTITIES)
+    model, body, texts = await _read(request, _RECOGNIZE_KEYS, Task.ENTITIES)
     aggregation = body.get("aggregation")
     if aggregation is not None and not isinstance(aggregation, str):
         raise InvalidRequest("'aggregation' must be a string")
     check_aggregation(Task.ENTITIES, aggregation or None)
-    results = await s.classify(texts, None, None, "http.Recognize")
+    results = await s.classify(model, texts, None, None, "http.Recognize")
     out = []
     for r in results:
-        answer = regroup(s.engine.task, r.prediction, r.logits, r.tokens, aggregation or None)
+        answer = regroup(model.engine.task, r.prediction, r.logits, r.tokens, aggregation or None)
         out.append({"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated})
     return json_response({"results": out, "timings": _timings(results, started)})
 
 
-def model_info(s: Any) -> dict[str, Any]:
+def model_info(model: Any) -> dict[str, Any]:
     """GetModelInfo's fields, as JSON."""
-    m = s.bundle.manifest
+    m = model.bundle.manifest
     info = {
-        "name": s.model_name,
+        "name": model.name,
+        "version": str(model.version),
         "task": str(m.task),
         "problem_type": m.problem_type,
         "labels": list(m.labels),
-        "variant": s.variant,
-        "provider": s.provider,
+        "variant": model.variant,
+        "provider": model.provider,
         "max_length": m.max_length,
-        "bundle_sha256": s.bundle.checksum,
+        "bundle_sha256": model.bundle.checksum,
         "base_model": m.base_model,
         "inputs": list(m.inputs),
         "aggregation": m.aggregation if m.task is Task.ENTITIES else "",
         "scheme": m.scheme or "",
         "threshold": m.threshold if m.multi_label else None,
-        "card": "/v1/model/card" if s.bundle.card is not None else "",
+        "card": f"/v1/models/{model.name}/card" if model.card_text is not None else "",
     }
     return info
 
 
+def _named(request: Request) -> Any:
+    """The model the path names, or the only one the server serves."""
+    return request.server.resolve(request.params.get("model"))
+
+
 async def _model(request: Request) -> Response:
-    return json_response(model_info(request.server))
+    return json_response(model_info(_named(request)))
+
+
+async def _models(request: Request) -> Response:
+    return json_response({"models": [model_info(m) for m in request.server.repository.serving()]})
 
 
 async def _card(request: Request) -> Response:
-    card = request.server.card_text
-    if card is None:
-        raise NotFound("this bundle has no model card (exported before cards existed: export it again)")
-    return Response(200, card, "text/markdown; charset=utf-8")
+    model = _named(request)
+    if model.card_text is None:
+        raise NotFound(f"model '{model.name}' has no model card (exported before cards existed: export it again)")
+    return Response(200, model.card_text, "text/markdown; charset=utf-8")
 
 
 ROUTES = [
@@ -174,13 +190,9 @@ ROUTES = [
         request="RecognizeRequest",
         response="RecognizeResponse",
     ),
-    Route(
-        "GET",
-        "/v1/model",
-        "GetModelInfo",
-        _model,
-        summary="The model's task, labels and variant.",
-        response="ModelInfo",
-    ),
-    Route("GET", "/v1/model/card", "ModelCard", _card, summary="The model card (Markdown)."),
+    Route("GET", "/v1/models", "ListModels", _models, summary="Every model version serving, with its info."),
+    Route("GET", "/v1/model", "GetModelInfo", _model, summary="The only model's info.", response="ModelInfo"),
+    Route("GET", "/v1/model/card", "ModelCard", _card, summary="The only model's card (Markdown)."),
+    Route("GET", "/v1/models/{model}", "GetModelInfo", _model, summary="A model's info.", response="ModelInfo"),
+    Route("GET", "/v1/models/{model}/card", "ModelCard", _card, summary="A model's card (Markdown)."),
 ]

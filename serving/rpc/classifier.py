@@ -32,10 +32,11 @@ class Classifier(pb_grpc.TextClassifierServicer):
     async def _answer(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> pb.ClassifyResponse:
         started = time.perf_counter()
         self.s.refuse_malformed(method, request)
-        if self.s.task is not TASK:
-            raise wrong_task(self.s.task, TASK)
+        model = self.s.resolve(request.model, None, TASK)
+        if model.task is not TASK:
+            raise wrong_task(model.task, TASK)
         pairs = list(request.text_pairs) if request.text_pairs else None
-        results = await self.s.classify(list(request.texts), pairs, context.time_remaining(), method)
+        results = await self.s.classify(model, list(request.texts), pairs, context.time_remaining(), method)
         k = request.top_k if request.HasField("top_k") and request.top_k > 0 else None
         out = []
         for r in results:
@@ -63,5 +64,8 @@ class Classifier(pb_grpc.TextClassifierServicer):
         async for response in serve_stream(self.s, request_iterator, context, self._answer, "ClassifyStream"):
             yield response
 
+    async def _info(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> pb.ModelInfo:
+        return model_info(self.s.resolve(request.model, None, TASK))
+
     async def GetModelInfo(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
-        return model_info(self.s)
+        return await serve_unary(self._info, request, context, "GetModelInfo")  # type: ignore[no-any-return]

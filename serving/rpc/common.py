@@ -14,9 +14,9 @@ import grpc
 
 from baton.errors import InputError, RequestFailed, WrongTask, status_of
 from baton.serving.batcher import ItemResult
-from baton.serving.bundle import Bundle
 from baton.serving.config import ServeConfig
 from baton.serving.metrics import ServerMetrics
+from baton.serving.repository import Model, Repository
 from baton.serving.tasks import task_class
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.task import Task
@@ -39,24 +39,24 @@ _CALL = {Task.CLASSIFICATION: "TextClassifier.Classify", Task.ENTITIES: "EntityR
 
 
 class ServerView(Protocol):
-    """What a servicer may use of the server: the served bundle and its names, limits, metrics, and admission."""
+    """What a servicer may use of the server: its models (routing and changes), limits, metrics, and admission."""
 
     config: ServeConfig
-    bundle: Bundle
-    engine: Any
     metrics: ServerMetrics
-    model_name: str
-    variant: str
-    provider: str
-    task: Task
+    repository: Repository
     draining: asyncio.Event
-    card_text: bytes | None  # the bundle's model card (Markdown), or None
 
     @property
     def ready(self) -> bool: ...
 
+    def resolve(self, name: str | None, version: str | None = None, task: Task | None = None) -> Model: ...
+
+    async def load_model(self, name: str) -> None: ...
+
+    async def unload_model(self, name: str) -> None: ...
+
     async def classify(
-        self, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
+        self, model: Model, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
     ) -> list[ItemResult]: ...
 
     def refuse_malformed(self, method: str, request: Any) -> None: ...
@@ -91,22 +91,23 @@ def timings(results: list[ItemResult], started: float) -> pb.Timings:
     )
 
 
-def model_info(server: ServerView) -> pb.ModelInfo:
-    m = server.bundle.manifest
+def model_info(model: Model) -> pb.ModelInfo:
+    m = model.bundle.manifest
     return pb.ModelInfo(
-        name=server.model_name,
+        name=model.name,
         task=m.task,
         problem_type=m.problem_type,
         labels=list(m.labels),
-        variant=server.variant,
-        provider=server.provider,
+        variant=model.variant,
+        provider=model.provider,
         max_length=m.max_length,
-        bundle_sha256=server.bundle.checksum,
+        bundle_sha256=model.bundle.checksum,
         base_model=m.base_model,
         inputs=list(m.inputs),
         aggregation=m.aggregation if task_class(m.task).takes_aggregation else "",
         scheme=m.scheme or "",
-        card=(server.card_text or b"").decode("utf-8", "replace"),
+        card=(model.card_text or b"").decode("utf-8", "replace"),
+        version=str(model.version),
     )
 
 

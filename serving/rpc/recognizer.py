@@ -45,14 +45,15 @@ class Recognizer(rpb_grpc.EntityRecognizerServicer):
     async def _answer(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> rpb.RecognizeResponse:
         started = time.perf_counter()
         self.s.refuse_malformed(method, request)
-        if self.s.task is not TASK:
-            raise wrong_task(self.s.task, TASK)
+        model = self.s.resolve(request.model, None, TASK)
+        if model.task is not TASK:
+            raise wrong_task(model.task, TASK)
         aggregation = request.aggregation or None
         check_aggregation(TASK, aggregation)  # before any text is queued (an InputError: INVALID_ARGUMENT)
-        results = await self.s.classify(list(request.texts), None, context.time_remaining(), method)
+        results = await self.s.classify(model, list(request.texts), None, context.time_remaining(), method)
         out = []
         for r in results:
-            answer = regroup(self.s.engine.task, r.prediction, r.logits, r.tokens, aggregation)
+            answer = regroup(model.engine.task, r.prediction, r.logits, r.tokens, aggregation)
             out.append(
                 rpb.TextEntities(
                     entities=[
@@ -73,5 +74,8 @@ class Recognizer(rpb_grpc.EntityRecognizerServicer):
         async for response in serve_stream(self.s, request_iterator, context, self._answer, "RecognizeStream"):
             yield response
 
+    async def _info(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> pb.ModelInfo:
+        return model_info(self.s.resolve(request.model, None, TASK))
+
     async def GetModelInfo(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
-        return model_info(self.s)
+        return await serve_unary(self._info, request, context, "GetModelInfo")  # type: ignore[no-any-return]

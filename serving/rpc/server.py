@@ -1,6 +1,7 @@
-"""`baton serve`'s gRPC server: its life cycle (start, ready, drain, stop, crash) and admission (limits, deadlines,
-the batcher), with the services registered from their own modules: the bundle task's domain service, KServe v2,
-health and reflection. Each servicer sees the server through `ServerView` (common.py)."""
+"""`baton serve`'s server: its life cycle (start, ready, drain, stop, crash) and admission (limits, deadlines, the
+model's batcher), with the services registered from their own modules: both domain services, KServe v2 (with the
+repository extension), health and reflection, and the HTTP front. The models come from the repository
+(serving/repository/). Each servicer sees the server through `ServerView` (common.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import errno
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,19 +17,19 @@ from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from baton.errors import EXIT_WORKER_CRASHED, ConfigError, InputError, InvalidRequest, RequestFailed
-from baton.serving.batcher import Batcher, EngineLike, ItemResult, RequestState
+from baton.serving.batcher import EngineLike, ItemResult, RequestState
 from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.config import DEFAULT_METRICS_PORT, ServeConfig
 from baton.serving.engine import build_engine, default_threads, default_workers
 from baton.serving.http import HttpFront
 from baton.serving.metrics import ServerMetrics
+from baton.serving.repository import Model, ModelControl, Repository, VersionPolicy
 from baton.serving.rpc import classifier, kserve, recognizer
 from baton.serving.rpc import health as rpc_health
 from baton.serving.rpc.common import grpc_code
 from baton.serving.rpc.guards import Checks
 from baton.serving.rpc.security import AuthInterceptor, credentials, open_to_anyone
 from baton.serving.rpc.wire import Malformed
-from baton.serving.tasks import task_class
 from baton.task import Task
 
 __all__ = ["BatonServer"]
@@ -47,36 +49,29 @@ _MAX_SETTLE_S = 2.0
 
 
 class BatonServer:
-    """One bundle served over gRPC. `engine` may be injected (tests fake the engine seam)."""
+    """A model repository (or one bundle) served over gRPC and HTTP. `engine` (with `bundle`) may be injected for a
+    lone bundle: tests fake the engine seam."""
 
     def __init__(self, config: ServeConfig, engine: EngineLike | None = None, bundle: Bundle | None = None) -> None:
         self.config = config
-        self.bundle = bundle or load_bundle(config.bundle)
-        if engine is None:
-            threads = default_threads(config.threads)
-            workers = default_workers(threads, config.workers)
-            # No tokenizer thread pool: a server's cores run inference (serving/encoder.py, `encode_all`).
-            engine = build_engine(
-                self.bundle, config.device, config.variant, threads, workers, config.spin, tokenizer_pool=False
-            )
-        self.engine = engine
-        self.variant = getattr(engine, "variant", "?")
-        self.provider = getattr(engine, "provider", "cpu")
-        self.model_name = config.model_name or self.bundle.name
-        self.task: Task = self.bundle.manifest.task
-        self._answer_bound = task_class(self.task).answer_bound  # looked up once, not per request
+        self._injected: tuple[EngineLike | None, Bundle | None] = (engine, bundle)
         self.metrics = ServerMetrics()
-        self.metrics.model.labels(self.model_name, self.variant, self.provider, self.bundle.checksum).set(1)
-        batching = config.batcher_config(self.provider)
-        self.batcher = Batcher(engine, batching, observer=self.metrics, on_crash=self._crash_from_worker)
+        self.repository = Repository(
+            Path(config.bundle),
+            self._build,
+            name=config.model_name,
+            policy=VersionPolicy.parse(config.version_policy),
+            control=config.model_control,
+            max_models=config.max_models,
+            warmup=config.warmup,
+            grace_s=config.grace_s,
+        )
         self.health = rpc_health.Health()
         self.exit_code = 0
         self.port = 0
         self.metrics_port: int | None = None
         self.http_port: int | None = None
         self._http: HttpFront | None = HttpFront(config, self, self.metrics) if config.http else None
-        card = self.bundle.card
-        self.card_text: bytes | None = None if card is None else card.read_bytes()  # checksummed at load
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._server: grpc.aio.Server | None = None
@@ -85,6 +80,65 @@ class BatonServer:
         self._tasks: set[asyncio.Future[Any]] = set()  # background tasks, kept until done
         self._last_arrival = 0.0  # time.monotonic() of the latest call into the shared request path
         self._cut_off = 0  # accepted calls cancelled while draining
+
+    def _build(self, name: str | None, version: int, path: Path) -> Model:
+        """Load one version (in a worker thread): verify the bundle, open its sessions, give it its batcher."""
+        cfg = self.config
+        engine, bundle = self._injected
+        self._injected = (None, None)  # an injected engine serves the lone bundle once
+        bundle = bundle or load_bundle(path)
+        if engine is None:
+            threads = default_threads(cfg.threads)
+            workers = default_workers(threads, cfg.workers)
+            # No tokenizer thread pool: a server's cores run inference (serving/encoder.py, `encode_all`).
+            engine = build_engine(bundle, cfg.device, cfg.variant, threads, workers, cfg.spin, tokenizer_pool=False)
+        provider = getattr(engine, "provider", "cpu")
+        model = Model(
+            name or bundle.name,
+            version,
+            path,
+            bundle,
+            engine,
+            cfg.batcher_config(provider),
+            self.metrics,
+            self._crash_from_worker,
+        )
+        self.metrics.model.labels(model.name, str(version), model.variant, provider, bundle.checksum).set(1)
+        return model
+
+    def resolve(self, name: str | None, version: str | None = None, task: Task | None = None) -> Model:
+        """The model version a call goes to (serving/repository/registry.py: routing)."""
+        return self.repository.resolve(name, version, task)
+
+    async def load_model(self, name: str) -> None:
+        await self.repository.load(name)
+        await self._refresh_health()
+
+    async def unload_model(self, name: str) -> None:
+        await self.repository.unload(name)
+        await self._refresh_health()
+
+    async def _refresh_health(self) -> None:
+        """SERVING per service while a model answers it; the whole server while any model serves."""
+        if not self._ready:
+            return
+        tasks = {m.task for m in self.repository.serving()}
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        for task, module in _DOMAIN.items():
+            await self.health.set(module.SERVICE, serving if task in tasks else not_serving)
+        await self.health.set(kserve.SERVICE, serving if tasks else not_serving)
+        await self.health.set("", serving if tasks else not_serving)
+
+    async def _poll(self) -> None:
+        while not self.draining.is_set():
+            await asyncio.sleep(self.config.poll_s)
+            if self.draining.is_set():
+                return
+            try:
+                await self.repository.poll()
+                await self._refresh_health()
+            except Exception:  # a poll round never takes the server down
+                logger.exception("model repository poll failed")
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> int:
@@ -109,9 +163,9 @@ class BatonServer:
         for module in (*_DOMAIN.values(), kserve):
             module.register(self, server, checks)
         rpc_health.register(self.health, server, checks)
-        others = [m.SERVICE for task, m in _DOMAIN.items() if task is not self.task]
-        # the other tasks' services answer FAILED_PRECONDITION naming this one; listed for reflection too
-        services = (_DOMAIN[self.task].SERVICE, kserve.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME, *others)
+        # A domain service with no model of its task answers FAILED_PRECONDITION naming the call that answers.
+        domain = tuple(m.SERVICE for m in _DOMAIN.values())
+        services = (*domain, kserve.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(services, server)
         try:
             self._bind(server)
@@ -121,19 +175,25 @@ class BatonServer:
                 self._http.close()
             self.metrics.close()
             raise
-        for service in (*services[:2], ""):
+        for service in (*services[:3], ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.batcher.start()
+        try:
+            await self.repository.start()  # every model loaded, verified and warm before SERVING
+        except BaseException:
+            await server.stop(None)
+            if self._http is not None:
+                self._http.close()
+            await self.repository.stop(0)
+            self.metrics.close()
+            raise
         await server.start()
         self._server = server
         if self._http is not None:
             await self._http.start()
-        if cfg.warmup:
-            texts = ["warm-up", "a longer warm-up text " * 8]
-            await self.batcher.submit(texts, pairs=texts[::-1] if self.bundle.manifest.pairs else None)
-        for service in (*services[:2], ""):
-            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._ready = True
+        await self._refresh_health()
+        if self.repository.control is ModelControl.POLL:
+            self.spawn(self._poll())
         if open_to_anyone(cfg):
             logger.warning(
                 "listening on %s with no --auth-token-file and no --tls-client-ca: anyone who reaches port %d can "
@@ -143,7 +203,7 @@ class BatonServer:
             )
         logger.info(
             "serving %s on %s: gRPC %d, HTTP %s, metrics %s",
-            self.model_name,
+            ", ".join(f"{m.name} v{m.version}" for m in self.repository.serving()),
             cfg.host,
             self.port,
             self.http_port,
@@ -205,7 +265,7 @@ class BatonServer:
                 "%d accepted call(s) cancelled while draining: the grace period ended, or their clients gave up",
                 self._cut_off,
             )
-        await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, 5.0)
+        await self.repository.stop(min(grace, 5.0))  # every version finishes what it took, then its workers stop
         self.metrics.close()
         self._server = None
         self._stopped.set()
@@ -245,13 +305,13 @@ class BatonServer:
         return self._ready
 
     # ---- the shared request path ---------------------------------------------------------------------------
-    def _check_texts(self, texts: list[str], pairs: list[str] | None) -> None:
+    def _check_texts(self, model: Model, texts: list[str], pairs: list[str] | None) -> None:
         cfg = self.config
         if len(texts) > cfg.max_texts_per_request:
             raise InvalidRequest(f"{len(texts)} texts in one request; the limit is {cfg.max_texts_per_request}")
         if texts:  # an empty request gets an empty answer, whatever the model takes
             try:
-                self.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
+                model.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
             except InputError as exc:
                 raise InvalidRequest(str(exc)) from exc
         for field, values in (("texts", texts), ("text_pairs", pairs or [])):
@@ -259,7 +319,7 @@ class BatonServer:
                 if len(text) > cfg.max_text_chars:
                     raise InvalidRequest(f"{field}[{i}] has {len(text)} characters; the limit is {cfg.max_text_chars}")
         chars = sum(map(len, texts))
-        bound = self._answer_bound(len(texts), chars, self.bundle.labels)
+        bound = model.answer_bound(len(texts), chars, model.bundle.labels)
         if bound > cfg.max_answer_bytes:
             raise InvalidRequest(
                 f"{len(texts)} texts of {chars} characters could need an answer of {bound / 2**20:.1f} MiB; this "
@@ -267,21 +327,24 @@ class BatonServer:
             )
 
     async def classify(
-        self, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
+        self, model: Model, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
     ) -> list[ItemResult]:
-        """The texts' results through the batcher, for any front: `remaining` is the caller's time left in seconds
-        (None: no deadline), `method` its name in the metrics."""
+        """The texts' results through `model`'s batcher, for any front: `remaining` is the caller's time left in
+        seconds (None: no deadline), `method` its name in the metrics."""
         started = time.perf_counter()
         self._last_arrival = time.monotonic()
+        if model.closed:  # resolved just before a swap took it out of routing: the version now serving answers
+            model = self.resolve(model.name)
+        model.enter()  # before any await: a version being retired waits for this call
         code = grpc.StatusCode.OK
         try:
             if remaining is not None and remaining <= _MIN_REMAINING_S:
                 # The client gives up before any answer could reach it: end the call quietly, no work, no send.
                 code = grpc.StatusCode.DEADLINE_EXCEEDED
                 raise asyncio.CancelledError
-            self._check_texts(texts, pairs)
+            self._check_texts(model, texts, pairs)
             state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
-            results = await self.batcher.submit(texts, state, pairs)
+            results = await model.batcher.submit(texts, state, pairs)
             for r in results:
                 self.metrics.queue_s.observe(r.queue_s)
                 self.metrics.tokenize_s.observe(r.tokenize_s)
@@ -295,12 +358,13 @@ class BatonServer:
                 self._cut_off += self.draining.is_set()
             raise
         finally:
-            name = code.name
-            self.metrics.requests.labels(method, name).inc()
-            self.metrics.items.labels(method, name).inc(len(texts))
-            self.metrics.total_s.labels(method).observe(time.perf_counter() - started)
+            model.leave()
+            name, version = code.name, str(model.version)
+            self.metrics.requests.labels(method, name, model.name, version).inc()
+            self.metrics.items.labels(method, name, model.name, version).inc(len(texts))
+            self.metrics.total_s.labels(method, model.name).observe(time.perf_counter() - started)
 
     def refuse_malformed(self, method: str, request: Any) -> None:
         if isinstance(request, Malformed):
-            self.metrics.requests.labels(method, grpc.StatusCode.INVALID_ARGUMENT.name).inc()
+            self.metrics.requests.labels(method, grpc.StatusCode.INVALID_ARGUMENT.name, "", "").inc()
             raise InvalidRequest(request.reason)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from baton.serving.v1 import classifier_pb2 as baton_dot_serving_dot_v1_dot_classifier__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!baton/serving/v1/recognizer.proto\x12\x10\x62\x61ton.serving.v1\x1a!baton/serving/v1/classifier.proto\"6\n\x10RecognizeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x13\n\x0b\x61ggregation\x18\x02 \x01(\t\"P\n\x06\x45ntity\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\r\n\x05score\x18\x05 \x01(\x02\"M\n\x0cTextEntities\x12*\n\x08\x65ntities\x18\x01 \x03(\x0b\x32\x18.baton.serving.v1.Entity\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"p\n\x11RecognizeResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.baton.serving.v1.TextEntities\x12*\n\x07timings\x18\x02 \x01(\x0b\x32\x19.baton.serving.v1.Timings2\x9c\x02\n\x10\x45ntityRecognizer\x12T\n\tRecognize\x12\".baton.serving.v1.RecognizeRequest\x1a#.baton.serving.v1.RecognizeResponse\x12^\n\x0fRecognizeStream\x12\".baton.serving.v1.RecognizeRequest\x1a#.baton.serving.v1.RecognizeResponse(\x01\x30\x01\x12R\n\x0cGetModelInfo\x12%.baton.serving.v1.GetModelInfoRequest\x1a\x1b.baton.serving.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!baton/serving/v1/recognizer.proto\x12\x10\x62\x61ton.serving.v1\x1a!baton/serving/v1/classifier.proto\"E\n\x10RecognizeRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x13\n\x0b\x61ggregation\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"P\n\x06\x45ntity\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\r\n\x05score\x18\x05 \x01(\x02\"M\n\x0cTextEntities\x12*\n\x08\x65ntities\x18\x01 \x03(\x0b\x32\x18.baton.serving.v1.Entity\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"p\n\x11RecognizeResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.baton.serving.v1.TextEntities\x12*\n\x07timings\x18\x02 \x01(\x0b\x32\x19.baton.serving.v1.Timings2\x9c\x02\n\x10\x45ntityRecognizer\x12T\n\tRecognize\x12\".baton.serving.v1.RecognizeRequest\x1a#.baton.serving.v1.RecognizeResponse\x12^\n\x0fRecognizeStream\x12\".baton.serving.v1.RecognizeRequest\x1a#.baton.serving.v1.RecognizeResponse(\x01\x30\x01\x12R\n\x0cGetModelInfo\x12%.baton.serving.v1.GetModelInfoRequest\x1a\x1b.baton.serving.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'baton.serving.v1.recognizer
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECOGNIZEREQUEST']._serialized_start=90
-  _globals['_RECOGNIZEREQUEST']._serialized_end=144
-  _globals['_ENTITY']._serialized_start=146
-  _globals['_ENTITY']._serialized_end=226
-  _globals['_TEXTENTITIES']._serialized_start=228
-  _globals['_TEXTENTITIES']._serialized_end=305
-  _globals['_RECOGNIZERESPONSE']._serialized_start=307
-  _globals['_RECOGNIZERESPONSE']._serialized_end=419
-  _globals['_ENTITYRECOGNIZER']._serialized_start=422
-  _globals['_ENTITYRECOGNIZER']._serialized_end=706
+  _globals['_RECOGNIZEREQUEST']._serialized_end=159
+  _globals['_ENTITY']._serialized_start=161
+  _globals['_ENTITY']._serialized_end=241
+  _globals['_TEXTENTITIES']._serialized_start=243
+  _globals['_TEXTENTITIES']._serialized_end=320
+  _globals['_RECOGNIZERESPONSE']._serialized_start=322
+  _globals['_RECOGNIZERESPONSE']._serialized_end=434
+  _globals['_ENTITYRECOGNIZER']._serialized_start=437
+  _globals['_ENTITYRECOGNIZER']._serialized_end=721
 # @@protoc_insertion_point(module_scope)

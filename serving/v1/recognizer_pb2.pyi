@@ -8,12 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeRequest(_message.Message):
-    __slots__ = ("texts", "aggregation")
+    __slots__ = ("texts", "aggregation", "model")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     aggregation: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., aggregation: _Optional[str] = ...) -> None: ...
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., aggregation: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Entity(_message.Message):
     __slots__ = ("label", "text", "start", "end", "score")

@@ -414,3 +414,50 @@ def test_a_request_whose_answer_could_pass_the_send_limit_is_refused_before_any_
             client.recognize(texts)
         assert "baton_batch_size_count 0.0" in s.metrics_text()  # refused before any work
         assert len(client.recognize(texts[:3])) == 3  # a smaller request of the same texts is answered
+
+
+def test_one_repository_serves_a_classifier_and_an_entity_model(
+    tiny_ner_bundle: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """Issue 31: one server, two models of two tasks. Each domain service finds its own model without a name; KServe
+    and tritonclient route by name; the index lists both."""
+    import shutil
+    import urllib.request
+
+    import tritonclient.grpc as tc
+    import tritonclient.http as th
+
+    from baton.serving import Predictor
+    from baton.serving.client import Client, ClientError
+    from baton.serving.config import ServeConfig
+
+    root = tmp_path / "repo"
+    shutil.copytree(tiny_bundle, root / "sentiment" / "1")
+    shutil.copytree(tiny_ner_bundle, root / "entities")
+    texts = ["Maria Okafor joined Acme Robotics in Lisbon last week ."]
+    entities = Predictor.load(tiny_ner_bundle, device="cpu", variant="fp32").predict(texts)
+    labels = Predictor.load(tiny_bundle, device="cpu", variant="fp32").predict(texts)
+    with ServerThread(ServeConfig(bundle=str(root), variant="fp32", threads=1)) as s, Client(s.target) as client:
+        found = client.recognize(texts)
+        assert [[e[:4] for e in r.entities] for r in found] == [
+            [(e.label, e.text, e.start, e.end) for e in a.entities] for a in entities
+        ]
+        assert [r.label for r in client.classify(texts)] == [p.label for p in labels]
+        with Client(s.target, model="sentiment") as named, pytest.raises(ClientError) as exc:
+            named.recognize(texts)
+        assert exc.value.code == grpc.StatusCode.FAILED_PRECONDITION and "Classify" in str(exc.value)
+        k = tc.InferenceServerClient(s.target)
+        index = {(m.name, m.state) for m in k.get_model_repository_index().models}
+        assert index == {("sentiment", "READY"), ("entities", "READY")}
+        text_in = tc.InferInput("text", [1], "BYTES")
+        text_in.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
+        assert json.loads(k.infer("entities", [text_in]).as_numpy("entities")[0])["entities"]
+        assert k.infer("sentiment", [text_in]).as_numpy("label")[0].decode() == labels[0].label
+        assert s.server is not None
+        h = th.InferenceServerClient(f"127.0.0.1:{s.server.http_port}")
+        assert {m["name"] for m in h.get_model_repository_index()} == {"sentiment", "entities"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.server.http_port}/v1/models", timeout=30) as r:
+            assert {m["task"] for m in json.loads(r.read())["models"]} == {
+                "text-classification",
+                "token-classification",
+            }

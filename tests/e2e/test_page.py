@@ -83,7 +83,7 @@ def test_the_page_classifies_and_shows_the_card(browser: Any, tiny_bundle: Path,
     with ServerThread(ServeConfig(bundle=str(tiny_bundle), warmup=False)) as s:
         assert s.server is not None and s.server.http_port
         _open(browser, s.server.http_port)
-        assert browser.find_element(By.ID, "model-name").text == s.server.model_name
+        assert browser.find_element(By.ID, "model-name").text == s.server.resolve(None).name
         _submit(browser, "I loved it\nterrible, I want my money back", ".result .label-row")
         boxes = browser.find_elements(By.CSS_SELECTOR, "#results .result")
         shown = [
@@ -105,7 +105,7 @@ def test_the_page_classifies_and_shows_the_card(browser: Any, tiny_bundle: Path,
             assert [label for label, _, chosen in rows if chosen] == [answer.label]
             assert abs(rows[0][1] - answer.score) < 1e-6
         card = browser.find_element(By.ID, "card-body")  # the card export wrote, read as Markdown
-        assert card.find_element(By.TAG_NAME, "h1").text == s.server.model_name
+        assert card.find_element(By.TAG_NAME, "h1").text == s.server.resolve(None).name
         rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in card.find_elements(By.TAG_NAME, "tr")]
         assert ["variant", "accuracy"] in rows and "int8" in [row[0] for row in rows]
         _screenshot(browser, tmp_path, "page-classifier.png")
@@ -157,3 +157,30 @@ def test_the_page_highlights_entities_inline(browser: Any, tiny_ner_bundle: Path
         line = browser.find_element(By.CSS_SELECTOR, "#results .entities")
         assert line.text.replace("PER", "").replace("\n", "").split() == text.split()  # the text, whole and in order
         _screenshot(browser, tmp_path, "page-entities.png")
+
+
+def test_the_page_lets_you_choose_a_model_of_a_repository(browser: Any, tiny_bundle: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from baton.serving.client import Client
+
+    root = tmp_path / "repo"
+    for name in ("alpha", "beta"):
+        shutil.copytree(tiny_bundle, root / name)
+    with ServerThread(ServeConfig(bundle=str(root), warmup=False)) as s:
+        assert s.server is not None
+        _open(browser, s.server.http_port)
+        select = Select(browser.find_element(By.ID, "model"))
+        assert [o.text for o in select.options] == ["alpha", "beta"]
+        browser.execute_script("delete document.body.dataset.ready")
+        select.select_by_visible_text("beta")
+        WebDriverWait(browser, 20).until(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+        assert browser.find_element(By.ID, "model-name").text == "beta"
+        _submit(browser, "I loved it", ".result .label-row")
+        with Client(s.target, model="beta") as client:
+            (expected,) = client.classify(["I loved it"])
+        (chosen,) = browser.find_elements(By.CSS_SELECTOR, ".label-row.chosen")
+        assert chosen.get_attribute("data-label") == expected.label
+        text = s.metrics_text()
+        assert 'method="http.Classify",model="beta"' in text and 'method="http.Classify",model="alpha"' not in text

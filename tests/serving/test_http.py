@@ -123,7 +123,8 @@ def test_model_info_and_the_openapi_document(server: ServerThread, tiny_bundle: 
     status, _, body = _call(server, "/v1/model")
     info = json.loads(body)
     assert status == 200 and info["labels"] == ["negative", "positive"] and info["name"] == tiny_bundle.name
-    assert info["card"] == "/v1/model/card"
+    assert info["card"] == f"/v1/models/{info['name']}/card" and info["version"] == "1"
+    assert _call(server, info["card"])[2] == _call(server, "/v1/model/card")[2]
     status, headers, body = _call(server, "/v1/model/card")
     assert status == 200 and headers["content-type"].startswith("text/markdown")
     assert body == (tiny_bundle / "README.md").read_bytes()
@@ -167,7 +168,7 @@ def test_model_info_and_the_openapi_document(server: ServerThread, tiny_bundle: 
             "for text-classification, not token-classification: POST /v1/classify",
         ),
         ("/v2/models/nope", None, 404, "unknown model 'nope'"),
-        ("/v2/models/{m}/versions/2", None, 404, "unknown version '2'"),
+        ("/v2/models/{m}/versions/2", None, 404, "has no version '2' serving; it serves versions [1]"),
         ("/v2/models/{m}/infer", {"inputs": []}, 400, "inputs must be text"),
         (
             "/v2/models/{m}/infer",

@@ -80,7 +80,8 @@ def test_a_blank_text_is_flagged_not_labelled(server: ServerThread, tiny_bundle:
 def test_the_server_tokenizes_without_the_tokenizer_pool(server: ServerThread) -> None:
     """Its cores run inference: the pool's threads would only wait for them (serving/encoder.py, `encode_all`)."""
     assert server.server is not None
-    assert server.server.engine.encoder.pool is False  # type: ignore[attr-defined]
+    (model,) = server.server.repository.serving()
+    assert model.engine.encoder.pool is False
 
 
 def test_stream_answers_each_message_in_order(server: ServerThread) -> None:

@@ -48,6 +48,7 @@ class _Caller:
         self.channel = grpc.aio.insecure_channel(target)
         self.protocol = protocol
         self.model_name = model_name or ""
+        self.domain_model = self.model_name  # the domain API's `model`: one model of a repository server
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.stub: Any = (
             pb_grpc.TextClassifierStub(self.channel)
@@ -69,7 +70,7 @@ class _Caller:
         await self.channel.close()
 
     async def _classify(self, texts: list[str], pairs: list[str] | None, timeout: float) -> None:
-        request = self.pb.ClassifyRequest(texts=texts, text_pairs=pairs or [])
+        request = self.pb.ClassifyRequest(texts=texts, text_pairs=pairs or [], model=self.domain_model)
         await self.stub.Classify(request, timeout=timeout, metadata=self.metadata)
 
     async def _recognize(self, texts: list[str], pairs: list[str] | None, timeout: float) -> None:
@@ -78,11 +79,13 @@ class _Caller:
 
         if self._recognizer is None:
             self._recognizer = rpb_grpc.EntityRecognizerStub(self.channel)
-        await self._recognizer.Recognize(rpb.RecognizeRequest(texts=texts), timeout=timeout, metadata=self.metadata)
+        request = rpb.RecognizeRequest(texts=texts, model=self.domain_model)
+        await self._recognizer.Recognize(request, timeout=timeout, metadata=self.metadata)
 
     async def _server_task(self, timeout: float) -> Task:
         try:
-            info = await self.stub.GetModelInfo(self.pb.GetModelInfoRequest(), timeout=timeout, metadata=self.metadata)
+            request = self.pb.GetModelInfoRequest(model=self.domain_model)
+            info = await self.stub.GetModelInfo(request, timeout=timeout, metadata=self.metadata)
             return Task.parse(info.task, "GetModelInfo")
         except self.grpc.aio.AioRpcError as exc:
             if exc.code() != self.grpc.StatusCode.UNIMPLEMENTED:

@@ -130,7 +130,16 @@ function renderCard(markdown) {
 
 async function loadModel() {
   showError("");
-  const info = await call("GET", "/v1/model");
+  const models = (await call("GET", "/v1/models")).models;
+  if (!models.length) throw new Error("this server serves no model right now");
+  const select = document.getElementById("model");
+  if (!state.info && models.length > 1) {  // a model repository: choose one
+    const names = [...new Set(models.map((m) => m.name))].sort();
+    select.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    document.getElementById("model-box").hidden = false;
+  }
+  const chosen = document.getElementById("model-box").hidden ? models[0].name : select.value;
+  const info = await call("GET", "/v1/models/" + encodeURIComponent(chosen));
   state.info = info;
   document.getElementById("token-form").hidden = true;
   document.getElementById("model-name").textContent = info.name;
@@ -143,7 +152,9 @@ async function loadModel() {
   document.getElementById("aggregation-box").hidden = info.task !== "token-classification";
   if (info.aggregation) document.getElementById("aggregation").value = info.aggregation;
   document.getElementById("pair-box").hidden = !(info.inputs || []).includes("text_pair");
+  document.getElementById("card-body").replaceChildren("No card.");
   if (info.card) renderCard(await call("GET", info.card));
+  document.getElementById("results").replaceChildren();
   document.body.dataset.ready = "true";
 }
 
@@ -156,10 +167,11 @@ async function run(event) {
     if (!texts.length) { showError("type a text first"); return; }
     document.body.dataset.busy = "true";
     if (state.info.task === "token-classification") {
-      const answer = await call("POST", "/v1/recognize", { texts, aggregation: document.getElementById("aggregation").value });
+      const body = { texts, model: state.info.name, aggregation: document.getElementById("aggregation").value };
+      const answer = await call("POST", "/v1/recognize", body);
       showEntities(texts, answer.results);
     } else {
-      const body = { texts, top_k: 0 };
+      const body = { texts, model: state.info.name, top_k: 0 };
       if (!document.getElementById("pair-box").hidden) {
         body.text_pairs = document.getElementById("pairs").value.split("\n").filter((t) => t.trim() !== "");
       }
@@ -179,6 +191,10 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     state.token = document.getElementById("token").value.trim();
     sessionStorage.setItem("baton-token", state.token);
+    loadModel().catch((error) => showError(error.message));
+  });
+  document.getElementById("model").addEventListener("change", () => {
+    delete document.body.dataset.ready;
     loadModel().catch((error) => showError(error.message));
   });
   loadModel().catch((error) => showError(error.message));

@@ -1,0 +1,84 @@
+"""One loaded version of one model: its verified bundle, its engine and its own batcher.
+
+Calls are counted in and out (`enter`, `leave`); `drain` waits until the version has answered every call it took,
+so a version taken out of routing (a swap, an unload, a stop) finishes its work before its workers stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from baton.serving.batcher import Batcher, BatcherConfig, EngineLike
+from baton.serving.bundle import Bundle
+from baton.serving.tasks import task_class
+from baton.task import Task
+
+__all__ = ["Model"]
+
+logger = logging.getLogger(__name__)
+
+
+class Model:
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        bundle: Bundle,
+        engine: EngineLike,
+        batching: BatcherConfig,
+        observer: Any,
+        on_crash: Callable[[BaseException], None],
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.path = path
+        self.bundle = bundle
+        self.engine: Any = engine
+        self.task: Task = bundle.manifest.task
+        self.variant = getattr(engine, "variant", "?")
+        self.provider = getattr(engine, "provider", "cpu")
+        self.answer_bound = task_class(self.task).answer_bound  # looked up once, not per request
+        card = bundle.card
+        self.card_text: bytes | None = None if card is None else card.read_bytes()  # checksummed at load
+        self.batcher = Batcher(engine, batching, observer=observer, on_crash=on_crash)
+        self.closed = False  # out of routing: a call that still resolved it is sent to the serving version
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __repr__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def warm_up(self) -> None:
+        texts = ["warm-up", "a longer warm-up text " * 8]
+        await self.batcher.submit(texts, pairs=texts[::-1] if self.bundle.manifest.pairs else None)
+
+    def enter(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every call this version took has its answer; whether it did within `timeout`."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the workers (after `drain`): the engine's sessions are freed with the last reference."""
+        self.closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self.batcher.stop, timeout)
+        logger.info("%r closed", self)
