@@ -39,7 +39,7 @@ def serve(
         str | None, Opt(help="A lone bundle's model name (default: its manifest's; a repository's: its folders').")
     ] = None,
     version_policy: Annotated[
-        str | None, Opt(help="Versions that serve: latest, latest:N, all or specific:N[,M...].", rich_help_panel=_REPO)
+        str | None, Opt(help="Versions that serve: latest, latest:N, all or specific:N,M.", rich_help_panel=_REPO)
     ] = None,
     model_control: Annotated[
         str | None,

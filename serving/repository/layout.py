@@ -6,6 +6,8 @@
 - Names are 1 to 128 characters of letters, digits, `_`, `.` and `-`, not starting with a dot (hidden folders,
   an interrupted export's `.name.export-*` work folder, are not models).
 - Links are not followed: a repository's models live inside it.
+- Two names that differ only in letter case are one name twice: the second is skipped (a client, a URL or a
+  case-insensitive file system would not tell them apart).
 - Anything else (a folder of neither kind, a version folder that is not a bundle, a file) is skipped with a reason;
   the rest of the repository is read.
 """
@@ -66,6 +68,8 @@ def scan(root: Path, name: str | None = None) -> Layout:
             skipped.append(f"{entry}: not a folder")
         elif not _NAME.fullmatch(entry.name):
             skipped.append(f"{entry}: a model's name is 1-128 letters, digits, '_', '.' or '-'")
+        elif any(entry.name.lower() == other.lower() for other in models):
+            skipped.append(f"{entry}: the same name as a model already found, in other letter case; rename one")
         else:
             versions = _versions(entry, skipped)
             if versions:

@@ -33,9 +33,11 @@ def test_models_are_bundles_or_numbered_versions_and_the_rest_is_skipped(tmp_pat
     _bundle(root / "bad name")
     (root / "notes.txt").write_text("x")
     (root / "link").symlink_to(topic)
+    _bundle(root / "Topic")  # sorted before "topic": that one is the duplicate
+    topic_upper = root / "Topic"
     layout = scan(root)
     assert not layout.single
-    assert layout.models == {"sentiment": {1: v1, 12: v12}, "topic": {1: topic}}
+    assert layout.models == {"Topic": {1: topic_upper}, "sentiment": {1: v1, 12: v12}}
     skipped = "\n".join(layout.skipped)
     for name in (
         "sentiment/3: no bundle.json",
@@ -44,6 +46,7 @@ def test_models_are_bundles_or_numbered_versions_and_the_rest_is_skipped(tmp_pat
         "bad name:",
         "notes.txt: not a folder",
         "link: not a folder",
+        "topic: the same name as a model already found",
     ):
         assert name in skipped, name
     assert ".hidden" not in skipped
