@@ -127,9 +127,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             env=env, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         infinity = subprocess.Popen(
-            [args.infinity, "v2", "--model-id", str(model_dir), "--engine", "optimum", "--device", "cpu",
+            # "." from inside the folder: given an absolute path, infinity 0.0.78 passes optimum 2.1 an absolute
+            # file name, which it refuses ("Could not find any ONNX files with target file name ...")
+            [args.infinity, "v2", "--model-id", ".", "--engine", "optimum", "--device", "cpu",
              "--port", str(i_port), "--onnx-disable-optimize", "--no-model-warmup", "--served-model-name", "m"],
             env={**env, "HF_HOME": str(Path(tmp_name) / "hf")}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=model_dir,
         )  # fmt: skip
         rows = []
         try:
