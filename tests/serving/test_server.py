@@ -256,6 +256,25 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
+def _check_https(s: ServerThread, ca: Path, client: tuple[Path, Path] | None = None) -> None:
+    """The HTTP port serves the same TLS (and asks for the same client certificates) as the gRPC port."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    assert s.server is not None
+    url = f"https://127.0.0.1:{s.server.http_port}/v2/health/ready"
+    context = ssl.create_default_context(cafile=str(ca))
+    if client is not None:
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # no client certificate: refused
+            urllib.request.urlopen(url, context=context, timeout=10)
+        context.load_cert_chain(str(client[0]), str(client[1]))
+    with urllib.request.urlopen(url, context=context, timeout=10) as r:
+        assert r.status == 200
+    with pytest.raises((urllib.error.URLError, ConnectionError)):  # plaintext HTTP to a TLS port
+        urllib.request.urlopen(url.replace("https", "http"), timeout=10)
+
+
 def test_tls_and_mutual_tls(tiny_bundle: Path, tmp_path: Path) -> None:
     key, cert = tmp_path / "server.key", tmp_path / "server.pem"
     _openssl(
@@ -303,6 +322,7 @@ def test_tls_and_mutual_tls(tiny_bundle: Path, tmp_path: Path) -> None:
         with Client(s.target, timeout=3) as plaintext, pytest.raises(Unavailable) as refused:
             plaintext.classify(["x"])
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE  # no TLS handshake: never connected
+        _check_https(s, cert)
     mtls = ServeConfig(bundle=str(tiny_bundle), tls_cert=str(cert), tls_key=str(key), tls_client_ca=str(ccert))
     with ServerThread(mtls) as s:
         tls = TLSConfig(root_ca=str(cert), client_cert=str(ccert), client_key=str(ckey))
@@ -312,6 +332,7 @@ def test_tls_and_mutual_tls(tiny_bundle: Path, tmp_path: Path) -> None:
         with no_cert, pytest.raises(Unavailable) as refused:
             no_cert.classify(["x"])
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE  # the server asked for a client certificate
+        _check_https(s, cert, (ccert, ckey))
 
 
 def test_worker_crash_fails_pending_and_flips_health(tiny_bundle: Path) -> None:
