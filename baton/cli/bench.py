@@ -137,7 +137,7 @@ def bench_grpc_cmd(
 
 @bench_app.command("serve")
 def bench_serve_cmd(
-    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory, or a model repository (with --model-name).")],
     data: Annotated[str, _DATA],
     concurrency: Annotated[str, Opt(help="Closed-loop client counts, comma-separated.")] = "1,8,32,64",
     texts_per_request: Annotated[int, Opt(help="Texts in each request.")] = 1,
@@ -156,6 +156,9 @@ def bench_serve_cmd(
     samples: Annotated[int, Opt(help="Texts sampled from --input (seeded).")] = 512,
     seed: Annotated[int, Opt(help="Seed of the text sample.")] = 0,
     quick: Annotated[bool, Opt(help="Tiny durations (tests, smoke runs).")] = False,
+    model_name: Annotated[
+        str | None, Opt(help="A model repository: the model to load (its highest version); the others serve beside.")
+    ] = None,
     output: Annotated[
         Path | None, Opt("--output", "-o", help="JSON file (default: bench-results/<mode>-<time>.json).")
     ] = None,
@@ -176,6 +179,7 @@ def bench_serve_cmd(
         options,
         device=device,
         variant=variant,
+        model=model_name,
     )
     _bench_finish(report, output)
 

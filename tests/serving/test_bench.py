@@ -133,6 +133,28 @@ def test_serve_mode_reports_the_ratio(tiny_bundle: Path, tmp_path: Path) -> None
     assert "CPU per text, ms (the ceiling spends" in proc.stdout and "4 clients: server" in proc.stdout
 
 
+def test_serve_mode_loads_one_model_of_a_repository(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Issue 31: `baton bench serve REPO --model-name M` starts the whole repository, loads model M, and measures
+    M's highest version in-process for the ceiling."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_bundle, repo / "alpha")
+    shutil.copytree(tiny_bundle, repo / "beta" / "1")
+    args = ["serve", str(repo), "--input", str(REVIEWS / "test.jsonl"), "--concurrency", "2", "--quick"]
+    proc = _bench(*args, "--model-name", "beta", "--output", "r.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    _closed_rows_add_up(report["grpc"]["results"])
+    assert report["bundle"] == str(repo / "beta" / "1") and report["ratio_best"] > 0
+    unnamed = _bench(*args, cwd=tmp_path)
+    assert (
+        unnamed.returncode == 2 and "--model-name: name one of the repository's models (alpha, beta)" in unnamed.stderr
+    )
+    lone = _bench("serve", str(tiny_bundle), *args[2:], "--model-name", "x", cwd=tmp_path)
+    assert lone.returncode == 2 and "this is a lone bundle" in lone.stderr
+
+
 def test_cpu_per_text_divides_each_process_by_the_texts_of_its_window() -> None:
     from baton.tools.bench import cpu_per_text
 

@@ -402,6 +402,24 @@ def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator
                 proc.kill()
 
 
+def _target_model(root: Path, model: str | None) -> tuple[Path, str | None]:
+    """The bundle a load on `root` exercises, and its model name (None for a lone bundle)."""
+    from baton.serving.repository import scan
+    from baton.serving.repository.layout import is_bundle
+
+    if is_bundle(root):
+        if model:
+            raise BatonError("--model-name names a model of a repository; this is a lone bundle")
+        return root, None
+    if not root.is_dir():
+        raise BatonError(f"bundle or model repository not found: {root}")
+    models = scan(root).models
+    if model not in models:
+        raise BatonError(f"--model-name: name one of the repository's models ({', '.join(sorted(models)) or 'none'})")
+    versions = models[model]
+    return versions[max(versions)], model
+
+
 def bench_serve(
     bundle_dir: Path,
     texts: list[str],
@@ -413,8 +431,12 @@ def bench_serve(
     echo: bool = True,
     device: str = "cpu",
     variant: str | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Start `baton serve`, sweep the load, and measure the in-process ceiling before and after the sweep.
+
+    `bundle_dir` may be a model repository: `model` names the model the load goes to, and the ceiling runs its
+    highest version (what the server routes to by default); the repository's other models serve beside it.
 
     The machine's speed drifts over minutes, so the ratio divides by the mean of the two ceilings, and both are kept.
     The server and the ceiling run the same variant on the same device (`--device`, `--variant`).
@@ -422,12 +444,13 @@ def bench_serve(
     from baton.serving.bundle import load_bundle
     from baton.serving.engine import choose_variant
 
+    server_dir, bundle_dir, name = bundle_dir, *_target_model(bundle_dir, model)
     bundle = load_bundle(bundle_dir)
     variant, _, _ = choose_variant(bundle, check_device(device), variant)  # before any load
     serve_args = [*serve_args, "--device", device, "--variant", variant]
     seconds = 0.5 if options.quick else max(2.0, options.duration_s / 3)
     before = inprocess_ceiling(bundle_dir, texts, variant, seconds, device=device)
-    with started_server(bundle_dir, serve_args) as server:
+    with started_server(server_dir, serve_args) as server:
         http = protocol.startswith("http")
         load = Load(
             target=server.http_url if http else server.target,
@@ -435,7 +458,7 @@ def bench_serve(
             concurrency=concurrency,
             per_request=per_request,
             protocol=protocol,
-            model_name=bundle.name,
+            model_name=name or bundle.name,
             metrics_url=server.metrics_url,
             server_pid=server.pid,
         )
