@@ -113,9 +113,22 @@ def _demo_server(bundle_dir: Path, echo: Callable[[str], None]) -> Iterator[int]
     from baton.tools.bench.loadgen import free_port
 
     port = free_port()
-    echo(f"  `baton serve {bundle_dir} --port {port}`")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "baton", "-q", "serve", str(bundle_dir), "--port", str(port), "--metrics-port", "0"],
+    echo(f"  `baton serve {bundle_dir} --port {port} --http-port 0`")
+    proc = subprocess.Popen(  # every port its own: a demo must not fail because 8000 or 9464 is taken
+        [
+            sys.executable,
+            "-m",
+            "baton",
+            "-q",
+            "serve",
+            str(bundle_dir),
+            "--port",
+            str(port),
+            "--http-port",
+            "0",
+            "--metrics-port",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
