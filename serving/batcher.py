@@ -51,7 +51,7 @@ from baton.errors import (
 from baton.serving.batching import WIDE_POLICIES, runs_wide, select_window
 from baton.serving.engine import Encoded, Tokens
 
-__all__ = ["Batcher", "BatcherConfig", "ItemResult", "RequestState"]
+__all__ = ["Batcher", "BatcherConfig", "ItemResult", "RequestState", "timings_us"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,18 @@ class ItemResult:
     inference_s: float
     batch_size: int
     tokens: Any = None  # the item as the task tokenized it (entity models re-aggregate from it on request)
+
+
+def timings_us(results: Sequence[ItemResult], started: float) -> dict[str, int]:
+    """A request's timings in µs, as every front answers them: the slowest item's queue, tokenize and inference
+    times, and the whole call since `started` (time.perf_counter())."""
+    us = 1_000_000
+    return {
+        "queue_us": int(max((r.queue_s for r in results), default=0) * us),
+        "tokenize_us": int(max((r.tokenize_s for r in results), default=0) * us),
+        "inference_us": int(max((r.inference_s for r in results), default=0) * us),
+        "total_us": int((time.perf_counter() - started) * us),
+    }
 
 
 @dataclass(eq=False)

@@ -22,7 +22,9 @@ __all__ = [
     "MAX_ID_CHARS",
     "InputTensor",
     "check_id",
+    "given_elements",
     "json_data",
+    "model_metadata",
     "raw_elements",
     "texts_of",
     "wanted_outputs",
@@ -85,6 +87,26 @@ def texts_of(inputs: Sequence[InputTensor], declared: Sequence[str], limit: int)
 def raw_elements(raw: bytes) -> Callable[[int], list[bytes]]:
     """`InputTensor.elements` for raw BYTES contents (4-byte little-endian length, then the bytes)."""
     return lambda limit: decode_bytes_raw(raw, limit + 1)
+
+
+def given_elements(elements: Sequence[bytes | str]) -> Callable[[int], Sequence[bytes | str]]:
+    """`InputTensor.elements` for elements the front already holds decoded (protobuf contents, JSON data)."""
+    return lambda limit: elements
+
+
+def model_metadata(model: Any, versions: Sequence[int]) -> dict[str, Any]:
+    """ModelMetadata of a model version (`model`: serving/repository/model.py) whose model serves `versions`."""
+    tensor = {"datatype": "BYTES", "shape": [-1]}
+    return {
+        "name": model.name,
+        "versions": [str(v) for v in versions],
+        "platform": f"onnxruntime_{model.variant}",
+        "inputs": [{"name": name, **tensor} for name in model.bundle.manifest.inputs],
+        "outputs": [
+            {"name": o.name, "datatype": o.datatype, "shape": list(o.shape)}
+            for o in task_class(model.task).outputs(model.bundle.labels)
+        ],
+    }
 
 
 def json_data(tensor: Tensor) -> list[Any]:

@@ -30,7 +30,7 @@ import orjson
 
 from baton.errors import BatonError, Cancelled, InvalidRequest
 
-__all__ = ["App", "HttpError", "Request", "Response", "Route", "json_body", "json_response"]
+__all__ = ["App", "HttpError", "Request", "Response", "Route", "json_body", "json_response", "parse_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,16 +132,21 @@ class Request:
                 return b"".join(chunks)
 
 
+def parse_json(data: bytes, what: str) -> Any:
+    """`data` as JSON, or a 400 saying where it stopped being JSON (`what`: "the body", ...)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"{what} is not JSON: {exc}") from None
+
+
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as one JSON object (400 otherwise). 415 for a declared content type other than JSON, or than the
     form type `curl -d` sends by default (its body is read as JSON all the same)."""
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if kind not in _JSON_TYPES:
         raise HttpError(415, f"send application/json (got {kind[:60]})")
-    try:
-        value = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not JSON: {exc}") from None
+    value = parse_json(await request.body(), "the body")
     if not isinstance(value, dict):
         raise InvalidRequest("the body must be a JSON object")
     return value

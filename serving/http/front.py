@@ -106,18 +106,14 @@ class HttpFront:
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
 
-    def bind(self) -> int:
-        """Bind the port (before anything serves, so a port in use fails the start cleanly); the port bound."""
-        self._sock = self._bind()
-        return self.port
-
     def close(self) -> None:
         """Release a port bound by bind() when the server does not start after all."""
         if self._sock is not None and self._server is None:
             self._sock.close()
             self._sock = None
 
-    def _bind(self) -> socket.socket:
+    def bind(self) -> int:
+        """Bind the port (before anything serves, so a port in use fails the start cleanly); the port bound."""
         cfg = self.config
         family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
         # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without it
@@ -131,15 +127,15 @@ class HttpFront:
             raise ConfigError(f"--http-port: cannot bind {cfg.host}:{cfg.http_port} ({exc.strerror or exc})") from exc
         sock.listen(1024)
         sock.setblocking(False)
+        self._sock = sock
         self.port = sock.getsockname()[1]
-        return sock
+        return self.port
 
     async def start(self) -> int:
         import uvicorn
 
         if self._sock is None:
             self.bind()
-        sock = self._sock
         cfg = self.config
         tls: dict[str, Any] = {}
         if cfg.tls_cert:
@@ -161,7 +157,7 @@ class HttpFront:
         )
         self._server = uvicorn.Server(config)
         # `_serve`, not `serve`: serve() would take over SIGTERM and SIGINT, which `baton serve` handles (run.py)
-        self._task = asyncio.ensure_future(self._server._serve(sockets=[sock]))
+        self._task = asyncio.ensure_future(self._server._serve(sockets=[self._sock]))
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # raises what failed

@@ -19,15 +19,23 @@ same header. Errors are `{"error": "..."}` with a 4xx status (5xx: the server's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from baton import __version__
 from baton.errors import InvalidRequest, NotFound
-from baton.serving.http.app import Request, Response, Route, json_response
-from baton.serving.oip import InputTensor, check_id, json_data, raw_elements, texts_of, wanted_outputs
+from baton.serving.http.app import Request, Response, Route, json_response, parse_json
+from baton.serving.oip import (
+    InputTensor,
+    check_id,
+    given_elements,
+    json_data,
+    model_metadata,
+    raw_elements,
+    texts_of,
+    wanted_outputs,
+)
 from baton.serving.tasks import task_class
 
 __all__ = ["ROUTES"]
@@ -66,21 +74,9 @@ async def _model_ready(request: Request) -> Response:
     return json_response({"error": f"model '{model.name}' is not ready", "ready": False}, 400)
 
 
-def metadata(server: Any, model: Any) -> dict[str, Any]:
-    """A model version's metadata, as the gRPC KServe ModelMetadata answers it."""
-    outputs = task_class(model.task).outputs(model.bundle.labels)
-    return {
-        "name": model.name,
-        "versions": [str(m.version) for m in server.repository.serving() if m.name == model.name],
-        "platform": f"onnxruntime_{model.variant}",
-        "inputs": [{"name": name, "datatype": "BYTES", "shape": [-1]} for name in model.bundle.manifest.inputs],
-        "outputs": [{"name": o.name, "datatype": o.datatype, "shape": list(o.shape)} for o in outputs],
-    }
-
-
 async def _model_metadata(request: Request) -> Response:
     model = _model(request)
-    doc = metadata(request.server, model)
+    doc = model_metadata(model, request.server.repository.versions(model.name))
     if model.card_text is not None:
         doc["card"] = f"/v1/models/{model.name}/card"
     return json_response(doc)
@@ -88,13 +84,8 @@ async def _model_metadata(request: Request) -> Response:
 
 async def _index(request: Request) -> Response:
     body = await request.body()
-    ready = False
-    if body.strip():
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"the body is not JSON: {exc}") from None
-        ready = isinstance(doc, dict) and doc.get("ready") is True
+    doc = parse_json(body, "the body") if body.strip() else {}
+    ready = isinstance(doc, dict) and doc.get("ready") is True
     rows = request.server.repository.index(ready_only=ready)
     return json_response([{"name": n, "version": v, "state": s, "reason": r} for n, v, s, r in rows])
 
@@ -120,10 +111,7 @@ def _split(request: Request, body: bytes) -> tuple[Any, bytes]:
         if not size.isdigit() or int(size) > len(body):
             raise InvalidRequest(f"Inference-Header-Content-Length is {size[:20]!r}; the body has {len(body)} bytes")
         head, tail = body[: int(size)], body[int(size) :]
-    try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the inference header is not JSON: {exc}") from None
+    doc = parse_json(head, "the inference header")
     if not isinstance(doc, dict):
         raise InvalidRequest("the inference request must be a JSON object")
     return doc, tail
@@ -163,14 +151,10 @@ def _inputs(doc: dict[str, Any], tail: bytes) -> list[InputTensor]:
         data = tensor.get("data")
         if not isinstance(data, list) or not all(isinstance(e, str) for e in data):
             raise InvalidRequest(f"input '{name[:40]}': 'data' must be a list of strings (or send it binary)")
-        tensors.append(InputTensor(name, datatype, shape, _given(data)))
+        tensors.append(InputTensor(name, datatype, shape, given_elements(data)))
     if offset != len(tail):
         raise InvalidRequest(f"{len(tail) - offset} bytes of binary data follow the inputs that no input claims")
     return tensors
-
-
-def _given(data: list[str]) -> Callable[[int], list[str]]:
-    return lambda limit: data
 
 
 def _requested(doc: dict[str, Any]) -> tuple[list[str], set[str]]:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from baton.errors import InvalidRequest, NotFound, WrongTask
-from baton.serving.batcher import ItemResult
+from baton.serving.batcher import timings_us
 from baton.serving.http.app import Request, Response, Route, json_body, json_response
 from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.token_classification import regroup
@@ -41,32 +41,14 @@ def _keys(body: Mapping[str, Any], allowed: set[str]) -> None:
         raise InvalidRequest(f"unknown key(s) {', '.join(k[:40] for k in unknown[:8])}; send {sorted(allowed)}")
 
 
-def _strings(body: Mapping[str, Any], key: str, limit: int) -> list[str] | None:
+def _strings(body: Mapping[str, Any], key: str) -> list[str] | None:
+    """A list of strings (its length is the server's to bound: the shared request path checks every front's)."""
     value = body.get(key)
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidRequest(f"'{key}' must be a list of strings")
-    if len(value) > limit:
-        raise InvalidRequest(f"{len(value)} {key} in one request; the limit is {limit}")
     return value
-
-
-def _texts(request: Request, body: Mapping[str, Any]) -> list[str]:
-    texts = _strings(body, "texts", request.server.config.max_texts_per_request)
-    if texts is None:
-        raise InvalidRequest("'texts' is required: a list of strings")
-    return texts
-
-
-def _timings(results: list[ItemResult], started: float) -> dict[str, int]:
-    us = 1_000_000
-    return {
-        "queue_us": int(max((r.queue_s for r in results), default=0) * us),
-        "tokenize_us": int(max((r.tokenize_s for r in results), default=0) * us),
-        "inference_us": int(max((r.inference_s for r in results), default=0) * us),
-        "total_us": int((time.perf_counter() - started) * us),
-    }
 
 
 async def _read(request: Request, allowed: set[str], task: Task) -> tuple[Any, dict[str, Any], list[str]]:
@@ -79,14 +61,17 @@ async def _read(request: Request, allowed: set[str], task: Task) -> tuple[Any, d
     model = request.server.resolve(name, None, task)
     if model.task is not task:
         raise WrongTask(f"model '{model.name}' is for {model.task}, not {task}: POST {_ROUTE[model.task]}")
-    return model, body, _texts(request, body)
+    texts = _strings(body, "texts")
+    if texts is None:
+        raise InvalidRequest("'texts' is required: a list of strings")
+    return model, body, texts
 
 
 async def _classify(request: Request) -> Response:
     started = time.perf_counter()
     s = request.server
     model, body, texts = await _read(request, _CLASSIFY_KEYS, Task.CLASSIFICATION)
-    pairs = _strings(body, "text_pairs", s.config.max_texts_per_request)
+    pairs = _strings(body, "text_pairs")
     top_k = body.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
         raise InvalidRequest("'top_k' must be a whole number >= 0 (0: every label)")
@@ -109,7 +94,7 @@ async def _classify(request: Request) -> Response:
         if raw_scores:
             row["logits"] = r.logits.tolist()
         out.append(row)
-    return json_response({"results": out, "timings": _timings(results, started)})
+    return json_response({"results": out, "timings": timings_us(results, started)})
 
 
 async def _recognize(request: Request) -> Response:
@@ -125,30 +110,14 @@ async def _recognize(request: Request) -> Response:
     for r in results:
         answer = regroup(model.engine.task, r.prediction, r.logits, r.tokens, aggregation or None)
         out.append({"entities": [e.to_dict() for e in answer.entities], "truncated": answer.truncated})
-    return json_response({"results": out, "timings": _timings(results, started)})
+    return json_response({"results": out, "timings": timings_us(results, started)})
 
 
 def model_info(model: Any) -> dict[str, Any]:
-    """GetModelInfo's fields, as JSON."""
-    m = model.bundle.manifest
-    info = {
-        "name": model.name,
-        "version": str(model.version),
-        "task": str(m.task),
-        "problem_type": m.problem_type,
-        "labels": list(m.labels),
-        "variant": model.variant,
-        "provider": model.provider,
-        "max_length": m.max_length,
-        "bundle_sha256": model.bundle.checksum,
-        "base_model": m.base_model,
-        "inputs": list(m.inputs),
-        "aggregation": m.aggregation if m.task is Task.ENTITIES else "",
-        "scheme": m.scheme or "",
-        "threshold": m.threshold if m.multi_label else None,
-        "card": f"/v1/models/{model.name}/card" if model.card_text is not None else "",
-    }
-    return info
+    """GetModelInfo's fields as JSON, with the multi-label threshold and where the card is."""
+    threshold = model.bundle.manifest.threshold if model.bundle.manifest.multi_label else None
+    card = f"/v1/models/{model.name}/card" if model.card_text is not None else ""
+    return {**model.info(), "threshold": threshold, "card": card}
 
 
 def _named(request: Request) -> Any:

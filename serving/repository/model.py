@@ -53,6 +53,25 @@ class Model:
     def __repr__(self) -> str:
         return f"{self.name} v{self.version}"
 
+    def info(self) -> dict[str, Any]:
+        """What GetModelInfo says of this version, on every front (each adds how it reaches the card)."""
+        m = self.bundle.manifest
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "task": str(m.task),
+            "problem_type": m.problem_type,
+            "labels": list(m.labels),
+            "variant": self.variant,
+            "provider": self.provider,
+            "max_length": m.max_length,
+            "bundle_sha256": self.bundle.checksum,
+            "base_model": m.base_model,
+            "inputs": list(m.inputs),
+            "aggregation": m.aggregation if task_class(m.task).takes_aggregation else "",
+            "scheme": m.scheme or "",
+        }
+
     def start(self) -> None:
         self.batcher.start()
 
@@ -71,6 +90,8 @@ class Model:
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until every call this version took has its answer; whether it did within `timeout`."""
+        if self._idle.is_set():
+            return True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True

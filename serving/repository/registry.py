@@ -98,6 +98,10 @@ class Repository:
     def names(self) -> list[str]:
         return sorted(self._serving)
 
+    def versions(self, name: str) -> list[int]:
+        """The versions of `name` serving now, ascending."""
+        return sorted(self._serving.get(name, {}))
+
     def resolve(self, name: str | None, version: str | None = None, task: Task | None = None) -> Model:
         """The version a call goes to (NotFound or InvalidRequest naming what exists)."""
         if not name:

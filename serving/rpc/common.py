@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -13,11 +12,10 @@ from typing import Any, Protocol
 import grpc
 
 from baton.errors import InputError, RequestFailed, WrongTask, status_of
-from baton.serving.batcher import ItemResult
+from baton.serving.batcher import ItemResult, timings_us
 from baton.serving.config import ServeConfig
 from baton.serving.metrics import ServerMetrics
 from baton.serving.repository import Model, Repository
-from baton.serving.tasks import task_class
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.task import Task
 
@@ -82,33 +80,12 @@ def wrong_task(task: Task, wanted: Task) -> WrongTask:
 
 
 def timings(results: list[ItemResult], started: float) -> pb.Timings:
-    us = 1_000_000
-    return pb.Timings(
-        queue_us=int(max((r.queue_s for r in results), default=0) * us),
-        tokenize_us=int(max((r.tokenize_s for r in results), default=0) * us),
-        inference_us=int(max((r.inference_s for r in results), default=0) * us),
-        total_us=int((time.perf_counter() - started) * us),
-    )
+    return pb.Timings(**timings_us(results, started))
 
 
 def model_info(model: Model) -> pb.ModelInfo:
-    m = model.bundle.manifest
-    return pb.ModelInfo(
-        name=model.name,
-        task=m.task,
-        problem_type=m.problem_type,
-        labels=list(m.labels),
-        variant=model.variant,
-        provider=model.provider,
-        max_length=m.max_length,
-        bundle_sha256=model.bundle.checksum,
-        base_model=m.base_model,
-        inputs=list(m.inputs),
-        aggregation=m.aggregation if task_class(m.task).takes_aggregation else "",
-        scheme=m.scheme or "",
-        card=(model.card_text or b"").decode("utf-8", "replace"),
-        version=str(model.version),
-    )
+    """GetModelInfo: the version's info, and its card's text (gRPC has no URL to link to)."""
+    return pb.ModelInfo(**model.info(), card=(model.card_text or b"").decode("utf-8", "replace"))
 
 
 async def serve_unary(

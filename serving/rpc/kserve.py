@@ -3,7 +3,6 @@ are encoded (serving/tasks/)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -11,7 +10,15 @@ import grpc
 from baton.errors import InvalidRequest, NotFound
 from baton.serving.kserve import grpc_service_pb2 as kpb
 from baton.serving.kserve import grpc_service_pb2_grpc as kpb_grpc
-from baton.serving.oip import InputTensor, check_id, raw_elements, texts_of, wanted_outputs
+from baton.serving.oip import (
+    InputTensor,
+    check_id,
+    given_elements,
+    model_metadata,
+    raw_elements,
+    texts_of,
+    wanted_outputs,
+)
 from baton.serving.repository import Model
 from baton.serving.rpc.common import ServerView, serve_unary
 from baton.serving.rpc.guards import Checks, add_guarded
@@ -24,14 +31,6 @@ SERVICE = kpb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 def register(view: ServerView, server: grpc.aio.Server, checks: Checks) -> None:
     add_guarded(kpb_grpc.add_GRPCInferenceServiceServicer_to_server, KServe(view), server, {"ModelInfer": checks.infer})
-
-
-def model_outputs(model: Model) -> tuple[Any, ...]:
-    return task_class(model.task).outputs(model.bundle.labels)
-
-
-def _given(elements: list[bytes]) -> Callable[[int], list[bytes]]:
-    return lambda limit: elements
 
 
 class KServe(kpb_grpc.GRPCInferenceServiceServicer):
@@ -66,15 +65,10 @@ class KServe(kpb_grpc.GRPCInferenceServiceServicer):
     async def _model_metadata(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> Any:
         self.s.refuse_malformed(method, request)
         model = self.s.resolve(request.name, request.version)
+        meta = model_metadata(model, self.s.repository.versions(model.name))
         tm = kpb.ModelMetadataResponse.TensorMetadata
-        outputs = [tm(name=o.name, datatype=o.datatype, shape=list(o.shape)) for o in model_outputs(model)]
-        return kpb.ModelMetadataResponse(
-            name=model.name,
-            versions=[str(m.version) for m in self.s.repository.serving() if m.name == model.name],
-            platform=f"onnxruntime_{model.variant}",
-            inputs=[tm(name=name, datatype="BYTES", shape=[-1]) for name in model.bundle.manifest.inputs],
-            outputs=outputs,
-        )
+        inputs, outputs = ([tm(**t) for t in meta.pop(key)] for key in ("inputs", "outputs"))
+        return kpb.ModelMetadataResponse(**meta, inputs=inputs, outputs=outputs)
 
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return await serve_unary(self._model_metadata, request, context, "ModelMetadata")
@@ -87,7 +81,7 @@ class KServe(kpb_grpc.GRPCInferenceServiceServicer):
         for i, tensor in enumerate(request.inputs):
             if raw and tensor.HasField("contents"):
                 raise InvalidRequest(f"input '{tensor.name}' has both contents and raw_input_contents: send one")
-            elements = raw_elements(raw[i]) if raw else _given(list(tensor.contents.bytes_contents))
+            elements = raw_elements(raw[i]) if raw else given_elements(list(tensor.contents.bytes_contents))
             tensors.append(InputTensor(tensor.name, tensor.datatype, list(tensor.shape), elements))
         return texts_of(tensors, model.bundle.manifest.inputs, self.s.config.max_texts_per_request)
 

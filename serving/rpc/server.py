@@ -168,18 +168,11 @@ class BatonServer:
         services = (*domain, kserve.SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(services, server)
         try:
-            self._bind(server)
-        except BaseException:
-            await server.stop(None)  # a port that was bound is released
-            if self._http is not None:
-                self._http.close()
-            self.metrics.close()
-            raise
-        for service in (*services[:3], ""):
-            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-        try:
+            self._bind(server)  # the ports first: one in use fails the start before any model loads
+            for service in (*services[:3], ""):
+                await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
             await self.repository.start()  # every model loaded, verified and warm before SERVING
-        except BaseException:
+        except BaseException:  # every port that was bound is released, every model that loaded is closed
             await server.stop(None)
             if self._http is not None:
                 self._http.close()
