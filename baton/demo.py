@@ -98,7 +98,7 @@ def _entity_demo(workdir: Path, echo: Callable[[str], None], serve: bool) -> Non
 def _serve_and_recognize(bundle_dir: Path, echo: Callable[[str], None]) -> None:
     from baton.serving.client import Client
 
-    with _demo_server(bundle_dir, echo) as port, Client(f"127.0.0.1:{port}") as client:
+    with _demo_server(bundle_dir, echo) as target, Client(target) as client:
         info = client.model_info()
         echo(f"  gRPC EntityRecognizer.Recognize ({info.task}, aggregation {info.aggregation}):")
         for text, r in zip(NER_TEXTS, client.recognize(NER_TEXTS), strict=True):
@@ -106,50 +106,25 @@ def _serve_and_recognize(bundle_dir: Path, echo: Callable[[str], None]) -> None:
 
 
 @contextlib.contextmanager
-def _demo_server(bundle_dir: Path, echo: Callable[[str], None]) -> Iterator[int]:
-    import subprocess
-    import sys
+def _demo_server(bundle_dir: Path, echo: Callable[[str], None]) -> Iterator[str]:
+    """`baton serve` on free ports (a taken 8000 or 9464 must not fail a demo); yields its gRPC address."""
+    import shlex
 
-    from baton.tools.bench.loadgen import free_port
+    from baton.tools.bench.loadgen import started_server
 
-    port = free_port()
-    echo(f"  `baton serve {bundle_dir} --port {port} --http-port 0`")
-    proc = subprocess.Popen(  # every port its own: a demo must not fail because 8000 or 9464 is taken
-        [
-            sys.executable,
-            "-m",
-            "baton",
-            "-q",
-            "serve",
-            str(bundle_dir),
-            "--port",
-            str(port),
-            "--http-port",
-            "0",
-            "--metrics-port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if "baton serving" not in line:
-            raise BatonError("the demo server did not start")
-        echo(f"  {line}")
-        yield port
-    finally:
-        proc.terminate()
-        code = proc.wait(30)
-        echo(f"  SIGTERM: server drained and exited with code {code}")
+    with started_server(bundle_dir) as server:
+        echo(f"  `baton {shlex.join(server.cmd[server.cmd.index('serve') :])}`")
+        echo(f"  {server.banner}")
+        yield server.target
+        server.process.terminate()
+        echo(f"  SIGTERM: server drained and exited with code {server.process.wait(30)}")
 
 
 def _serve_and_classify(bundle_dir: Path, echo: Callable[[str], None]) -> None:
     from baton.serving.client import Client
 
     echo("== 4/6 serve: start a server and classify through the gRPC client")
-    with _demo_server(bundle_dir, echo) as port, Client(f"127.0.0.1:{port}") as client:
+    with _demo_server(bundle_dir, echo) as target, Client(target) as client:
         info = client.model_info()
         echo(f"  model {info.name}: variant {info.variant} on {info.provider}, labels {', '.join(info.labels)}")
         response = client.classify_response(DEMO_TEXTS)

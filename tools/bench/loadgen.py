@@ -349,6 +349,7 @@ class StartedServer:
     metrics_url: str
     process: subprocess.Popen[str]
     http_url: str = ""  # the HTTP front's base URL
+    banner: str = ""  # the start-up line the server printed
 
     @property
     def pid(self) -> int:
@@ -392,6 +393,7 @@ def started_server(bundle_dir: Path, serve_args: Sequence[str] = ()) -> Iterator
                 f"http://127.0.0.1:{metrics_port}/metrics",
                 proc,
                 f"http://127.0.0.1:{http_port}",
+                line.strip(),
             )
         finally:
             if proc.poll() is None:
