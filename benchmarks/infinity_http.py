@@ -99,15 +99,8 @@ def _wait(url: str, proc: subprocess.Popen[bytes], seconds: float = 300) -> None
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from baton.tools.bench.loadgen import free_port
     from baton.tools.bench.options import load_texts
 
     texts = load_texts(args.input, "text", 512, 0)
@@ -120,9 +113,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             if f.suffix in (".json", ".txt") or f.name.startswith("tokenizer"):
                 shutil.copy2(f, model_dir / f.name)
         shutil.copy2(Path(args.bundle) / "model.int8.onnx", model_dir / "model_quantized.onnx")
-        b_port, i_port = _free_port(), _free_port()
+        b_port, i_port = free_port(), free_port()
         baton = subprocess.Popen(
-            [sys.executable, "-m", "baton", "-q", "serve", args.bundle, "--port", str(_free_port()),
+            [sys.executable, "-m", "baton", "-q", "serve", args.bundle, "--port", str(free_port()),
              "--http-port", str(b_port), "--metrics-port", "0", "--variant", "int8"],
             env=env, stdout=subprocess.DEVNULL,
         )  # fmt: skip

@@ -42,15 +42,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--swap-clients", type=int, default=64)
 
 
-def _memory(pid: int) -> dict[str, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields
-
-
 def _load(target: str, model: str, data: Path, clients: int, duration: float, out: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "baton", "-q", "bench", "grpc", "--input", str(data), "--server", target,
            "--model-name", model, "--concurrency", str(clients), "--duration", str(duration), "--no-echo",
@@ -72,6 +63,7 @@ def _mixed(targets: dict[str, str], data: dict[str, Path], args: argparse.Namesp
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from baton.tools.bench.accounting import memory_mib
     from baton.tools.bench.loadgen import started_server
 
     results: dict[str, Any] = {}
@@ -89,7 +81,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         with started_server(repo, [*common, "--model-control", "explicit"]) as server:
             results["one_server"] = _mixed({m: server.target for m in data}, data, args, tmp)
-            results["one_server"]["memory_mib"] = _memory(server.pid)
+            results["one_server"]["memory_mib"] = memory_mib(server.pid)
             results["alone"] = {}
             for model in data:
                 proc = _load(server.target, model, data[model], args.clients, args.duration, tmp / "alone.json")
@@ -103,7 +95,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             started_server(repo / "entities", [*common, "--model-name", "entities"]) as b,
         ):
             results["two_servers"] = _mixed({"sentiment": a.target, "entities": b.target}, data, args, tmp)
-            memory = [_memory(a.pid), _memory(b.pid)]
+            memory = [memory_mib(a.pid), memory_mib(b.pid)]
             results["two_servers"]["memory_mib"] = {k: sum(m[k] for m in memory) for k in memory[0]}
     one, two = results["one_server"], results["two_servers"]
     results["throughput_ratio"] = one["total_texts_per_s"] / two["total_texts_per_s"]

@@ -29,19 +29,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=3)
 
 
-def _memory(pid: int) -> dict[str, float]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
-
-
 def _once(bundle: str, extra: list[str]) -> dict[str, float]:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from baton.tools.bench.accounting import memory_mib
     from baton.tools.bench.loadgen import free_port
 
     port, http_port = free_port(), free_port()
@@ -73,7 +65,7 @@ def _once(bundle: str, extra: list[str]) -> dict[str, float]:
                     pass
             time.sleep(0.02)
         time.sleep(2.0)
-        mem = _memory(proc.pid)
+        mem = memory_mib(proc.pid)
         channel.close()
         return {**times, "idle_rss_mib": mem["VmRSS"], "peak_rss_mib": mem["VmHWM"]}
     finally:

@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cpu_by_thread", "cpu_of", "cpu_self", "environment", "percentiles", "scrape", "server_view"]
+__all__ = [
+    "cpu_by_thread",
+    "cpu_of",
+    "cpu_self",
+    "environment",
+    "memory_mib",
+    "percentiles",
+    "scrape",
+    "server_view",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +61,20 @@ def _stat_cpu(stat: Path) -> float:
 
 def cpu_of(pid: int) -> float:
     return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """A process's resident memory now (VmRSS) and at its peak (VmHWM), in MiB (Linux; empty elsewhere)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
 
 
 def cpu_by_thread(pid: int) -> dict[int, float]:
