@@ -86,6 +86,11 @@ def test_version_policy_all_serves_each_version_by_number(tmp_path: Path, tiny_b
         assert client.get_model_metadata("sentiment").versions == ["1", "2"]
 
 
+def _state(s: ServerThread, name: str, version: str) -> str:
+    rows = _tc(s).get_model_repository_index(as_json=True)["models"]
+    return next(m["state"] for m in rows if (m["name"], m["version"]) == (name, version))
+
+
 def _hammer(target: str, model: str, stop: threading.Event, outcomes: list[str], retries: int = 0) -> None:
     with Client(target, model=model, retries=retries) as client:
         while not stop.is_set():
@@ -99,6 +104,8 @@ def _hammer(target: str, model: str, stop: threading.Event, outcomes: list[str],
 def test_a_swap_under_load_fails_no_call(tmp_path: Path, tiny_bundle: Path) -> None:
     root = _repo(tmp_path, tiny_bundle, {"sentiment": [1]})
     with _serve(root, model_control="explicit") as s:
+        assert s.server is not None
+        (old,) = s.server.repository.serving()
         stop, outcomes = threading.Event(), []  # type: ignore[var-annotated]
         clients = [threading.Thread(target=_hammer, args=(s.target, "sentiment", stop, outcomes)) for _ in range(8)]
         for t in clients:
@@ -112,9 +119,12 @@ def test_a_swap_under_load_fails_no_call(tmp_path: Path, tiny_bundle: Path) -> N
             t.join(30)
         assert outcomes and all(o == "ok" for o in outcomes), [o for o in outcomes if o != "ok"][:5]
         assert _tc(s).get_model_metadata("sentiment").versions == ["2"] and _version(s, "sentiment") == "2"
-        assert s.server is not None
-        retired = [m for m in s.server.repository._retiring]
-        assert not retired or all(t.done() for t in retired)
+        # version 1 finished its calls and was closed: out of the index's UNLOADING state, its workers stopped
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _state(s, "sentiment", "1") == "UNLOADING":
+            time.sleep(0.05)
+        assert old.closed and _state(s, "sentiment", "1") == "UNAVAILABLE"
+        assert not any(t.is_alive() for t in old.batcher._threads)
 
 
 def test_a_bundle_that_fails_to_load_leaves_the_serving_version(tmp_path: Path, tiny_bundle: Path) -> None:
