@@ -7,9 +7,10 @@ Infinity (`infinity_emb v2 --engine optimum`) needs its own virtual environment 
 `python -m venv V && V/bin/pip install torch==2.13.0 "infinity-emb[server,optimum]==0.0.78"`. It is given a
 folder holding the run's `config.json` and tokenizer files and the bundle's `model.int8.onnx` (as
 `model_quantized.onnx`, which its CPU path prefers), with its own graph optimisation off, so both servers run the
-same file. Both are called by one load generator (aiohttp, one keep-alive connection per client, single-text
-requests, closed loop): baton's `POST /v1/classify`, Infinity's `POST /classify`. At each level the two servers run
-one after another, so each ratio compares the same minute.
+same file. Both are called by the project's load loop (`tools/bench/loadgen.closed_loop` with aiohttp, one
+keep-alive connection per client, single-text requests; only calls that end inside the measured window count):
+baton's `POST /v1/classify`, Infinity's `POST /classify`. At each level the two servers run one after another, so
+each ratio compares the same minute.
 """
 
 from __future__ import annotations
@@ -42,47 +43,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
 
 
-async def _closed_loop(url: str, body_of: Any, texts: list[str], clients: int, duration: float, warmup: float) -> dict:
-    import aiohttp
-    import numpy as np
+async def _level(base: str, request: Any, texts: list[str], clients: int, args: argparse.Namespace) -> dict:
+    """One closed-loop level through the project's load loop (tools/bench/loadgen.py), as every HTTP figure."""
+    from baton.tools.bench.http_caller import HttpCaller
+    from baton.tools.bench.loadgen import closed_loop
 
-    latencies: list[float] = []
-    errors = 0
-    state = {"record": False, "stop": False, "i": 0}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-
-        async def client() -> None:
-            nonlocal errors
-            while not state["stop"]:
-                text = texts[state["i"] % len(texts)]
-                state["i"] += 1
-                recording = state["record"]
-                t0 = time.perf_counter()
-                async with session.post(url, json=body_of(text)) as r:
-                    await r.read()
-                    ok = r.status == 200
-                if recording:
-                    if ok:
-                        latencies.append(time.perf_counter() - t0)
-                    else:
-                        errors += 1
-
-        tasks = [asyncio.ensure_future(client()) for _ in range(clients)]
-        await asyncio.sleep(warmup)
-        state["record"] = True
-        start = time.perf_counter()
-        await asyncio.sleep(duration)
-        elapsed = time.perf_counter() - start
-        state["record"] = False
-        state["stop"] = True
-        await asyncio.gather(*tasks)
-    ms = np.asarray(latencies) * 1000
-    return {
-        "texts_per_s": len(latencies) / elapsed,
-        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else float("nan"),
-        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else float("nan"),
-        "errors": errors,
-    }
+    caller = HttpCaller(base, "http", None, None, request=request)
+    try:
+        row = await closed_loop(caller, texts, 1, clients, args.duration, args.warmup, 30.0)
+    finally:
+        await caller.close()
+    return {k: row[k] for k in ("texts_per_s", "p50_ms", "p99_ms", "errors")}
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], seconds: float = 300) -> None:
@@ -100,6 +71,8 @@ def _wait(url: str, proc: subprocess.Popen[bytes], seconds: float = 300) -> None
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import orjson
+
     from baton.tools.bench.loadgen import free_port
     from baton.tools.bench.options import load_texts
 
@@ -132,20 +105,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             _wait(f"http://127.0.0.1:{b_port}/v2/health/ready", baton)
             _wait(f"http://127.0.0.1:{i_port}/health", infinity)
             arms = {
-                "baton": (f"http://127.0.0.1:{b_port}/v1/classify", lambda t: {"texts": [t]}),
-                "infinity": (f"http://127.0.0.1:{i_port}/classify", lambda t: {"input": [t], "model": "m"}),
+                "baton": (b_port, lambda batch: ("/v1/classify", orjson.dumps({"texts": batch}))),
+                "infinity": (i_port, lambda batch: ("/classify", orjson.dumps({"input": batch, "model": "m"}))),
             }
             for level in levels:
                 row: dict[str, Any] = {"clients": level}
-                for name, (url, body_of) in arms.items():
-                    row[name] = asyncio.run(_closed_loop(url, body_of, texts, level, args.duration, args.warmup))
+                for name, (port, request) in arms.items():
+                    row[name] = asyncio.run(_level(f"127.0.0.1:{port}", request, texts, level, args))
                 row["ratio"] = row["baton"]["texts_per_s"] / max(row["infinity"]["texts_per_s"], 1e-9)
                 rows.append(row)
                 b, i = row["baton"], row["infinity"]
                 print(
                     f"{level:3d} clients: baton {b['texts_per_s']:7.0f} texts/s p50 {b['p50_ms']:6.2f} p99 "
                     f"{b['p99_ms']:7.2f} | infinity {i['texts_per_s']:7.0f} p50 {i['p50_ms']:6.2f} p99 "
-                    f"{i['p99_ms']:7.2f} | ratio {row['ratio']:.2f}; errors {b['errors']}/{i['errors']}",
+                    f"{i['p99_ms']:7.2f} | ratio {row['ratio']:.2f}; errors {b['errors'] or 0}/{i['errors'] or 0}",
                     flush=True,
                 )
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -23,9 +24,18 @@ class HttpFailure(Exception):
 
 
 class HttpCaller:
-    """`protocol`: "http" (the task routes) or "http-kserve" (POST /v2/models/{model}/infer, JSON tensors)."""
+    """`protocol`: "http" (the task routes) or "http-kserve" (POST /v2/models/{model}/infer, JSON tensors).
+    `request` replaces both with another request shape (path, body) for a batch of texts: another server's API
+    (benchmarks/infinity_http.py)."""
 
-    def __init__(self, target: str, protocol: str, model_name: str | None, token: str | None) -> None:
+    def __init__(
+        self,
+        target: str,
+        protocol: str,
+        model_name: str | None,
+        token: str | None,
+        request: Callable[[list[str]], tuple[str, bytes]] | None = None,
+    ) -> None:
         import aiohttp
 
         self.aiohttp = aiohttp
@@ -38,6 +48,7 @@ class HttpCaller:
         self.failures: tuple[type[BaseException], ...] = (HttpFailure, aiohttp.ClientError, asyncio.TimeoutError)
         self._session: Any = None
         self._route = ""
+        self._request = request
 
     def code(self, exc: BaseException) -> str:
         return str(exc.status) if isinstance(exc, HttpFailure) else type(exc).__name__
@@ -67,6 +78,8 @@ class HttpCaller:
             self._route = "/v1/recognize" if task == "token-classification" else "/v1/classify"
 
     def _body(self, texts: list[str]) -> tuple[str, bytes]:
+        if self._request is not None:
+            return self._request(texts)
         pairs = pairs_of(texts)
         if self.protocol == "http":
             return self._route, orjson.dumps({"texts": texts, **({"text_pairs": pairs} if pairs else {})})

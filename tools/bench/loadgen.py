@@ -23,7 +23,7 @@ from baton.tools.bench.inprocess import inprocess_ceiling, progress_bar
 from baton.tools.bench.options import BenchOptions, check_device, pairs_of
 from baton.tools.bench.report import mean_ceiling
 
-__all__ = ["PROTOCOLS", "Load", "StartedServer", "bench_grpc", "bench_serve", "started_server"]
+__all__ = ["PROTOCOLS", "Load", "StartedServer", "bench_grpc", "bench_serve", "closed_loop", "started_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ async def _wait_ready(target: str, timeout: float) -> None:
         await channel.close()
 
 
-async def _closed_loop(
+async def closed_loop(
     caller: _Caller,
     texts: list[str],
     per_request: int,
@@ -272,7 +272,7 @@ async def _sweep(load: Load, options: BenchOptions) -> list[dict[str, Any]]:
     try:
         for level in load.concurrency:
             before = scrape(load.metrics_url)
-            row = await _closed_loop(
+            row = await closed_loop(
                 caller, load.texts, load.per_request, level, duration, warmup, 30.0, load.server_pid
             )
             row.update(server_view(before, scrape(load.metrics_url)))
