@@ -28,9 +28,9 @@ from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.token_classification import regroup
 from baton.task import Task
 
-__all__ = ["ROUTES", "model_info"]
+__all__ = ["ROUTES", "TASK_ROUTE", "model_info"]
 
-_ROUTE = {Task.CLASSIFICATION: "/v1/classify", Task.ENTITIES: "/v1/recognize"}  # the route that answers each task
+TASK_ROUTE = {Task.CLASSIFICATION: "/v1/classify", Task.ENTITIES: "/v1/recognize"}  # the route that answers each task
 _CLASSIFY_KEYS = {"texts", "text_pairs", "top_k", "raw_scores", "model"}
 _RECOGNIZE_KEYS = {"texts", "aggregation", "model"}
 
@@ -60,7 +60,7 @@ async def _read(request: Request, allowed: set[str], task: Task) -> tuple[Any, d
         raise InvalidRequest("'model' must be a string")
     model = request.server.resolve(name, None, task)
     if model.task is not task:
-        raise WrongTask(f"model '{model.name}' is for {model.task}, not {task}: POST {_ROUTE[model.task]}")
+        raise WrongTask(f"model '{model.name}' is for {model.task}, not {task}: POST {TASK_ROUTE[model.task]}")
     texts = _strings(body, "texts")
     if texts is None:
         raise InvalidRequest("'texts' is required: a list of strings")

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 
 from baton.errors import BatonError
+from baton.serving.http.tasks import TASK_ROUTE
+from baton.task import Task
 from baton.tools.bench.options import pairs_of
 
 __all__ = ["HttpCaller", "HttpFailure"]
@@ -75,7 +77,7 @@ class HttpCaller:
         if self.protocol == "http":
             async with session.get(f"{self.base}/v1/model") as r:
                 task = (await r.json())["task"]
-            self._route = "/v1/recognize" if task == "token-classification" else "/v1/classify"
+            self._route = TASK_ROUTE[Task.parse(task, f"{self.base}/v1/model")]
 
     def _body(self, texts: list[str]) -> tuple[str, bytes]:
         if self._request is not None:
