@@ -40,7 +40,7 @@ def format_bundle(root: Path) -> str:
             f"parity: int8 vs fp32 agreement {q['argmax_agreement']:.4f}{sure}, {quality} drop "
             + (f"{drop * 100:.2f} points" if drop is not None else "n/a")
             + (f" (95% CI {ci[0] * 100:+.2f}..{ci[1] * 100:+.2f})" if ci and ci[0] != ci[1] else "")
-            + f" ({q['preset']}, {q.get('graph', 'plain')} graph, recipe {q['recipe']}, "
+            + f" ({_scales(q)}, {q.get('graph', 'plain')} graph, recipe {q['recipe']}, "
             + f"{q.get('gate', 'agreement')} gate)"
         )
         effect, alone = q.get("batch_effect"), q.get("alone")
@@ -48,11 +48,20 @@ def format_bundle(root: Path) -> str:
             lines.append(
                 f"parity: int8 alone {alone['confident_agreement']:.4f} where fp32 is sure; alone vs in batches "
                 f"{effect['flips']} of {effect['decisions']} decisions differ ({effect['confident_flips']} at a "
-                f"margin >= {effect['confident_margin']}; dynamic int8 scales activations per batch)"
+                f"margin >= {effect['confident_margin']}), max |Δlogit| {effect['max_abs_logit_diff']:.2g}"
+                + ("" if q.get("scales") == "fixed" else "; dynamic int8 scales activations per batch")
             )
     if "fallback" in parity:
         lines.append(f"fallback: {parity['fallback']}")
     return "\n".join(lines)
+
+
+def _scales(q: dict[str, Any]) -> str:
+    """The int8 scheme: fixed scales and their calibration, or dynamic with its preset (older bundles)."""
+    if q.get("scales") == "fixed":
+        cal = q.get("calibration") or {}
+        return f"fixed scales from {cal.get('texts', '?')} texts of the {cal.get('source', '?')}"
+    return f"dynamic scales, {q.get('preset', '?')}"
 
 
 def format_train_summary(out: Path, metrics: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from _batches import batched, rows_alone
 from _harness import run
 
 from baton._ort import new_session
@@ -26,27 +26,6 @@ from baton.export import parity
 from baton.export.config import ExportConfig
 from baton.export.samples import parity_inputs
 from baton.training.rundir import read_run
-
-
-def _rows(inputs: parity.ParityInputs) -> list[dict[str, np.ndarray]]:
-    """The parity texts one by one, padding stripped, shortest first."""
-    rows = []
-    for batch in inputs.batches:
-        for i in range(len(batch["input_ids"])):
-            n = int(batch["attention_mask"][i].sum())
-            rows.append({k: v[i : i + 1, :n] for k, v in batch.items()})
-    return sorted(rows, key=lambda r: r["input_ids"].shape[1])
-
-
-def _batched(rows: list[dict[str, np.ndarray]], size: int) -> list[dict[str, np.ndarray]]:
-    out = []
-    for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        width = max(r["input_ids"].shape[1] for r in chunk)
-        out.append(
-            {k: np.concatenate([np.pad(r[k], ((0, 0), (0, width - r[k].shape[1]))) for r in chunk]) for k in chunk[0]}
-        )
-    return out
 
 
 def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5) -> dict[str, dict[str, float]]:
@@ -61,8 +40,8 @@ def _speed(models: dict[str, Path], inputs: parity.ParityInputs, rounds: int = 5
         return new_session(path, options)  # as served: without the CPU-slow SkipLayerNormalization fusion
 
     sessions = {name: session(path) for name, path in models.items()}
-    rows = _rows(inputs)
-    loads = {1: rows, 8: _batched(rows, 8)}
+    rows = rows_alone(inputs)
+    loads = {1: rows, 8: batched(rows, 8)}
     rates: dict[tuple[str, int], list[float]] = {}
     for _ in range(rounds):
         for name, sess in sessions.items():

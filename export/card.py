@@ -116,12 +116,17 @@ def _parity(manifest: Mapping[str, Any]) -> list[str]:
         )
         effect = gate.get("batch_effect") or {}
         if effect:
-            out.append(
-                f"- {label} batch effect: dynamic quantization scales activations per batch, so a text's scores "
-                f"depend a little on its batch-mates. Alone against in batches, {effect.get('flips', '?')} of "
-                f"{effect.get('decisions', '?')} decisions changed, max |Δlogit| "
-                f"{effect.get('max_abs_logit_diff', 0):.3g}. The fp32 variant has no such effect."
+            measured = (
+                f"Alone against in batches, {effect.get('flips', '?')} of {effect.get('decisions', '?')} decisions "
+                f"changed, max |Δlogit| {effect.get('max_abs_logit_diff', 0):.3g}."
             )
+            why = (
+                "its activation scales were fixed at export, so a text's scores do not depend on its batch-mates."
+                if gate.get("scales") == "fixed"
+                else "dynamic quantization scales activations per batch, so a text's scores depend a little on its "
+                "batch-mates. The fp32 variant has no such effect."
+            )
+            out.append(f"- {label} batch effect: {why} {measured}")
     if parity.get("fallback"):
         out.append(f"- fallback: {parity['fallback']}")
     return [*out, ""]

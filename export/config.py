@@ -9,7 +9,7 @@ from pathlib import Path
 
 from baton.errors import ConfigError
 
-__all__ = ["ExportConfig", "GateThresholds", "Optimize", "QuantPreset", "Quantize", "detect_preset"]
+__all__ = ["ExportConfig", "GateThresholds", "Int8Scales", "Optimize", "QuantPreset", "Quantize", "detect_preset"]
 
 
 class Optimize(str, enum.Enum):
@@ -21,6 +21,13 @@ class Optimize(str, enum.Enum):
 class Quantize(str, enum.Enum):
     NONE = "none"
     INT8 = "int8"
+
+
+class Int8Scales(str, enum.Enum):
+    """How int8 activations get their scales (export/int8_schemes.py)."""
+
+    FIXED = "fixed"  # calibrated at export on training texts: a text's answer does not depend on its batch
+    DYNAMIC = "dynamic"  # per batch at run time (onnxruntime's dynamic quantization): answers move with batch-mates
 
 
 class QuantPreset(str, enum.Enum):
@@ -106,7 +113,9 @@ class ExportConfig:
     optimize: Optimize = Optimize.O2
     quantize: Quantize = Quantize.INT8
     preset: QuantPreset = QuantPreset.AUTO
+    int8_scales: Int8Scales = Int8Scales.FIXED
     parity_samples: int = 512
+    calibration_texts: int = 512  # training texts whose activation ranges fix the int8 scales
     calibration_file: str | None = None
     allow_fallback: bool = False
     allow_unjudged: bool = False  # ship int8 when too few texts can judge it (recorded in the manifest)
@@ -119,10 +128,13 @@ class ExportConfig:
         object.__setattr__(self, "optimize", _enum(Optimize, self.optimize, "--optimize"))
         object.__setattr__(self, "quantize", _enum(Quantize, self.quantize, "--quantize"))
         object.__setattr__(self, "preset", _enum(QuantPreset, self.preset, "--preset"))
+        object.__setattr__(self, "int8_scales", _enum(Int8Scales, self.int8_scales, "--int8-scales"))
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"--device must be cpu or cuda (got {self.device!r})")
         if self.parity_samples < 1:
             raise ConfigError("--parity-samples must be >= 1")
+        if self.calibration_texts < 1:
+            raise ConfigError("--calibration-texts must be >= 1")
         if Path(self.output).resolve() == Path(self.run_dir).resolve():
             raise ConfigError("--output must differ from the run directory")
 

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from baton.errors import ExportError, GateError
+from baton.export import int8_schemes, parity
 from baton.export import onnx as onnx_steps
-from baton.export import parity
 from baton.export.config import ExportConfig
 
-__all__ = ["check_trained", "gate_fp16", "gate_fp32", "int8_ladder", "int8_verdict"]
+__all__ = ["MAX_INVARIANT_LOGIT_DIFF", "check_trained", "gate_fp16", "gate_fp32", "int8_ladder", "int8_verdict"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,11 @@ def int8_verdict(
     }
 
 
+# A batch-invariant scheme's logits alone and in a batch differ only by float summation order (measured 0 on the
+# SST-2 fine-tune; docs/decisions.md). More than this is a scheme that is not invariant: that recipe fails.
+MAX_INVARIANT_LOGIT_DIFF = 1e-3
+
+
 def _int8_attempt(
     recipe: str,
     fp32_matmuls: int,
@@ -101,19 +106,23 @@ def _int8_attempt(
     batched: list[np.ndarray],
     alone: list[np.ndarray],
     cfg: ExportConfig,
+    invariant: bool,
 ) -> dict[str, Any]:
     """One recipe, gated in the two batchings a server produces: length-sorted batches (busy) and each text alone
-    (idle). Dynamic int8's activation scales are per batch, so a text's answer depends on its batch-mates; passing
-    both bounds how far: on confident decisions, batch-mates can change at most the two disagreements added."""
+    (idle). With dynamic scales a text's answer depends on its batch-mates; passing both bounds how far: on confident
+    decisions, batch-mates can change at most the two disagreements added. A batch-invariant scheme (`invariant`)
+    must give the same decisions both ways, within float summation order (MAX_INVARIANT_LOGIT_DIFF)."""
     verdict = int8_verdict(judge, fp32, batched, cfg)
     alone_verdict = int8_verdict(judge, fp32, alone, cfg)
+    effect = parity.batch_effect(judge, batched, alone, cfg.gates.confident_margin)
+    same = effect["flips"] == 0 and effect["max_abs_logit_diff"] <= MAX_INVARIANT_LOGIT_DIFF
     return {
         "recipe": recipe,
         "fp32_matmuls": fp32_matmuls,
         **verdict,
-        "passed": verdict["passed"] and alone_verdict["passed"],
+        "passed": verdict["passed"] and alone_verdict["passed"] and (same or not invariant),
         "alone": {k: alone_verdict[k] for k in ("argmax_agreement", "confident_agreement", "accuracy_drop", "passed")},
-        "batch_effect": parity.batch_effect(judge, batched, alone, cfg.gates.confident_margin),
+        "batch_effect": {**effect, "required_invariant": invariant, "invariant": same},
     }
 
 
@@ -126,19 +135,20 @@ def int8_ladder(
     judge: parity.Judge,
     report: dict[str, Any],
 ) -> tuple[Path | None, str | None]:
-    """Try the int8 recipes in order; keep the first that passes the gate. Returns (file or None, fallback reason)."""
-    preset = cfg.resolved_preset
+    """Try the int8 recipes in order with the configured scheme (int8_schemes.py); keep the first that passes the
+    gate. Returns (file or None, fallback reason)."""
+    chosen = int8_schemes.scheme(cfg, fused_file, plain_file, inputs)
+    about = {"scales": chosen.scales.value, **chosen.record, "graph": chosen.graph}
     attempts: list[dict[str, Any]] = []
     seen: set[tuple[str, ...]] = set()
-    model_file, graph = onnx_steps.quantizable_graph(fused_file, plain_file)
     for recipe in onnx_steps.INT8_RECIPES:
-        exclude = onnx_steps.int8_exclusions(model_file, recipe)
+        exclude = onnx_steps.int8_exclusions(chosen.model_file, recipe)
         if tuple(exclude) in seen:
             continue  # this architecture's names did not match: same model as an earlier recipe
         seen.add(tuple(exclude))
-        int8_file = onnx_steps.quantize_int8(model_file, preset, exclude, tag=f"int8-{recipe}")
+        int8_file = chosen.quantize(exclude, f"int8-{recipe}")
         out, alone = parity.both_batchings(int8_file, inputs)
-        attempt = _int8_attempt(recipe, len(exclude), judge, logits["fp32"], out, alone, cfg)
+        attempt = _int8_attempt(recipe, len(exclude), judge, logits["fp32"], out, alone, cfg, chosen.batch_invariant)
         ok = attempt["passed"]
         agree, drop = attempt["argmax_agreement"], attempt["accuracy_drop"]
         attempts.append(attempt)
@@ -156,12 +166,11 @@ def int8_ladder(
             "pass" if ok else "fail" if attempt["judged"] else "not enough evidence",
         )
         if not attempt["judged"]:  # the evidence is fp32's sure decisions: no other recipe has more
-            return _unjudged(cfg, attempt, int8_file, out, logits, report, preset.value, graph)
+            return _unjudged(cfg, attempt, int8_file, out, logits, report, about)
         if ok:
             logits["int8"] = out
             report["int8_vs_fp32"] = {
-                "preset": preset.value,
-                "graph": graph,
+                **about,
                 **attempts[-1],
                 "attempts": attempts,
                 "min_agreement": cfg.gates.min_int8_agreement,
@@ -177,9 +186,10 @@ def int8_ladder(
         f"(min {cfg.gates.min_int8_agreement}), {judge.quality_name} drop "
         f"{'n/a' if drop is None else f'{drop * 100:.2f} points'} (max {cfg.gates.max_int8_accuracy_drop * 100:.1f})"
     )
+    if chosen.batch_invariant and not any(a["batch_effect"]["invariant"] for a in attempts):
+        why += f"; answers changed with the batching, which {chosen.scales.value} scales must not"
     report["int8_vs_fp32"] = {
-        "preset": preset.value,
-        "graph": graph,
+        **about,
         "passed": False,
         "attempts": attempts,
         **{k: best[k] for k in ("recipe", "argmax_agreement", "accuracy_drop")},
@@ -203,8 +213,7 @@ def _unjudged(
     out: list[np.ndarray],
     logits: dict[str, list[np.ndarray]],
     report: dict[str, Any],
-    preset: str,
-    graph: str,
+    about: dict[str, Any],
 ) -> tuple[Path | None, str | None]:
     """Too few decisions to judge int8 (GateThresholds.min_int8_evidence): the safer variant, fp32 alone, ships
     (recorded, with a warning), or int8 unjudged when asked with --allow-unjudged-int8."""
@@ -213,7 +222,7 @@ def _unjudged(
         f"not enough evidence to judge int8: {attempt['evidence']} decisions {sure} (the gate needs "
         f"{cfg.gates.min_int8_evidence}); give more texts (--parity-samples, --calibration-file)"
     )
-    report["int8_vs_fp32"] = {"preset": preset, "graph": graph, **attempt, "attempts": [attempt]}
+    report["int8_vs_fp32"] = {**about, **attempt, "attempts": [attempt]}
     if not cfg.allow_unjudged:
         why = f"{why}, or pass --allow-unjudged-int8 to ship it unjudged"
         report["fallback"] = f"int8 dropped: {why}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,6 +66,8 @@ class ParityInputs:
     label_ids: np.ndarray | None  # classification: class ids or multi-hot rows, in batch order; None: no labels
     source: str
     threshold: float = 0.5  # multi-label: the decision threshold the model was trained with
+    calibration: list[Encoded] = field(default_factory=list)  # training texts, encoded alike: int8's fixed scales
+    calibration_source: str = ""
 
     @property
     def batches(self) -> list[dict[str, np.ndarray]]:

@@ -1,12 +1,15 @@
 """What the parity gates compare on: the samples (from `--calibration-file` or the run's validation split), the
-bundle's tokenizer.json staged beside them, and the samples encoded through the runtime's own task."""
+bundle's tokenizer.json staged beside them, and the samples encoded through the runtime's own task. Also the
+calibration texts whose activation ranges fix int8's scales: the run's training split (a seeded sample of
+`calibration_texts`), or `--calibration-file` when given; never the validation split the gates judge on."""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,17 @@ class Samples:
     label_ids: np.ndarray | None
     source: str
     spans: list[set[tuple[str, int, int]]] | None = None  # entity models: gold (type, start, end) character spans
+    calibration: list[str] = field(default_factory=list)  # texts whose activation ranges fix int8's scales
+    calibration_pairs: list[str] | None = None
+    calibration_source: str = ""
+
+
+def _sample(count: int, limit: int) -> list[int]:
+    """A seeded sample of at most `limit` of `count` row indices, in file order."""
+    rows = list(range(count))
+    if count <= limit:
+        return rows
+    return sorted(random.Random(0).sample(rows, limit))
 
 
 def _token_samples(cfg: ExportConfig, run: TrainedRun) -> Samples:
@@ -46,6 +60,7 @@ def _token_samples(cfg: ExportConfig, run: TrainedRun) -> Samples:
             cfg.calibration_file, "--calibration-file", tc["tokens_column"], tc["tags_column"], tc.get("tag_names")
         )
         sentences, source = f.sentences, f"--calibration-file {cfg.calibration_file}"
+        calibration, cal_source = sentences, source
         unknown = sorted({t for s in sentences for t in s.tags} - set(run.labels))
         if unknown:
             raise ExportError(f"--calibration-file: tags the model does not know: {', '.join(unknown[:5])}")
@@ -59,8 +74,10 @@ def _token_samples(cfg: ExportConfig, run: TrainedRun) -> Samples:
                 f"cannot reload the run's validation split ({exc}); pass --calibration-file with tagged sentences"
             ) from exc
         sentences, source = data.validation, f"validation split: {data.validation_source}"
+        calibration, cal_source = data.train, "training split"
     pairs = [joined_text(s.words, s.tags) for s in sentences[: cfg.parity_samples]]
-    return Samples([t for t, _ in pairs], None, None, source, [g for _, g in pairs])
+    cal = [" ".join(calibration[i].words) for i in _sample(len(calibration), cfg.calibration_texts)]
+    return Samples([t for t, _ in pairs], None, None, source, [g for _, g in pairs], cal, None, cal_source)
 
 
 def _class_samples(cfg: ExportConfig, run: TrainedRun) -> Samples:
@@ -84,6 +101,7 @@ def _class_samples(cfg: ExportConfig, run: TrainedRun) -> Samples:
             )
         text_cols = [c for c in (text_col, pair_col) if c]
         ds = ds.filter(lambda r: all(isinstance(r[c], str) and r[c].strip() != "" for c in text_cols))
+        calibration, cal_source = ds, source
         label_ids = None
         if label_col in ds.column_names:
             try:
@@ -100,9 +118,19 @@ def _class_samples(cfg: ExportConfig, run: TrainedRun) -> Samples:
                 f"cannot reload the run's validation split ({exc}); pass --calibration-file with labelled texts"
             ) from exc
         ds, source = data.validation, f"validation split: {data.validation_source}"
+        calibration, cal_source = data.train, "training split"
         label_ids = np.asarray(ds["labels"][: cfg.parity_samples])
     ds = ds.select(range(min(cfg.parity_samples, len(ds))))
-    return Samples(list(ds[text_col]), list(ds[pair_col]) if pair_col else None, label_ids, source)
+    cal = calibration.select(_sample(len(calibration), cfg.calibration_texts))
+    return Samples(
+        list(ds[text_col]),
+        list(ds[pair_col]) if pair_col else None,
+        label_ids,
+        source,
+        calibration=list(cal[text_col]),
+        calibration_pairs=list(cal[pair_col]) if pair_col else None,
+        calibration_source=cal_source,
+    )
 
 
 def write_tokenizer(model_dir: Path, dest: Path, max_length: int) -> dict[str, Any]:
@@ -153,5 +181,8 @@ def parity_inputs(
     inputs = parity.encode_for_parity(
         task, samples.texts, samples.pairs, samples.label_ids, samples.source, run.threshold
     )
+    if samples.calibration:
+        cal = parity.encode_for_parity(task, samples.calibration, samples.calibration_pairs, None, "")
+        inputs = replace(inputs, calibration=cal.encoded, calibration_source=samples.calibration_source)
     judge = exporting.judge(inputs, task, samples.spans, run)
     return inputs, tok_meta, judge

@@ -2,7 +2,7 @@
 
     bundle.json        manifest (serving/manifest.py), written last
     model.onnx         fp32 (graph-optimised) model           variant "fp32", provider CPU or CUDA
-    model.int8.onnx    dynamic int8 model (CPU exports)       variant "int8", provider CPU
+    model.int8.onnx    int8 model (CPU exports; scales fixed) variant "int8", provider CPU
     model.fp16.onnx    fp16 model (`--device cuda` exports)   variant "fp16", provider CUDA
     tokenizer.json     the tokenizer as trained; the runtime sets padding and truncation from the manifest
 

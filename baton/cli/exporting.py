@@ -9,7 +9,7 @@ import typer
 from baton._format import format_bundle
 from baton.cli._app import app
 from baton.cli._options import Opt
-from baton.export.config import GateThresholds, Optimize, Quantize, QuantPreset
+from baton.export.config import GateThresholds, Int8Scales, Optimize, Quantize, QuantPreset
 
 __all__ = ["export"]
 
@@ -21,9 +21,19 @@ def export(
     device: Annotated[str, Opt(help="cpu: fp32 + int8 bundle; cuda: fp32 + fp16 (O4) bundle.")] = "cpu",
     optimize: Annotated[Optimize, Opt(help="Graph optimisation.")] = Optimize.O2,
     quantize: Annotated[Quantize, Opt(help="int8 quantization (CPU bundles only).")] = Quantize.INT8,
-    preset: Annotated[QuantPreset, Opt(help="Quantization preset (auto: detected from this CPU).")] = QuantPreset.AUTO,
+    int8_scales: Annotated[
+        Int8Scales,
+        Opt(
+            help="fixed: activation scales calibrated on training texts, so a text's answer never depends on its "
+            "batch; dynamic: scaled per batch at run time (answers move with batch-mates)."
+        ),
+    ] = Int8Scales.FIXED,
+    preset: Annotated[QuantPreset, Opt(help="Dynamic int8's preset (auto: from this CPU).")] = QuantPreset.AUTO,
     parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
-    calibration_file: Annotated[str | None, Opt(help="Labelled texts for the gates (default: validation).")] = None,
+    calibration_file: Annotated[
+        str | None,
+        Opt(help="Labelled texts for the gates and int8's scales (default: validation, and training texts)."),
+    ] = None,
     allow_fallback: Annotated[bool, Opt(help="If the int8 gate fails, ship fp32 only and record why.")] = False,
     int8_gate: Annotated[
         str,
@@ -55,6 +65,7 @@ def export(
         optimize=optimize,
         quantize=quantize,
         preset=preset,
+        int8_scales=int8_scales,
         parity_samples=parity_samples,
         calibration_file=calibration_file,
         allow_fallback=allow_fallback,

@@ -15,9 +15,9 @@ import pytest
 from support import FEW_TEXTS, REVIEWS
 
 from baton.errors import BundleError, ExportError, GateError
-from baton.export import ExportConfig, GateThresholds, export_bundle
+from baton.export import ExportConfig, GateThresholds, export_bundle, fixed_int8
 from baton.export import onnx as steps
-from baton.export.config import Optimize, QuantPreset
+from baton.export.config import Int8Scales, Optimize, QuantPreset
 from baton.serving import Predictor, load_bundle
 from baton.serving.bundle import SCHEMA_VERSION, sha256_of
 
@@ -114,19 +114,53 @@ def test_batched_and_alone_give_the_same_scores(tiny_bundle: Path) -> None:
         assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= 1e-5
 
 
-def test_int8_batched_and_alone_differ_as_the_export_measured(tiny_bundle: Path) -> None:
-    """Dynamic int8 scales activations per batch, so a text's int8 scores move with its batch-mates. The export gates
-    int8 both in sorted batches of 32 and alone, and records how many decisions differ between the two. Served
-    through the Predictor, the same texts in the same batchings differ exactly as recorded: the recorded bound is
-    the served truth, not a figure of another code path."""
-    effect = json.loads((tiny_bundle / "bundle.json").read_text())["parity"]["int8_vs_fp32"]["batch_effect"]
+def test_fixed_int8_gives_a_text_the_same_answer_in_any_batch(tiny_bundle: Path) -> None:
+    """The default int8 fixes its activation scales at export, so a text scores the same alone, in a length-sorted
+    batch and in a shuffled one; the export measured and required exactly that, and recorded it."""
+    q = json.loads((tiny_bundle / "bundle.json").read_text())["parity"]["int8_vs_fp32"]
+    assert q["scales"] == "fixed" and q["calibration"]["source"] == "training split"
+    assert q["calibration"]["texts"] > 0
+    assert q["batch_effect"]["flips"] == 0 and q["batch_effect"]["invariant"] is True
     predictor = Predictor.load(tiny_bundle, device="cpu", variant="int8", batch_size=32)
+    texts = [json.loads(x)["text"] for x in (REVIEWS / "validation.jsonl").read_text().splitlines()]
+    together = predictor.predict(texts)
+    alone = [predictor.predict([t])[0] for t in texts]
+    shuffled = list(range(len(texts)))
+    np.random.default_rng(0).shuffle(shuffled)
+    in_random = {}
+    for start in range(0, len(texts), 16):
+        rows = shuffled[start : start + 16]
+        in_random.update(zip(rows, predictor.predict([texts[j] for j in rows]), strict=True))
+    for i, (a, b) in enumerate(zip(together, alone, strict=True)):
+        c = in_random[i]
+        assert a.label == b.label == c.label
+        assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) <= 1e-5
+        assert max(abs(c.scores[k] - b.scores[k]) for k in a.scores) <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def dynamic_bundle(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run exported with `--int8-scales dynamic` (per-batch activation scales, the scheme before)."""
+    out = tmp_path_factory.mktemp("dynamic") / "bundle"
+    export_bundle(ExportConfig(run_dir=str(tiny_run), output=str(out), int8_scales=Int8Scales.DYNAMIC))
+    return out
+
+
+def test_dynamic_int8_batched_and_alone_differ_as_the_export_measured(dynamic_bundle: Path) -> None:
+    """`--int8-scales dynamic` scales activations per batch, so a text's int8 scores move with its batch-mates. The
+    export gates int8 both in sorted batches of 32 and alone, and records how many decisions differ between the two.
+    Served through the Predictor, the same texts in the same batchings differ exactly as recorded: the recorded
+    bound is the served truth, not a figure of another code path."""
+    q = json.loads((dynamic_bundle / "bundle.json").read_text())["parity"]["int8_vs_fp32"]
+    effect = q["batch_effect"]
+    assert q["scales"] == "dynamic" and effect["required_invariant"] is False
+    predictor = Predictor.load(dynamic_bundle, device="cpu", variant="int8", batch_size=32)
     texts = [json.loads(x)["text"] for x in (REVIEWS / "validation.jsonl").read_text().splitlines()]
     assert effect["decisions"] == len(texts)  # the run's validation split, every text of it
     together = predictor.predict(texts)
     alone = [predictor.predict([t])[0] for t in texts]
     shifts = [max(abs(a.scores[k] - b.scores[k]) for k in a.scores) for a, b in zip(together, alone, strict=True)]
-    assert max(shifts) > 0  # the effect is real: int8 is not claimed to be batch-independent
+    assert max(shifts) > 1e-4  # the effect is real: dynamic int8 is not claimed to be batch-independent
     flipped = [b for a, b in zip(together, alone, strict=True) if a.label != b.label]
     assert len(flipped) == effect["flips"]
     top2 = [sorted(b.scores.values())[-2:] for b in flipped]  # confident alone: a top-2 margin at the gate's bound
@@ -268,9 +302,14 @@ def test_int8_falls_back_to_the_plain_graph_when_shapes_cannot_be_inferred(
         raise RuntimeError("no shape inference for op Foo")
 
     monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", unknown_op)
-    result = export_bundle(
-        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=64, gates=FEW_TEXTS)
+    cfg = ExportConfig(
+        run_dir=str(tiny_run),
+        output=str(tmp_path / "b"),
+        parity_samples=64,
+        gates=FEW_TEXTS,
+        int8_scales=Int8Scales.DYNAMIC,  # fixed scales read the fused graph's weights: no shape inference
     )
+    result = export_bundle(cfg)
     assert result.parity["int8_vs_fp32"]["graph"] == "plain" and result.parity["int8_vs_fp32"]["passed"]
     assert not any(n.op_type == "QAttention" for n in onnx.load(str(tmp_path / "b/model.int8.onnx")).graph.node)
 
@@ -288,7 +327,8 @@ def test_ffn_matmul_names_of_other_architectures() -> None:
 
 @pytest.mark.parametrize("model_type", ["distilbert", "roberta"])
 def test_fused_int8_for_other_encoders(tmp_path: Path, model_type: str) -> None:
-    """Tiny random DistilBERT / RoBERTa: the fused graph types, quantizes to QAttention and runs like fp32."""
+    """Tiny random DistilBERT / RoBERTa: the fused graph types, quantizes to QAttention with dynamic and with fixed
+    scales, and runs like fp32."""
     import onnx
     import onnxruntime as ort
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -309,23 +349,32 @@ def test_fused_int8_for_other_encoders(tmp_path: Path, model_type: str) -> None:
     assert any(n.op_type == "QAttention" for n in graph.node)
     assert sum(n.op_type == "MatMul" for n in graph.node) == 2  # the two FFN down-projections kept in fp32
     ids = np.random.default_rng(0).integers(5, 900, (2, 9))
-    sessions = [ort.InferenceSession(str(f)) for f in (fused, int8)]
-    feeds = {i.name: ids if i.name == "input_ids" else np.ones_like(ids) for i in sessions[0].get_inputs()}
-    fp32_out, int8_out = (s.run(None, feeds)[0] for s in sessions)
-    assert int8_out.shape == (2, 3) and np.abs(int8_out - fp32_out).max() < 0.05
+    fp32 = ort.InferenceSession(str(fused))
+    feeds = {i.name: ids if i.name == "input_ids" else np.ones_like(ids) for i in fp32.get_inputs()}
+    names = fixed_int8.quantized_inputs(onnx.load(str(fused)))
+    fixed = fixed_int8.quantize_fixed(fused, tmp_path / "fixed.onnx", fixed_int8.calibrate(fused, [feeds], names))
+    assert any(n.op_type == "QAttention" for n in onnx.load(str(fixed)).graph.node)
+    for model in (int8, fixed):
+        out = ort.InferenceSession(str(model)).run(None, feeds)[0]
+        assert out.shape == (2, 3) and np.abs(out - fp32.run(None, feeds)[0]).max() < 0.05
 
 
-def test_int8_quantizes_the_fused_graph(tiny_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("scales", "matmul"), [(Int8Scales.FIXED, "MatMulIntegerToFloat"), (Int8Scales.DYNAMIC, "MatMulInteger")]
+)
+def test_int8_quantizes_the_fused_graph(tiny_run: Path, tmp_path: Path, scales: Int8Scales, matmul: str) -> None:
     """The O2 graph (fused Attention) is what gets quantized, not the plain export: QAttention in the int8 file."""
     import onnx
 
     result = export_bundle(
-        ExportConfig(run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=64, gates=FEW_TEXTS)
+        ExportConfig(
+            run_dir=str(tiny_run), output=str(tmp_path / "b"), parity_samples=64, gates=FEW_TEXTS, int8_scales=scales
+        )
     )
     q = result.parity["int8_vs_fp32"]
-    assert q["graph"] == "fused" and q["passed"]
+    assert q["graph"] == "fused" and q["passed"] and q["scales"] == scales.value
     ops = {n.op_type for n in onnx.load(str(tmp_path / "b/model.int8.onnx")).graph.node}
-    assert "QAttention" in ops and "MatMulInteger" in ops
+    assert "QAttention" in ops and matmul in ops and "MatMul" not in ops
 
 
 def _runtime_ops(model: Path, tmp_path: Path, session: Any) -> dict[str, int]:
@@ -342,7 +391,7 @@ def _runtime_ops(model: Path, tmp_path: Path, session: Any) -> dict[str, int]:
 
 
 def test_cpu_bundles_run_add_and_layer_norm_not_skip_layer_norm(
-    tiny_run: Path, tiny_bundle: Path, tmp_path: Path
+    tiny_run: Path, tiny_bundle: Path, dynamic_bundle: Path, tmp_path: Path
 ) -> None:
     """CPU exports leave the residual Add + LayerNormalization unfused, and baton's CPU sessions keep it that way."""
     import onnx
@@ -356,9 +405,12 @@ def test_cpu_bundles_run_add_and_layer_norm_not_skip_layer_norm(
         assert "SkipLayerNormalization" not in ops
         assert ops.count("LayerNormalization") == 2 * layers + 1  # two per layer, one after the embeddings
         assert _runtime_ops(tiny_bundle / name, tmp_path, new_session).get("SkipLayerNormalization", 0) == 0
-    # Without the disabled fusion onnxruntime fuses the int8 graph back at load, which is why every CPU session
-    # (serving and the parity gates alike) goes through new_session.
-    plain = _runtime_ops(tiny_bundle / "model.int8.onnx", tmp_path, lambda m, o: ort.InferenceSession(str(m), o))
+    # Without the disabled fusion onnxruntime fuses a dynamic int8 graph back at load (once the bias Adds are folded
+    # into DynamicQuantizeMatMul), which is why every CPU session (serving and the parity gates alike) goes through
+    # new_session.
+    dynamic = dynamic_bundle / "model.int8.onnx"
+    assert _runtime_ops(dynamic, tmp_path, new_session).get("SkipLayerNormalization", 0) == 0
+    plain = _runtime_ops(dynamic, tmp_path, lambda m, o: ort.InferenceSession(str(m), o))
     assert plain.get("SkipLayerNormalization", 0) == 2 * layers
 
 
