@@ -43,9 +43,10 @@ def build_manifest(
     report: dict[str, Any],
     started: float,
     card: str | None = None,
+    long_text: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a bundle named `name` of `run`, checked by the parser every reader uses. `card` names the
-    model card's file, which `entries` lists."""
+    model card's file, which `entries` lists; `long_text` a classifier's default for texts past the window."""
     pairs = bool(run.train_args.get("text_pair_column"))
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -68,5 +69,7 @@ def build_manifest(
     }
     if card is not None:
         manifest["card"] = card
+    if long_text is not None:
+        manifest["long_text"] = long_text
     Manifest.parse(manifest)  # what we write must be what every reader accepts
     return manifest

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from baton.errors import ConfigError
+from baton.serving.long_text import ChunkCombine, LongText
 
 __all__ = ["ExportConfig", "GateThresholds", "Int8Scales", "Optimize", "QuantPreset", "Quantize", "detect_preset"]
 
@@ -114,6 +115,8 @@ class ExportConfig:
     quantize: Quantize = Quantize.INT8
     preset: QuantPreset = QuantPreset.AUTO
     int8_scales: Int8Scales = Int8Scales.FIXED
+    long_text: LongText = LongText.TRUNCATE  # classifiers: the bundle's default for a text past the window
+    chunk_combine: ChunkCombine = ChunkCombine.MEAN
     parity_samples: int = 512
     calibration_texts: int = 512  # training texts whose activation ranges fix the int8 scales
     calibration_file: str | None = None
@@ -129,6 +132,8 @@ class ExportConfig:
         object.__setattr__(self, "quantize", _enum(Quantize, self.quantize, "--quantize"))
         object.__setattr__(self, "preset", _enum(QuantPreset, self.preset, "--preset"))
         object.__setattr__(self, "int8_scales", _enum(Int8Scales, self.int8_scales, "--int8-scales"))
+        object.__setattr__(self, "long_text", _enum(LongText, self.long_text, "--long-text"))
+        object.__setattr__(self, "chunk_combine", _enum(ChunkCombine, self.chunk_combine, "--chunk-combine"))
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"--device must be cpu or cuda (got {self.device!r})")
         if self.parity_samples < 1:

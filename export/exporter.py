@@ -29,6 +29,7 @@ from baton.export.gates import check_trained, gate_fp16, gate_fp32, int8_ladder
 from baton.export.samples import parity_inputs, parity_samples
 from baton.export.tasks import task_of_architecture
 from baton.serving.bundle import MANIFEST, Bundle, load_bundle
+from baton.serving.long_text import LongText, LongTextSpec
 from baton.task import Task
 from baton.training.rundir import read_run
 
@@ -75,6 +76,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     head = _pooled_head(run_dir / "model")
     task = Task.CLASSIFICATION if head is not None else task_of_architecture(run.config)
     check_trained(run.metrics, cfg)
+    long_text = _long_text(cfg, task, run)  # before minutes of export: a flag the model cannot use fails now
     recover_replaced(output)
     if output.exists() and not cfg.overwrite:
         raise ExportError(f"--output: {output} already exists; pass --overwrite to replace it")
@@ -138,6 +140,7 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
             "run": run,
             "input_names": input_names,
             "tok_meta": tok_meta,
+            "long_text": long_text,
         }
         # The card is written from the manifest without it, then listed (and checksummed) in the final manifest.
         draft = build_manifest(**parts, entries=entries, report=report, started=started)
@@ -149,6 +152,17 @@ def export_bundle(cfg: ExportConfig) -> ExportResult:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportResult(load_bundle(output), report, fallback)
+
+
+def _long_text(cfg: ExportConfig, task: Task, run: Any) -> dict[str, Any] | None:
+    """A classifier's default for texts past the window (serving/long_text.py); entity models read windows."""
+    if task is not Task.CLASSIFICATION:
+        if cfg.long_text is not LongText.TRUNCATE:
+            raise ExportError("--long-text: an entity model always reads a long text in windows")
+        return None
+    if cfg.long_text is LongText.CHUNK and run.train_args.get("text_pair_column"):
+        raise ExportError("--long-text chunk: a sentence-pair model's texts are never chunked")
+    return LongTextSpec(mode=cfg.long_text, combine=cfg.chunk_combine).to_manifest()
 
 
 def _work_prefix(output: Path) -> str:

@@ -41,6 +41,7 @@ from baton.errors import (
     BatchFailed,
     Cancelled,
     DeadlineExceeded,
+    InputError,
     InvalidRequest,
     Overloaded,
     RequestTooLarge,
@@ -50,6 +51,7 @@ from baton.errors import (
 )
 from baton.serving.batching import WIDE_POLICIES, runs_wide, select_window
 from baton.serving.engine import Encoded, Tokens
+from baton.serving.long_text import LongTextSpec
 
 __all__ = ["Batcher", "BatcherConfig", "ItemResult", "RequestState", "timings_us"]
 
@@ -85,7 +87,9 @@ def _lower_priority(nice: int) -> None:
 class EngineLike(Protocol):
     workers: int  # how many batches may run at once
 
-    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]: ...
+    def tokenize(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None, long_text: LongTextSpec | None = None
+    ) -> list[Tokens]: ...
     def collate(self, items: Sequence[Tokens]) -> Encoded: ...
     def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray: ...
     def postprocess(self, logits: np.ndarray, encoded: Encoded, top_k: int | None = None) -> list[Any]: ...
@@ -248,9 +252,14 @@ class Batcher:
 
     # ---- submission (event-loop side) ------------------------------------------------------------------------
     async def submit(
-        self, texts: Sequence[str], state: RequestState | None = None, pairs: Sequence[str] | None = None
+        self,
+        texts: Sequence[str],
+        state: RequestState | None = None,
+        pairs: Sequence[str] | None = None,
+        long_text: LongTextSpec | None = None,
     ) -> list[ItemResult]:
-        """Queue one request's texts (and their pairs, for a pair model); one result per text, in order."""
+        """Queue one request's texts (and their pairs, for a pair model); one result per text, in order.
+        `long_text`: the request's rule for texts past the window (None: the bundle's)."""
         if not texts:
             return []
         if pairs is not None and len(pairs) != len(texts):
@@ -277,7 +286,7 @@ class Batcher:
             self._pending += len(items)
             self._tokenizing += len(items)
         try:
-            await self._tokenize(items)
+            await self._tokenize(items, long_text)
         finally:
             with self._lock:
                 self._tokenizing -= len(items)
@@ -304,17 +313,21 @@ class Batcher:
             state.cancelled = True
             raise
 
-    async def _tokenize(self, items: list[_Item]) -> None:
+    async def _tokenize(self, items: list[_Item], long_text: LongTextSpec | None) -> None:
         """Tokenize on arrival: in the event loop for a few texts, in the helper thread for more."""
         texts = [item.text for item in items]
         pairs = None if items[0].pair is None else [item.pair or "" for item in items]
         started = time.perf_counter()
         try:
             if len(texts) <= _INLINE_TOKENIZE_TEXTS:
-                tokens = self.engine.tokenize(texts, pairs)
+                tokens = self.engine.tokenize(texts, pairs, long_text)
             else:
                 loop = asyncio.get_running_loop()
-                tokens = await loop.run_in_executor(self._tokenizer_thread, self.engine.tokenize, texts, pairs)
+                tokens = await loop.run_in_executor(
+                    self._tokenizer_thread, self.engine.tokenize, texts, pairs, long_text
+                )
+        except InputError:
+            raise  # the request's own fault (a pair asked to chunk): its status says so
         except Exception as exc:
             logger.exception("tokenization failed")
             raise TokenizationFailed("tokenization failed for this request (the server log has why)") from exc

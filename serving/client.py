@@ -213,10 +213,23 @@ class _ClientBase:
         self.timeout = timeout
         self.model = model or ""
 
-    def _request(self, texts: Sequence[str], top_k: int | None, pairs: Sequence[str] | None) -> pb.ClassifyRequest:
+    def _request(
+        self,
+        texts: Sequence[str],
+        top_k: int | None,
+        pairs: Sequence[str] | None,
+        long_text: str | None = None,
+        chunk_combine: str | None = None,
+    ) -> pb.ClassifyRequest:
         if isinstance(texts, str) or isinstance(pairs, str):
             raise TypeError("takes a sequence of texts, not a single string")
-        request = pb.ClassifyRequest(texts=list(texts), text_pairs=list(pairs or ()), model=self.model)
+        request = pb.ClassifyRequest(
+            texts=list(texts),
+            text_pairs=list(pairs or ()),
+            model=self.model,
+            long_text=long_text or "",
+            chunk_combine=chunk_combine or "",
+        )
         if top_k:
             request.top_k = top_k
         return request
@@ -231,8 +244,10 @@ class Client(_ClientBase):
         top_k: int | None = None,
         timeout: float | None = None,
         pairs: Sequence[str] | None = None,
+        long_text: str | None = None,
+        chunk_combine: str | None = None,
     ) -> pb.ClassifyResponse:
-        request = self._request(texts, top_k, pairs)
+        request = self._request(texts, top_k, pairs, long_text, chunk_combine)
         try:
             return self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
@@ -244,9 +259,12 @@ class Client(_ClientBase):
         top_k: int | None = None,
         timeout: float | None = None,
         pairs: Sequence[str] | None = None,
+        long_text: str | None = None,
+        chunk_combine: str | None = None,
     ) -> list[Result]:
-        """One result per text; `pairs` (one per text) for a sentence-pair model."""
-        return _results(self.classify_response(texts, top_k, timeout, pairs))
+        """One result per text; `pairs` (one per text) for a sentence-pair model; `long_text` ("truncate" or
+        "chunk") and `chunk_combine` ("mean" or "max") for texts past the window (default: the model's)."""
+        return _results(self.classify_response(texts, top_k, timeout, pairs, long_text, chunk_combine))
 
     def recognize(
         self, texts: Sequence[str], aggregation: str | None = None, timeout: float | None = None
@@ -301,8 +319,10 @@ class AsyncClient(_ClientBase):
         top_k: int | None = None,
         timeout: float | None = None,
         pairs: Sequence[str] | None = None,
+        long_text: str | None = None,
+        chunk_combine: str | None = None,
     ) -> pb.ClassifyResponse:
-        request = self._request(texts, top_k, pairs)
+        request = self._request(texts, top_k, pairs, long_text, chunk_combine)
         try:
             return await self._stub.Classify(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:

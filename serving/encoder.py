@@ -16,7 +16,15 @@ import numpy as np
 from baton.errors import BundleError
 from baton.serving.manifest import TokenizerSpec
 
-__all__ = ["CHARS_PER_TOKEN_CAP", "Encoded", "TextEncoder", "Tokens", "encode_all", "length_sorted_chunks"]
+__all__ = [
+    "CHARS_PER_TOKEN_CAP",
+    "Encoded",
+    "TextEncoder",
+    "Tokens",
+    "WindowTokenizer",
+    "encode_all",
+    "length_sorted_chunks",
+]
 
 # Texts are cut to this many characters per allowed token before tokenizing, so a multi-megabyte input cannot
 # stall the tokenizer; the cut is reported as truncation like any other. No tokenizer here makes a token of more
@@ -53,6 +61,11 @@ class Tokens:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def rows(self) -> int:
+        """Model rows this item runs as (a text in windows runs as several)."""
+        return 1
 
 
 @dataclass(frozen=True)
@@ -157,3 +170,32 @@ class TextEncoder:
             inputs["token_type_ids"] = types
         blank = [t.blank for t in items]
         return Encoded(inputs, [t.truncated for t in items], blank=blank if any(blank) else ())
+
+
+class WindowTokenizer:
+    """The bundle's tokenizer without truncation or special tokens, for tasks that run a long text as windows
+    (entity recognition, chunked classification), and the special tokens each window row gets back."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(encoder.file))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self._pool = encoder.pool
+        probe = self._tokenizer.encode("a")
+        content = [i for i, m in enumerate(probe.special_tokens_mask) if not m]
+        first, last = (content[0], content[-1]) if content else (len(probe.ids), len(probe.ids) - 1)
+        self.prefix = list(probe.ids[:first])
+        self.suffix = list(probe.ids[last + 1 :])
+        self.specials = len(self.prefix) + len(self.suffix)
+        self.budget = max(1, encoder.max_length - self.specials)  # content tokens per window
+
+    def encode(self, texts: Sequence[str]) -> list[Any]:
+        """The texts' content tokens (ids and character offsets), uncut."""
+        return encode_all(self._tokenizer, texts, self._pool, add_special_tokens=False)
+
+    def row(self, ids: Sequence[int]) -> Tokens:
+        """One window's model row: the special tokens around `ids`."""
+        row = [*self.prefix, *ids, *self.suffix]
+        return Tokens(row, [0] * len(row), False)

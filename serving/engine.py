@@ -21,6 +21,7 @@ from baton._ort import new_session
 from baton.errors import BundleError
 from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
+from baton.serving.long_text import LongTextSpec
 from baton.serving.tasks import RuntimeTask, runtime_task
 from baton.serving.tasks.classification import Prediction, sigmoid, softmax
 
@@ -251,18 +252,23 @@ class Engine:
         """Refuse inputs that differ from what the manifest declares (InputError)."""
         self.bundle.manifest.check_inputs(len(texts), None if pairs is None else len(pairs))
 
-    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]:
-        """Tokenize without padding (the batcher pads per batch, after sorting by length)."""
+    def tokenize(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None, long_text: LongTextSpec | None = None
+    ) -> list[Tokens]:
+        """Tokenize without padding (the batcher pads per batch, after sorting by length); `long_text` overrides the
+        bundle's rule for texts past the window (serving/long_text.py)."""
         self.check_inputs(texts, pairs)
-        return self.task.tokenize(texts, pairs)
+        return self.task.tokenize(texts, pairs, long_text)
 
     def collate(self, items: Sequence[Tokens]) -> Encoded:
         """Pad tokenized texts to the longest among them."""
         return self.task.collate(items)
 
-    def preprocess(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Encoded:
+    def preprocess(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None, long_text: LongTextSpec | None = None
+    ) -> Encoded:
         """Tokenize and pad to the longest in the batch."""
-        return self.collate(self.tokenize(texts, pairs))
+        return self.collate(self.tokenize(texts, pairs, long_text))
 
     def run(self, encoded: Encoded, wide: bool = True) -> np.ndarray:
         """Logits for a batch; `wide=False` runs it on the narrow session (another batch runs beside it)."""

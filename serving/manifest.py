@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from baton.errors import BundleError, InputError
+from baton.serving.long_text import LongTextSpec
 from baton.task import Task
 
 __all__ = [
@@ -173,6 +174,7 @@ class Manifest:
     aggregation: str = "simple"
     stride: int = 0
     card: str | None = None  # the model card's file (Markdown), listed in `files` with its checksum
+    long_text: LongTextSpec = field(default_factory=LongTextSpec)  # classification: truncate or chunk past the window
 
     @property
     def multi_label(self) -> bool:
@@ -267,6 +269,8 @@ class Manifest:
                 "aggregation": _choice(data, "aggregation", AGGREGATION_CHOICES),
                 "stride": _int(data, "stride", 0, max_length - 1),
             }
+        else:
+            token_task = {"long_text": LongTextSpec.parse(data.get("long_text"), max_length)}
         return cls(
             name=_name(data),
             task=task,

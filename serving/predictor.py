@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from baton.errors import InputError
 from baton.serving.bundle import Bundle
 from baton.serving.encoder import length_sorted_chunks
 from baton.serving.engine import Encoded, Engine, build_engine, choose_variant, default_threads, default_workers
+from baton.serving.long_text import LongText, LongTextSpec, requested
 from baton.serving.tasks import check_aggregation
 from baton.task import Task
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 _Batch = tuple[list[int], Encoded, np.ndarray]
+_T = TypeVar("_T")
 
 
 class Predictor:
@@ -69,25 +71,32 @@ class Predictor:
         return self.engine.pairs
 
     def _batches(
-        self, texts: Sequence[str], pairs: Sequence[str] | None
+        self, texts: Sequence[str], pairs: Sequence[str] | None, long_text: LongTextSpec | None = None
     ) -> Iterator[tuple[list[int], Encoded, np.ndarray]]:
-        """(indices, encoded batch, logits) over length-sorted batches of `texts` (and their pairs)."""
+        """(indices, encoded batch, logits) over length-sorted batches of `texts` (and their pairs). A batch holds
+        at most `batch_size` texts and, when texts run as several rows (windows, chunks), about `batch_size` rows:
+        a long document makes a batch of its own rather than a batch of 32 such documents."""
         if isinstance(texts, str) or isinstance(pairs, str):
             raise TypeError("takes a sequence of texts, not a single string")
         self.engine.check_inputs(texts, pairs)
         size = (lambda i: len(texts[i]) + len(pairs[i])) if pairs is not None else (lambda i: len(texts[i]))
         chunks = length_sorted_chunks(len(texts), size, self.batch_size)
 
-        def one(idx: list[int], wide: bool = True) -> _Batch:
+        def one(idx: list[int], wide: bool = True) -> list[_Batch]:
             chunk_pairs = None if pairs is None else [pairs[i] for i in idx]
-            encoded = self.engine.preprocess([texts[i] for i in idx], chunk_pairs)
-            return idx, encoded, self.engine.run(encoded, wide=wide)
+            items = self.engine.tokenize([texts[i] for i in idx], chunk_pairs, long_text)
+            out = []
+            for part in _by_rows(list(range(len(idx))), [t.rows for t in items], self.batch_size):
+                encoded = self.engine.collate([items[j] for j in part])
+                out.append(([idx[j] for j in part], encoded, self.engine.run(encoded, wide=wide)))
+            return out
 
         if self.engine.workers < 2 or len(chunks) < 2:
             for idx in chunks:
-                yield one(idx)
+                yield from one(idx)
             return
-        yield from _side_by_side(chunks, lambda idx: one(idx, wide=False), self.engine.workers)
+        for batches in _side_by_side(chunks, lambda idx: one(idx, wide=False), self.engine.workers):
+            yield from batches
 
     @property
     def task(self) -> Task:
@@ -95,11 +104,12 @@ class Predictor:
         return self.engine.bundle.manifest.task
 
     def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
-        """Raw logits, one row per text in input order (classification bundles)."""
+        """Raw logits, one row per text in input order (classification bundles), of each text as the window takes
+        it (truncated: a text in chunks has a row per window; `predict` combines them)."""
         if self.task is not Task.CLASSIFICATION:
             raise InputError(f"logits() is for classification; this bundle's task is {self.task}: use predict()")
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for idx, _, logits in self._batches(texts, pairs):
+        for idx, _, logits in self._batches(texts, pairs, LongTextSpec(mode=LongText.TRUNCATE)):
             out[idx] = logits
         return out
 
@@ -109,15 +119,20 @@ class Predictor:
         top_k: int | None = None,
         pairs: Sequence[str] | None = None,
         aggregation: str | None = None,
+        long_text: str | None = None,
+        chunk_combine: str | None = None,
     ) -> list[Any]:
         """One answer per text (or text pair), in input order; length-sorted into batches to cut padding.
 
-        Classification: a `Prediction` each. Entity recognition: an `Entities` each (label, text, character
-        offsets into the text, score), grouped by `aggregation` (default: the bundle's; see
-        `baton.serving.tasks.token_classification`)."""
+        Classification: a `Prediction` each; a text past the window is truncated or scored in chunks (`long_text`
+        "truncate" or "chunk", `chunk_combine` "mean" or "max"; default: the bundle's, serving/long_text.py).
+        Entity recognition: an `Entities` each (label, text, character offsets into the text, score), grouped by
+        `aggregation` (default: the bundle's; see `baton.serving.tasks.token_classification`)."""
         check_aggregation(self.task, aggregation)  # before any batch runs
+        m = self.engine.bundle.manifest
+        spec = requested(m.long_text if m.task is Task.CLASSIFICATION else None, long_text, chunk_combine)
         results: list[Any] = [None] * len(texts)
-        for idx, encoded, logits in self._batches(texts, pairs):
+        for idx, encoded, logits in self._batches(texts, pairs, spec):
             for i, answer in zip(idx, self.engine.postprocess(logits, encoded, top_k, aggregation), strict=True):
                 results[i] = answer
         truncated = sum(p.truncated for p in results if p is not None)
@@ -131,10 +146,23 @@ class Predictor:
         return [p for p in results if p is not None]
 
 
-def _side_by_side(chunks: list[list[int]], run: Callable[[list[int]], _Batch], workers: int) -> Iterator[_Batch]:
+def _by_rows(items: list[int], rows: list[int], limit: int) -> list[list[int]]:
+    """`items` cut, in order, into runs of at most `limit` rows (an item of more rows makes a run of its own)."""
+    runs: list[list[int]] = [[]]
+    used = 0
+    for item, n in zip(items, rows, strict=True):
+        if runs[-1] and used + n > limit:
+            runs.append([])
+            used = 0
+        runs[-1].append(item)
+        used += n
+    return runs
+
+
+def _side_by_side(chunks: list[list[int]], run: Callable[[list[int]], _T], workers: int) -> Iterator[_T]:
     """`run` each chunk in `workers` threads, at most two chunks per worker in flight; results in chunk order."""
     with ThreadPoolExecutor(workers, thread_name_prefix="baton-predict") as pool:
-        pending: list[Future[_Batch]] = []
+        pending: list[Future[_T]] = []
         for idx in chunks:
             pending.append(pool.submit(run, idx))
             if len(pending) >= 2 * workers:

@@ -40,7 +40,9 @@ class SlowEngine:
         self._in_flight = 0
         self._lock = threading.Lock()
 
-    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Tokens]:
+    def tokenize(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None, long_text: object = None
+    ) -> list[Tokens]:
         return self.inner.tokenize(texts, pairs)
 
     def collate(self, items: Sequence[Tokens]) -> Encoded:

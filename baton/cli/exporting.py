@@ -10,6 +10,7 @@ from baton._format import format_bundle
 from baton.cli._app import app
 from baton.cli._options import Opt
 from baton.export.config import GateThresholds, Int8Scales, Optimize, Quantize, QuantPreset
+from baton.serving.long_text import ChunkCombine, LongText
 
 __all__ = ["export"]
 
@@ -29,6 +30,12 @@ def export(
         ),
     ] = Int8Scales.FIXED,
     preset: Annotated[QuantPreset, Opt(help="Dynamic int8's preset (auto: from this CPU).")] = QuantPreset.AUTO,
+    long_text: Annotated[
+        LongText, Opt(help="Classifiers, texts past the window by default: truncate, or chunk in windows.")
+    ] = LongText.TRUNCATE,
+    chunk_combine: Annotated[
+        ChunkCombine, Opt(help="How a chunked text's windows combine by default: mean or max.")
+    ] = ChunkCombine.MEAN,
     parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
     calibration_file: Annotated[
         str | None,
@@ -66,6 +73,8 @@ def export(
         quantize=quantize,
         preset=preset,
         int8_scales=int8_scales,
+        long_text=long_text,
+        chunk_combine=chunk_combine,
         parity_samples=parity_samples,
         calibration_file=calibration_file,
         allow_fallback=allow_fallback,

@@ -10,6 +10,7 @@ import typer
 from baton.cli._app import app
 from baton.cli._options import Opt, _read_lines, _tls, _with_pairs
 from baton.errors import BatonError
+from baton.serving.long_text import ChunkCombine, LongText
 from baton.task import Task
 from baton.tools.score.job import PREFIX
 
@@ -40,6 +41,13 @@ def predict(
         str | None,
         Opt(help="Entity models: simple, first, max, average or none (default: the bundle's, see GetModelInfo)."),
     ] = None,
+    long_text: Annotated[
+        LongText | None,
+        Opt(help="Classifiers, texts past the window: truncate, or chunk in windows (default: the bundle's)."),
+    ] = None,
+    chunk_combine: Annotated[
+        ChunkCombine | None, Opt(help="How a chunked text's windows combine: mean or max (default: the bundle's).")
+    ] = None,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     variant: Annotated[str | None, Opt(help="fp32, int8 or fp16 (default: the best for the device).")] = None,
 ) -> None:
@@ -48,11 +56,12 @@ def predict(
     The two sources take the same texts: arguments, --input FILE, or lines on stdin."""
     from baton.serving import Predictor
 
+    chunking = {"long_text": long_text and long_text.value, "chunk_combine": chunk_combine and chunk_combine.value}
     if server is not None:
         given = [target, *(texts or [])] if target is not None else texts
         lines, where = _read_lines(given, file)
         tls = _tls(tls_ca, tls_cert, tls_key)
-        _predict_remote(server, token, tls, lines, where, text_pair, top_k, aggregation, model_name)
+        _predict_remote(server, token, tls, lines, where, text_pair, top_k, aggregation, model_name, chunking)
         return
     if target is None:
         raise BatonError("give a bundle directory, or --server HOST:PORT of a running `baton serve`")
@@ -60,6 +69,8 @@ def predict(
     if predictor.task is Task.ENTITIES:
         if text_pair:
             raise BatonError(f"--text-pair: {target} finds entities in single texts")
+        if long_text or chunk_combine:
+            raise BatonError(f"--long-text/--chunk-combine: {target} finds entities; it always reads windows")
         lines, _ = _read_lines(texts, file)
         for text, answer in zip(lines, predictor.predict(lines, aggregation=aggregation), strict=True):
             _echo_entities(text, [e.to_dict() for e in answer.entities], answer.truncated)
@@ -72,7 +83,9 @@ def predict(
         )
     if pairs is not None and not predictor.pairs:
         raise BatonError(f"--text-pair: {target} takes single texts, not pairs")
-    predictions = predictor.predict(items, top_k=top_k, pairs=pairs)
+    if pairs is not None and long_text is LongText.CHUNK:
+        raise BatonError(f"--long-text chunk: {target} is a sentence-pair model; a pair is never chunked")
+    predictions = predictor.predict(items, top_k=top_k, pairs=pairs, **chunking)
     for i, (text, p) in enumerate(zip(items, predictions, strict=True)):
         _echo_row(text, None if pairs is None else pairs[i], p, top_k, p.labels)
 
@@ -87,6 +100,7 @@ def _predict_remote(
     top_k: int | None,
     aggregation: str | None,
     model: str | None = None,
+    chunking: dict[str, str | None] | None = None,
 ) -> None:
     from baton.serving.client import Client, ClientError
 
@@ -96,6 +110,8 @@ def _predict_remote(
             if info.task == Task.ENTITIES:
                 if text_pair:
                     raise BatonError("--text-pair: the server's model finds entities in single texts")
+                if chunking and any(chunking.values()):
+                    raise BatonError("--long-text/--chunk-combine: the server's model finds entities in windows")
                 for text, found in zip(lines, client.recognize(lines, aggregation), strict=True):
                     entities = [dict(zip(_ENTITY_KEYS, e, strict=True)) for e in found.entities]
                     _echo_entities(text, entities, found.truncated)
@@ -106,7 +122,14 @@ def _predict_remote(
             pairs_model = not text_pair and where != "arguments" and "text_pair" in info.inputs
             multi_label = info.problem_type == "multi_label_classification"
             items, pairs = _with_pairs(lines, where, text_pair, pairs_model)
-            results = client.classify(items, top_k=top_k, pairs=pairs)
+            chosen = chunking or {}
+            results = client.classify(
+                items,
+                top_k=top_k,
+                pairs=pairs,
+                long_text=chosen.get("long_text"),
+                chunk_combine=chosen.get("chunk_combine"),
+            )
     except ClientError as exc:
         raise BatonError(f"--server {server}: {exc}") from exc
     for i, (text, r) in enumerate(zip(items, results, strict=True)):
@@ -212,6 +235,13 @@ def score(
     aggregation: Annotated[
         str | None, Opt(help="Entity bundles: simple, first, max, average or none (default: the bundle's).")
     ] = None,
+    long_text: Annotated[
+        LongText | None,
+        Opt(help="Classifiers, texts past the window: truncate, or chunk in windows (default: the bundle's)."),
+    ] = None,
+    chunk_combine: Annotated[
+        ChunkCombine | None, Opt(help="How a chunked text's windows combine: mean or max (default: the bundle's).")
+    ] = None,
     engine: Annotated[str, Opt(help="embedded (one process) or ray (Ray Data; needs the ray extra).")] = "embedded",
     address: Annotated[str | None, Opt(help="--engine ray: a cluster address (auto, ray://host:10001).")] = None,
     actors: Annotated[int, Opt(help="--engine ray: scoring actors, each loading the bundle once.")] = 1,
@@ -239,6 +269,8 @@ def score(
             keep=keep_columns,
             all_scores=scores,
             aggregation=aggregation,
+            long_text=None if long_text is None else long_text.value,
+            chunk_combine=None if chunk_combine is None else chunk_combine.value,
         )
     except ValueError as exc:
         raise BatonError(str(exc)) from exc

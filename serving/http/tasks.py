@@ -25,13 +25,14 @@ from baton.errors import InvalidRequest, NotFound, WrongTask
 from baton.serving.batcher import timings_us
 from baton.serving.http.app import Request, Response, Route, json_body, json_response
 from baton.serving.tasks import check_aggregation
+from baton.serving.tasks.classification import text_logits
 from baton.serving.tasks.token_classification import regroup
 from baton.task import Task
 
 __all__ = ["ROUTES", "TASK_ROUTE", "model_info"]
 
 TASK_ROUTE = {Task.CLASSIFICATION: "/v1/classify", Task.ENTITIES: "/v1/recognize"}  # the route that answers each task
-_CLASSIFY_KEYS = {"texts", "text_pairs", "top_k", "raw_scores", "model"}
+_CLASSIFY_KEYS = {"texts", "text_pairs", "top_k", "raw_scores", "model", "long_text", "chunk_combine"}
 _RECOGNIZE_KEYS = {"texts", "aggregation", "model"}
 
 
@@ -78,7 +79,11 @@ async def _classify(request: Request) -> Response:
     raw_scores = body.get("raw_scores", False)
     if not isinstance(raw_scores, bool):
         raise InvalidRequest("'raw_scores' must be true or false")
-    results = await s.classify(model, texts, pairs, None, "http.Classify")
+    choices = [body.get(k) for k in ("long_text", "chunk_combine")]
+    if any(c is not None and not isinstance(c, str) for c in choices):
+        raise InvalidRequest("'long_text' and 'chunk_combine' must be strings")
+    long_text = model.long_text(*choices)
+    results = await s.classify(model, texts, pairs, None, "http.Classify", long_text)
     out = []
     for r in results:
         p = r.prediction
@@ -92,7 +97,7 @@ async def _classify(request: Request) -> Response:
             "empty": p.empty,
         }
         if raw_scores:
-            row["logits"] = r.logits.tolist()
+            row["logits"] = text_logits(r.logits, p)
         out.append(row)
     return json_response({"results": out, "timings": timings_us(results, started)})
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from baton.serving.batcher import Batcher, BatcherConfig, EngineLike
 from baton.serving.bundle import Bundle
+from baton.serving.long_text import LongTextSpec, requested
 from baton.serving.tasks import task_class
 from baton.task import Task
 
@@ -70,7 +71,14 @@ class Model:
             "inputs": list(m.inputs),
             "aggregation": m.aggregation if task_class(m.task).takes_aggregation else "",
             "scheme": m.scheme or "",
+            "long_text": m.long_text.mode.value if m.task is Task.CLASSIFICATION else "",
+            "chunk_combine": m.long_text.combine.value if m.task is Task.CLASSIFICATION else "",
         }
+
+    def long_text(self, mode: str | None, combine: str | None) -> LongTextSpec | None:
+        """A request's rule for texts past the window (None: the bundle's; serving/long_text.py, `requested`)."""
+        m = self.bundle.manifest
+        return requested(m.long_text if m.task is Task.CLASSIFICATION else None, mode, combine)
 
     def start(self) -> None:
         self.batcher.start()

@@ -10,6 +10,7 @@ import grpc
 
 from baton.serving.rpc.common import ServerView, model_info, serve_stream, serve_unary, timings, wrong_task
 from baton.serving.rpc.guards import Checks, add_guarded
+from baton.serving.tasks.classification import text_logits
 from baton.serving.v1 import classifier_pb2 as pb
 from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
 from baton.task import Task
@@ -36,7 +37,8 @@ class Classifier(pb_grpc.TextClassifierServicer):
         if model.task is not TASK:
             raise wrong_task(model.task, TASK)
         pairs = list(request.text_pairs) if request.text_pairs else None
-        results = await self.s.classify(model, list(request.texts), pairs, context.time_remaining(), method)
+        long_text = model.long_text(request.long_text, request.chunk_combine)
+        results = await self.s.classify(model, list(request.texts), pairs, context.time_remaining(), method, long_text)
         k = request.top_k if request.HasField("top_k") and request.top_k > 0 else None
         out = []
         for r in results:
@@ -48,7 +50,7 @@ class Classifier(pb_grpc.TextClassifierServicer):
                     score=p.score,
                     truncated=p.truncated,
                     top_k=[pb.LabelScore(label=label, score=score) for label, score in top],
-                    logits=r.logits.tolist() if request.raw_scores else [],
+                    logits=text_logits(r.logits, p) if request.raw_scores else [],
                     labels=p.labels or [],
                     empty=p.empty,
                 )

@@ -14,6 +14,7 @@ import grpc
 from baton.errors import InputError, RequestFailed, WrongTask, status_of
 from baton.serving.batcher import ItemResult, timings_us
 from baton.serving.config import ServeConfig
+from baton.serving.long_text import LongTextSpec
 from baton.serving.metrics import ServerMetrics
 from baton.serving.repository import Model, Repository
 from baton.serving.v1 import classifier_pb2 as pb
@@ -54,7 +55,13 @@ class ServerView(Protocol):
     async def unload_model(self, name: str) -> None: ...
 
     async def classify(
-        self, model: Model, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
+        self,
+        model: Model,
+        texts: list[str],
+        pairs: list[str] | None,
+        remaining: float | None,
+        method: str,
+        long_text: LongTextSpec | None = None,
     ) -> list[ItemResult]: ...
 
     def refuse_malformed(self, method: str, request: Any) -> None: ...

@@ -22,6 +22,7 @@ from baton.serving.bundle import Bundle, load_bundle
 from baton.serving.config import DEFAULT_METRICS_PORT, ServeConfig
 from baton.serving.engine import build_engine, default_threads, default_workers
 from baton.serving.http import HttpFront
+from baton.serving.long_text import LongTextSpec
 from baton.serving.metrics import ServerMetrics
 from baton.serving.repository import Model, ModelControl, Repository, VersionPolicy
 from baton.serving.rpc import classifier, kserve, recognizer
@@ -320,10 +321,17 @@ class BatonServer:
             )
 
     async def classify(
-        self, model: Model, texts: list[str], pairs: list[str] | None, remaining: float | None, method: str
+        self,
+        model: Model,
+        texts: list[str],
+        pairs: list[str] | None,
+        remaining: float | None,
+        method: str,
+        long_text: LongTextSpec | None = None,
     ) -> list[ItemResult]:
         """The texts' results through `model`'s batcher, for any front: `remaining` is the caller's time left in
-        seconds (None: no deadline), `method` its name in the metrics."""
+        seconds (None: no deadline), `method` its name in the metrics, `long_text` the request's rule for texts
+        past the window (None: the bundle's)."""
         started = time.perf_counter()
         self._last_arrival = time.monotonic()
         if model.closed:  # resolved just before a swap took it out of routing: the version now serving answers
@@ -337,7 +345,7 @@ class BatonServer:
                 raise asyncio.CancelledError
             self._check_texts(model, texts, pairs)
             state = RequestState(deadline=None if remaining is None else time.monotonic() + remaining)
-            results = await model.batcher.submit(texts, state, pairs)
+            results = await model.batcher.submit(texts, state, pairs, long_text)
             for r in results:
                 self.metrics.queue_s.observe(r.queue_s)
                 self.metrics.tokenize_s.observe(r.tokenize_s)

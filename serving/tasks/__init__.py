@@ -23,6 +23,7 @@ import numpy as np
 from baton.errors import InputError
 from baton.serving.encoder import Encoded, TextEncoder, Tokens
 from baton.serving.kserve_codec import Output, Tensor
+from baton.serving.long_text import LongTextSpec
 from baton.serving.manifest import AGGREGATION_CHOICES, Manifest
 from baton.task import Task
 
@@ -68,7 +69,11 @@ class RuntimeTask(Protocol):
         """Why the graph's `logits` output shape does not fit the manifest, or None."""
         ...
 
-    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None) -> list[Tokens]: ...
+    def tokenize(
+        self, texts: Sequence[str], pairs: Sequence[str] | None, long_text: LongTextSpec | None = None
+    ) -> list[Tokens]:
+        """Model-ready items; `long_text` overrides the bundle's long-text rule (classification only)."""
+        ...
 
     def collate(self, items: Sequence[Tokens]) -> Encoded: ...
 

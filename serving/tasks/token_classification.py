@@ -26,9 +26,10 @@ from typing import Any, cast
 import numpy as np
 
 from baton.errors import InputError
-from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, encode_all
+from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, WindowTokenizer
 from baton.serving.iob import iob_spans
 from baton.serving.kserve_codec import Output, Tensor, encode_bytes_raw
+from baton.serving.long_text import LongTextSpec
 from baton.serving.manifest import Manifest
 from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.classification import softmax
@@ -71,6 +72,10 @@ class Windows(Tokens):
 
     def __len__(self) -> int:  # the batcher's token budget counts every row
         return sum(w.end - w.start + self.width for w in self.spans)
+
+    @property
+    def rows(self) -> int:
+        return len(self.spans)
 
 
 def _group(
@@ -166,23 +171,13 @@ class TokenClassification:
     takes_pairs = False
 
     def __init__(self, labels: Sequence[str], encoder: TextEncoder, aggregation: str, stride: int) -> None:
-        from tokenizers import Tokenizer
-
         self.labels = list(labels)
         check_aggregation(self.name, aggregation)
         self.aggregation = aggregation
         self.encoder = encoder
-        self._tokenizer = Tokenizer.from_file(str(encoder.file))  # this one never truncates: windows do
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
-        probe = self._tokenizer.encode("a")
-        mask = probe.special_tokens_mask
-        content = [i for i, m in enumerate(mask) if not m]
-        first, last = (content[0], content[-1]) if content else (len(mask), len(mask) - 1)
-        self._prefix = list(probe.ids[:first])
-        self._suffix = list(probe.ids[last + 1 :])
+        self._windows = WindowTokenizer(encoder)  # never truncates: windows do
         self.width = encoder.max_length
-        self.budget = max(1, self.width - len(self._prefix) - len(self._suffix))
+        self.budget = self._windows.budget
         self.stride = min(stride, self.budget // 2)
         self._char_cap = MAX_WINDOWS * self.budget * CHARS_PER_TOKEN_CAP
 
@@ -220,12 +215,16 @@ class TokenClassification:
             return f"returns logits of shape {list(shape)}, the manifest lists {len(self.labels)} tags per token"
         return None
 
-    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None) -> list[Tokens]:
+    def tokenize(
+        self, texts: Sequence[str], pairs: Sequence[str] | None, long_text: LongTextSpec | None = None
+    ) -> list[Tokens]:
         if pairs is not None:
             raise InputError("an entity model takes single texts: send no text_pairs")
+        if long_text is not None:
+            raise InputError("an entity model always reads a long text in windows: send no long_text")
         cut = [t[: self._char_cap] for t in texts]
         out: list[Tokens] = []
-        encodings = encode_all(self._tokenizer, cut, self.encoder.pool, add_special_tokens=False)
+        encodings = self._windows.encode(cut)
         for text, full, enc in zip(texts, cut, encodings, strict=True):
             n = len(enc.ids)
             limit = MAX_WINDOWS * (self.budget - self.stride) + self.stride
@@ -239,7 +238,7 @@ class TokenClassification:
                     text=text,
                     offsets=[tuple(o) for o in enc.offsets[:n]],  # type: ignore[misc]
                     spans=plan_windows([1] * n, self.budget, self.stride),
-                    width=len(self._prefix) + len(self._suffix),
+                    width=self._windows.specials,
                 )
             )
         return out
@@ -250,9 +249,7 @@ class TokenClassification:
         for item in items:
             assert isinstance(item, Windows)
             first = len(rows)
-            for w in item.spans:
-                ids = self._prefix + item.ids[w.start : w.end] + self._suffix
-                rows.append(Tokens(ids, [0] * len(ids), False))
+            rows += [self._windows.row(item.ids[w.start : w.end]) for w in item.spans]
             ranges.append((first, len(rows)))
         batch = self.encoder.collate(rows)
         return Encoded(batch.inputs, [t.truncated for t in items], ranges, list(items))
@@ -264,7 +261,7 @@ class TokenClassification:
         """[content tokens, labels] probabilities of one text from its windows' logits rows."""
         n = len(item.ids)
         probs = np.zeros((n, len(self.labels)), dtype=np.float32)
-        skip = len(self._prefix)
+        skip = len(self._windows.prefix)
         for row, w in zip(logits, item.spans, strict=True):
             if w.own_end > w.own_start:
                 probs[w.own_start : w.own_end] = softmax(row[skip + w.own_start - w.start : skip + w.own_end - w.start])

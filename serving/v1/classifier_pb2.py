@@ -24,27 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!baton/serving/v1/classifier.proto\x12\x10\x62\x61ton.serving.v1\"u\n\x0f\x43lassifyRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x12\n\x05top_k\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x12\n\nraw_scores\x18\x03 \x01(\x08\x12\x12\n\ntext_pairs\x18\x04 \x03(\t\x12\r\n\x05model\x18\x05 \x01(\tB\x08\n\x06_top_k\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\x9d\x01\n\x0e\x43lassification\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12+\n\x05top_k\x18\x03 \x03(\x0b\x32\x1c.baton.serving.v1.LabelScore\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x0e\n\x06logits\x18\x05 \x03(\x02\x12\x0e\n\x06labels\x18\x06 \x03(\t\x12\r\n\x05\x65mpty\x18\x07 \x01(\x08\"X\n\x07Timings\x12\x10\n\x08queue_us\x18\x01 \x01(\x04\x12\x13\n\x0btokenize_us\x18\x02 \x01(\x04\x12\x14\n\x0cinference_us\x18\x03 \x01(\x04\x12\x10\n\x08total_us\x18\x04 \x01(\x04\"q\n\x10\x43lassifyResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .baton.serving.v1.Classification\x12*\n\x07timings\x18\x02 \x01(\x0b\x32\x19.baton.serving.v1.Timings\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x83\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x14\n\x0cproblem_type\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x0f\n\x07variant\x18\x05 \x01(\t\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\x12\n\nmax_length\x18\x07 \x01(\r\x12\x15\n\rbundle_sha256\x18\x08 \x01(\t\x12\x12\n\nbase_model\x18\t \x01(\t\x12\x0e\n\x06inputs\x18\n \x03(\t\x12\x13\n\x0b\x61ggregation\x18\x0b \x01(\t\x12\x0e\n\x06scheme\x18\x0c \x01(\t\x12\x0c\n\x04\x63\x61rd\x18\r \x01(\t\x12\x0f\n\x07version\x18\x0e \x01(\t2\x94\x02\n\x0eTextClassifier\x12Q\n\x08\x43lassify\x12!.baton.serving.v1.ClassifyRequest\x1a\".baton.serving.v1.ClassifyResponse\x12[\n\x0e\x43lassifyStream\x12!.baton.serving.v1.ClassifyRequest\x1a\".baton.serving.v1.ClassifyResponse(\x01\x30\x01\x12R\n\x0cGetModelInfo\x12%.baton.serving.v1.GetModelInfoRequest\x1a\x1b.baton.serving.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!baton/serving/v1/classifier.proto\x12\x10\x62\x61ton.serving.v1\"\x9f\x01\n\x0f\x43lassifyRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x12\n\x05top_k\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x12\n\nraw_scores\x18\x03 \x01(\x08\x12\x12\n\ntext_pairs\x18\x04 \x03(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x11\n\tlong_text\x18\x06 \x01(\t\x12\x15\n\rchunk_combine\x18\x07 \x01(\tB\x08\n\x06_top_k\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\x9d\x01\n\x0e\x43lassification\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12+\n\x05top_k\x18\x03 \x03(\x0b\x32\x1c.baton.serving.v1.LabelScore\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x0e\n\x06logits\x18\x05 \x03(\x02\x12\x0e\n\x06labels\x18\x06 \x03(\t\x12\r\n\x05\x65mpty\x18\x07 \x01(\x08\"X\n\x07Timings\x12\x10\n\x08queue_us\x18\x01 \x01(\x04\x12\x13\n\x0btokenize_us\x18\x02 \x01(\x04\x12\x14\n\x0cinference_us\x18\x03 \x01(\x04\x12\x10\n\x08total_us\x18\x04 \x01(\x04\"q\n\x10\x43lassifyResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .baton.serving.v1.Classification\x12*\n\x07timings\x18\x02 \x01(\x0b\x32\x19.baton.serving.v1.Timings\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\xad\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x14\n\x0cproblem_type\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x0f\n\x07variant\x18\x05 \x01(\t\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\x12\n\nmax_length\x18\x07 \x01(\r\x12\x15\n\rbundle_sha256\x18\x08 \x01(\t\x12\x12\n\nbase_model\x18\t \x01(\t\x12\x0e\n\x06inputs\x18\n \x03(\t\x12\x13\n\x0b\x61ggregation\x18\x0b \x01(\t\x12\x0e\n\x06scheme\x18\x0c \x01(\t\x12\x0c\n\x04\x63\x61rd\x18\r \x01(\t\x12\x0f\n\x07version\x18\x0e \x01(\t\x12\x11\n\tlong_text\x18\x0f \x01(\t\x12\x15\n\rchunk_combine\x18\x10 \x01(\t2\x94\x02\n\x0eTextClassifier\x12Q\n\x08\x43lassify\x12!.baton.serving.v1.ClassifyRequest\x1a\".baton.serving.v1.ClassifyResponse\x12[\n\x0e\x43lassifyStream\x12!.baton.serving.v1.ClassifyRequest\x1a\".baton.serving.v1.ClassifyResponse(\x01\x30\x01\x12R\n\x0cGetModelInfo\x12%.baton.serving.v1.GetModelInfoRequest\x1a\x1b.baton.serving.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'baton.serving.v1.classifier_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLASSIFYREQUEST']._serialized_start=55
-  _globals['_CLASSIFYREQUEST']._serialized_end=172
-  _globals['_LABELSCORE']._serialized_start=174
-  _globals['_LABELSCORE']._serialized_end=216
-  _globals['_CLASSIFICATION']._serialized_start=219
-  _globals['_CLASSIFICATION']._serialized_end=376
-  _globals['_TIMINGS']._serialized_start=378
-  _globals['_TIMINGS']._serialized_end=466
-  _globals['_CLASSIFYRESPONSE']._serialized_start=468
-  _globals['_CLASSIFYRESPONSE']._serialized_end=581
-  _globals['_GETMODELINFOREQUEST']._serialized_start=583
-  _globals['_GETMODELINFOREQUEST']._serialized_end=619
-  _globals['_MODELINFO']._serialized_start=622
-  _globals['_MODELINFO']._serialized_end=881
-  _globals['_TEXTCLASSIFIER']._serialized_start=884
-  _globals['_TEXTCLASSIFIER']._serialized_end=1160
+  _globals['_CLASSIFYREQUEST']._serialized_start=56
+  _globals['_CLASSIFYREQUEST']._serialized_end=215
+  _globals['_LABELSCORE']._serialized_start=217
+  _globals['_LABELSCORE']._serialized_end=259
+  _globals['_CLASSIFICATION']._serialized_start=262
+  _globals['_CLASSIFICATION']._serialized_end=419
+  _globals['_TIMINGS']._serialized_start=421
+  _globals['_TIMINGS']._serialized_end=509
+  _globals['_CLASSIFYRESPONSE']._serialized_start=511
+  _globals['_CLASSIFYRESPONSE']._serialized_end=624
+  _globals['_GETMODELINFOREQUEST']._serialized_start=626
+  _globals['_GETMODELINFOREQUEST']._serialized_end=662
+  _globals['_MODELINFO']._serialized_start=665
+  _globals['_MODELINFO']._serialized_end=966
+  _globals['_TEXTCLASSIFIER']._serialized_start=969
+  _globals['_TEXTCLASSIFIER']._serialized_end=1245
 # @@protoc_insertion_point(module_scope)

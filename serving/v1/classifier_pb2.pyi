@@ -7,18 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClassifyRequest(_message.Message):
-    __slots__ = ("texts", "top_k", "raw_scores", "text_pairs", "model")
+    __slots__ = ("texts", "top_k", "raw_scores", "text_pairs", "model", "long_text", "chunk_combine")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     RAW_SCORES_FIELD_NUMBER: _ClassVar[int]
     TEXT_PAIRS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    LONG_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COMBINE_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     top_k: int
     raw_scores: bool
     text_pairs: _containers.RepeatedScalarFieldContainer[str]
     model: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., raw_scores: _Optional[bool] = ..., text_pairs: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ...) -> None: ...
+    long_text: str
+    chunk_combine: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., raw_scores: _Optional[bool] = ..., text_pairs: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., long_text: _Optional[str] = ..., chunk_combine: _Optional[str] = ...) -> None: ...
 
 class LabelScore(_message.Message):
     __slots__ = ("label", "score")
@@ -73,7 +77,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "task", "problem_type", "labels", "variant", "provider", "max_length", "bundle_sha256", "base_model", "inputs", "aggregation", "scheme", "card", "version")
+    __slots__ = ("name", "task", "problem_type", "labels", "variant", "provider", "max_length", "bundle_sha256", "base_model", "inputs", "aggregation", "scheme", "card", "version", "long_text", "chunk_combine")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +92,8 @@ class ModelInfo(_message.Message):
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     CARD_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LONG_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COMBINE_FIELD_NUMBER: _ClassVar[int]
     name: str
     task: str
     problem_type: str
@@ -102,4 +108,6 @@ class ModelInfo(_message.Message):
     scheme: str
     card: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., problem_type: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ..., provider: _Optional[str] = ..., max_length: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., aggregation: _Optional[str] = ..., scheme: _Optional[str] = ..., card: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    long_text: str
+    chunk_combine: str
+    def __init__(self, name: _Optional[str] = ..., task: _Optional[str] = ..., problem_type: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ..., provider: _Optional[str] = ..., max_length: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., aggregation: _Optional[str] = ..., scheme: _Optional[str] = ..., card: _Optional[str] = ..., version: _Optional[str] = ..., long_text: _Optional[str] = ..., chunk_combine: _Optional[str] = ...) -> None: ...

@@ -511,3 +511,24 @@ def test_int8_is_not_passed_on_too_little_evidence(tiny_run: Path, tmp_path: Pat
     q = json.loads((tmp_path / "b/bundle.json").read_text())["parity"]["int8_vs_fp32"]
     assert "int8" in unjudged.bundle.models and q["judged"] is False and q["shipped_unjudged"] is True
     assert q["evidence"] == 32 and q["passed"] is False
+
+
+def test_the_bundle_says_how_it_reads_long_texts(tiny_run: Path, tiny_ner_run: Path, tmp_path: Path) -> None:
+    """`--long-text chunk` is the classifier bundle's default, in its manifest and its model info; an entity model
+    always reads windows, so asking it is refused."""
+    from baton.export.config import Quantize
+    from baton.serving.long_text import ChunkCombine, LongText
+
+    cfg = ExportConfig(
+        run_dir=str(tiny_run),
+        output=str(tmp_path / "b"),
+        quantize=Quantize.NONE,
+        long_text=LongText.CHUNK,
+        chunk_combine=ChunkCombine.MAX,
+    )
+    export_bundle(cfg)
+    spec = load_bundle(tmp_path / "b").manifest.long_text
+    assert (spec.mode, spec.combine) == (LongText.CHUNK, ChunkCombine.MAX)
+    with pytest.raises(ExportError, match="--long-text: an entity model always reads a long text in windows"):
+        export_bundle(ExportConfig(run_dir=str(tiny_ner_run), output=str(tmp_path / "n"), long_text=LongText.CHUNK))
+    assert not (tmp_path / "n").exists()

@@ -31,6 +31,8 @@ class Columns:
     keep: bool = False  # carry every input column, not only the id
     all_scores: bool = False
     aggregation: str | None = None
+    long_text: str | None = None  # classifiers: truncate or chunk a text past the window (default: the bundle's)
+    chunk_combine: str | None = None
 
     @property
     def prefix(self) -> str:

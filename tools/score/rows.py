@@ -8,6 +8,7 @@ from typing import Any
 
 from baton.errors import ConfigError, InputError
 from baton.serving.bundle import Bundle
+from baton.serving.long_text import LongText, requested
 from baton.serving.predictor import Predictor
 from baton.serving.tasks import check_aggregation, task_class
 from baton.task import Task
@@ -29,6 +30,13 @@ def check_fit(bundle: Bundle, columns: Columns) -> None:
         check_aggregation(manifest.task, columns.aggregation)
     except InputError as exc:
         raise ConfigError(f"--aggregation: {bundle.root} is a {manifest.task} model: {exc}") from exc
+    try:
+        default = manifest.long_text if manifest.task is Task.CLASSIFICATION else None
+        chosen = requested(default, columns.long_text, columns.chunk_combine)
+    except InputError as exc:
+        raise ConfigError(f"--long-text/--chunk-combine: {bundle.root}: {exc}") from exc
+    if chosen is not None and chosen.mode is LongText.CHUNK and manifest.pairs:
+        raise ConfigError(f"--long-text chunk: {bundle.root} is a sentence-pair model; a pair is never chunked")
     if columns.all_scores and "scores" not in {o.name for o in task_class(manifest.task).outputs(manifest.labels)}:
         raise ConfigError(f"--scores: {bundle.root} is a {manifest.task} model; its answers carry their own scores")
 
@@ -130,7 +138,13 @@ def score_table(predictor: Predictor, table: Any, columns: Columns, schema: Any)
     if rows:
         chosen = [texts[i] or "" for i in rows]
         chosen_pairs = None if pairs is None else [pairs[i] for i in rows]
-        found = predictor.predict(chosen, pairs=chosen_pairs, aggregation=columns.aggregation)
+        found = predictor.predict(
+            chosen,
+            pairs=chosen_pairs,
+            aggregation=columns.aggregation,
+            long_text=columns.long_text,
+            chunk_combine=columns.chunk_combine,
+        )
         for i, answer in zip(rows, found, strict=True):
             answers[i] = answer
     data: dict[str, list[Any]] = {}
