@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from baton.errors import BatonError
+from baton.serving.long_text import ChunkCombine, LongText
 
 __all__ = ["ALIASES", "CONFIGS", "Opt", "apply_dialect", "rename_aliases"]
 
@@ -139,6 +140,13 @@ TaskOpt = Annotated[str | None, _TASK]
 TokensColumnOpt = Annotated[str | None, _TOKENS]
 TagsColumnOpt = Annotated[str | None, _TAGS]
 TagNamesOpt = Annotated[str | None, _TAG_NAMES]
+LongTextOpt = Annotated[
+    LongText | None,
+    Opt(help="Classifiers, texts past the window: truncate, or chunk in windows (default: the bundle's)."),
+]
+ChunkCombineOpt = Annotated[
+    ChunkCombine | None, Opt(help="How a chunked text's windows combine: mean or max (default: the bundle's).")
+]
 MaxLengthOpt = Annotated[int | None, Opt(help="Max tokens per example.")]
 ReportToOpt = Annotated[str | None, _REPORT_TO]
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from baton.cli._app import app
-from baton.cli._options import Opt, _read_lines, _tls, _with_pairs
+from baton.cli._options import ChunkCombineOpt, LongTextOpt, Opt, _read_lines, _tls, _with_pairs
 from baton.errors import BatonError
-from baton.serving.long_text import ChunkCombine, LongText
+from baton.serving.long_text import LongText
 from baton.task import Task
 from baton.tools.score.job import PREFIX
 
@@ -41,13 +41,8 @@ def predict(
         str | None,
         Opt(help="Entity models: simple, first, max, average or none (default: the bundle's, see GetModelInfo)."),
     ] = None,
-    long_text: Annotated[
-        LongText | None,
-        Opt(help="Classifiers, texts past the window: truncate, or chunk in windows (default: the bundle's)."),
-    ] = None,
-    chunk_combine: Annotated[
-        ChunkCombine | None, Opt(help="How a chunked text's windows combine: mean or max (default: the bundle's).")
-    ] = None,
+    long_text: LongTextOpt = None,
+    chunk_combine: ChunkCombineOpt = None,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     variant: Annotated[str | None, Opt(help="fp32, int8 or fp16 (default: the best for the device).")] = None,
 ) -> None:
@@ -235,13 +230,8 @@ def score(
     aggregation: Annotated[
         str | None, Opt(help="Entity bundles: simple, first, max, average or none (default: the bundle's).")
     ] = None,
-    long_text: Annotated[
-        LongText | None,
-        Opt(help="Classifiers, texts past the window: truncate, or chunk in windows (default: the bundle's)."),
-    ] = None,
-    chunk_combine: Annotated[
-        ChunkCombine | None, Opt(help="How a chunked text's windows combine: mean or max (default: the bundle's).")
-    ] = None,
+    long_text: LongTextOpt = None,
+    chunk_combine: ChunkCombineOpt = None,
     engine: Annotated[str, Opt(help="embedded (one process) or ray (Ray Data; needs the ray extra).")] = "embedded",
     address: Annotated[str | None, Opt(help="--engine ray: a cluster address (auto, ray://host:10001).")] = None,
     actors: Annotated[int, Opt(help="--engine ray: scoring actors, each loading the bundle once.")] = 1,
