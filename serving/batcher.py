@@ -107,6 +107,10 @@ class BatcherConfig:
     max_batch_size: int = 8
     max_queue_delay_ms: float = 0.0  # 0: run as soon as the engine is free; >0: wait up to this for a fuller batch
     max_queue_items: int = 4096
+    # Model tokens one request may cost, every window of every text counted (a text chunked or read in windows
+    # runs as several rows): past it the request is refused before it is queued, so one caller's long documents
+    # cannot hold the workers for long (32 batches' worth by default).
+    max_request_tokens: int = 262144
     max_consecutive_failures: int = 3  # failed batches in a row that mean the engine is broken (then crash)
     # With two workers: a second batch starts beside a running one only once this many texts wait (0: at once).
     # Fewer wait for the running batch to end and then go as one batch, wide when nothing is left over.
@@ -122,8 +126,8 @@ class BatcherConfig:
     worker_nice: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_batch_tokens < 1 or self.max_batch_size < 1 or self.max_queue_items < 1:
-            raise ValueError("max_batch_tokens, max_batch_size and max_queue_items must be >= 1")
+        if min(self.max_batch_tokens, self.max_batch_size, self.max_queue_items, self.max_request_tokens) < 1:
+            raise ValueError("max_batch_tokens, max_batch_size, max_queue_items and max_request_tokens must be >= 1")
         if self.max_consecutive_failures < 1:
             raise ValueError("max_consecutive_failures must be >= 1")
         if self.max_queue_delay_ms < 0:
@@ -332,6 +336,12 @@ class Batcher:
             logger.exception("tokenization failed")
             raise TokenizationFailed("tokenization failed for this request (the server log has why)") from exc
         spent = time.perf_counter() - started
+        cost = sum(len(t) for t in tokens)
+        if cost > self.config.max_request_tokens:
+            raise RequestTooLarge(
+                f"this request needs {cost} tokens of model work (every window of every text); the limit is "
+                f"{self.config.max_request_tokens} (the server's --max-request-tokens): send fewer or shorter texts"
+            )
         for item, tok in zip(items, tokens, strict=True):
             item.tokens, item.tokenize_s = tok, spent
 

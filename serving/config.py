@@ -82,6 +82,7 @@ class ServeConfig:
     worker_nice: int | None = None
     max_queue_items: int = 4096
     max_texts_per_request: int = 256
+    max_request_tokens: int = BatcherConfig.max_request_tokens  # every window of every text (serving/batcher.py)
     max_text_chars: int = 20000
     # Sized from the limits above for the texts that matter: 256 texts of ~4 KiB (a 128-token window is well under
     # that). gRPC refuses a larger message before anything decodes it.
@@ -185,6 +186,7 @@ class ServeConfig:
             min_batch_fill=fill,
             worker_nice=self.worker_nice if self.worker_nice is not None else _DEFAULT_WORKER_NICE,
             max_queue_items=self.max_queue_items,
+            max_request_tokens=self.max_request_tokens,
         )
 
     @property

@@ -5,8 +5,9 @@ Rules (pure; the classification task applies them, docs/guide.md "Long texts"):
 - `chunk`: the whole text is tokenized without special tokens and cut into windows of `max_length` less the special
   tokens, neighbours sharing `stride` tokens (serving/windows.py); each window runs as one row of the same batch,
   and the text's probabilities are the windows' combined: `mean` (the default) or `max`, label by label. A text
-  of one window scores exactly as under `truncate`. At most `max_chunks` windows per text: beyond that the text
-  is cut and marked `truncated`, so one document costs at most `max_chunks` rows, linear in its length up to there.
+  of one window scores exactly as under `truncate`. At most `max_chunks` windows per text (64 by default): beyond
+  that the text is cut and marked `truncated`, so one document costs at most `max_chunks` rows, linear in its
+  length up to there; a server also bounds a request's windows in all (`--max-request-tokens`).
 - A text pair is never chunked (which text would be cut?): chunking a pair model's input is refused.
 
 The bundle's manifest holds the default (`long_text`, set by `baton export --long-text`); a request, a Predictor
@@ -24,9 +25,10 @@ import numpy as np
 
 from baton.errors import BundleError, InputError
 
-__all__ = ["MAX_CHUNKS", "ChunkCombine", "LongText", "LongTextSpec", "combine", "requested"]
+__all__ = ["DEFAULT_CHUNKS", "MAX_CHUNKS", "ChunkCombine", "LongText", "LongTextSpec", "combine", "requested"]
 
-MAX_CHUNKS = 64  # windows per text at most (a 128-token window: about 6,000 tokens of text)
+DEFAULT_CHUNKS = 64  # windows per text by default (128-token windows: about 6,000 tokens of text)
+MAX_CHUNKS = 512  # what a manifest or a caller may ask at most (about 48,000 tokens)
 
 
 class LongText(str, enum.Enum):
@@ -52,7 +54,7 @@ class LongTextSpec:
     mode: LongText = LongText.TRUNCATE
     combine: ChunkCombine = ChunkCombine.MEAN
     stride: int = 32  # tokens shared by neighbouring windows
-    max_chunks: int = MAX_CHUNKS
+    max_chunks: int = DEFAULT_CHUNKS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _parse(LongText, self.mode, "long_text", ValueError))

@@ -88,7 +88,7 @@ class Predictor:
             out = []
             for part in _by_rows(list(range(len(idx))), [t.rows for t in items], self.batch_size):
                 encoded = self.engine.collate([items[j] for j in part])
-                out.append(([idx[j] for j in part], encoded, self.engine.run(encoded, wide=wide)))
+                out.append(([idx[j] for j in part], encoded, self._run(encoded, wide)))
             return out
 
         if self.engine.workers < 2 or len(chunks) < 2:
@@ -97,6 +97,18 @@ class Predictor:
             return
         for batches in _side_by_side(chunks, lambda idx: one(idx, wide=False), self.engine.workers):
             yield from batches
+
+    def _run(self, encoded: Encoded, wide: bool) -> np.ndarray:
+        """The batch's logits, its rows run `batch_size` at a time: one document of many windows runs in slices,
+        so memory follows the batch size, not the document's length."""
+        rows = int(encoded.inputs["input_ids"].shape[0])
+        if rows <= self.batch_size:
+            return self.engine.run(encoded, wide=wide)
+        parts = []
+        for start in range(0, rows, self.batch_size):
+            part = {k: v[start : start + self.batch_size] for k, v in encoded.inputs.items()}
+            parts.append(self.engine.run(Encoded(part, [False] * len(part["input_ids"])), wide=wide))
+        return np.concatenate(parts)
 
     @property
     def task(self) -> Task:
@@ -119,18 +131,23 @@ class Predictor:
         top_k: int | None = None,
         pairs: Sequence[str] | None = None,
         aggregation: str | None = None,
-        long_text: str | None = None,
+        long_text: str | LongTextSpec | None = None,
         chunk_combine: str | None = None,
     ) -> list[Any]:
         """One answer per text (or text pair), in input order; length-sorted into batches to cut padding.
 
         Classification: a `Prediction` each; a text past the window is truncated or scored in chunks (`long_text`
-        "truncate" or "chunk", `chunk_combine` "mean" or "max"; default: the bundle's, serving/long_text.py).
+        "truncate" or "chunk", or a whole `LongTextSpec`; `chunk_combine` "mean" or "max"; default: the bundle's,
+        serving/long_text.py).
         Entity recognition: an `Entities` each (label, text, character offsets into the text, score), grouped by
         `aggregation` (default: the bundle's; see `baton.serving.tasks.token_classification`)."""
         check_aggregation(self.task, aggregation)  # before any batch runs
         m = self.engine.bundle.manifest
-        spec = requested(m.long_text if m.task is Task.CLASSIFICATION else None, long_text, chunk_combine)
+        default = m.long_text if m.task is Task.CLASSIFICATION else None
+        if isinstance(long_text, LongTextSpec):  # a whole rule (stride, max_chunks too), not just its mode
+            spec = requested(default, long_text.mode.value, None) and long_text
+        else:
+            spec = requested(default, long_text, chunk_combine)
         results: list[Any] = [None] * len(texts)
         for idx, encoded, logits in self._batches(texts, pairs, spec):
             for i, answer in zip(idx, self.engine.postprocess(logits, encoded, top_k, aggregation), strict=True):

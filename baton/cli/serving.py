@@ -117,6 +117,10 @@ def serve(
     ] = None,
     max_texts_per_request: Annotated[int | None, Opt(help="Texts per request.", rich_help_panel=_LIMITS)] = None,
     max_text_chars: Annotated[int | None, Opt(help="Longer texts are rejected.", rich_help_panel=_LIMITS)] = None,
+    max_request_tokens: Annotated[
+        int | None,
+        Opt(help="Model tokens one request may cost, every window of every text counted.", rich_help_panel=_LIMITS),
+    ] = None,
     max_message_bytes: Annotated[
         int | None, Opt(help="Largest request message in bytes, refused before decoding.", rich_help_panel=_LIMITS)
     ] = None,

@@ -83,9 +83,18 @@ def test_many_long_texts_batch_by_rows_not_by_texts(predictor: Predictor, monkey
     monkeypatch.setattr(predictor.engine, "run", counting)
     texts = [LONG, SHORT] * 16
     answers = predictor.predict(texts, long_text="chunk")
-    assert max(sizes) <= predictor.batch_size + 8  # a batch closes once it holds batch_size rows
+    assert max(sizes) <= predictor.batch_size  # runs hold at most batch_size rows, not 32 documents' windows
     alone = predictor.predict([LONG], long_text="chunk")[0]
     assert all(a.scores == pytest.approx(alone.scores, abs=1e-5) for a in answers[::2])
+    # one document of more windows than batch_size runs in slices: memory follows the batch size, not its length
+    sizes.clear()
+    predictor.batch_size = 2
+    try:
+        sliced = predictor.predict([LONG], long_text="chunk")[0]
+    finally:
+        predictor.batch_size = 32
+    assert max(sizes) == 2 and len(sizes) >= 3
+    assert sliced.scores == pytest.approx(alone.scores, abs=1e-5)
 
 
 def test_pairs_and_entity_models_refuse_chunking(predictor: Predictor) -> None:
@@ -159,3 +168,17 @@ def test_the_bundle_default_and_baton_score(tiny_bundle: Path, tmp_path: Path, p
         [*base, "--output", str(tmp_path / "p.jsonl"), "--long-text", "most"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--long-text" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_request_past_its_token_budget_is_refused_and_others_are_served(tiny_bundle: Path) -> None:
+    """Chunked documents cost a row per window: a request whose windows pass --max-request-tokens is refused
+    before it is queued, naming the limit; a request within it, before and after, is answered."""
+    config = ServeConfig(bundle=str(tiny_bundle), variant="fp32", threads=1, max_request_tokens=500)
+    with ServerThread(config) as s, Client(s.target) as client:
+        assert client.classify([SHORT])[0].label
+        assert client.classify([LONG])[0].truncated  # truncated: one window of 64, within the budget
+        with pytest.raises(ClientError, match=r"needs \d+ tokens of model work .* limit is 500 .*max-request-tokens"):
+            client.classify([LONG], long_text="chunk")
+        assert client.classify([SHORT, SHORT])[0].label
+        assert s.server is not None
+        assert s.server.repository.resolve(None).batcher.pending == 0  # nothing of the refused request is left
