@@ -162,7 +162,8 @@ def _long_text(cfg: ExportConfig, task: Task, run: Any) -> dict[str, Any] | None
         return None
     if cfg.long_text is LongText.CHUNK and run.train_args.get("text_pair_column"):
         raise ExportError("--long-text chunk: a sentence-pair model's texts are never chunked")
-    return LongTextSpec(mode=cfg.long_text, combine=cfg.chunk_combine).to_manifest()
+    stride = min(LongTextSpec.stride, int(run.train_args["max_length"]) // 4)  # a quarter of a short window
+    return LongTextSpec(mode=cfg.long_text, combine=cfg.chunk_combine, stride=stride).to_manifest()
 
 
 def _work_prefix(output: Path) -> str:

@@ -96,7 +96,9 @@ def calibrate(model_file: Path, batches: Iterable[Mapping[str, np.ndarray]], nam
         real = np.asarray(batch["attention_mask"]).astype(bool)
         values = session.run(names, {k: v for k, v in batch.items() if k in wanted})
         for name, value in zip(names, values, strict=True):
-            ranges[name].add(np.asarray(value)[real])
+            value = np.asarray(value)
+            per_token = value.ndim >= 3 and value.shape[:2] == real.shape  # [batch, tokens, ...]: real tokens only
+            ranges[name].add(value[real] if per_token else value)  # after pooling: one row per text, all real
     return ranges
 
 

@@ -40,10 +40,8 @@ class SlowEngine:
         self._in_flight = 0
         self._lock = threading.Lock()
 
-    def tokenize(
-        self, texts: Sequence[str], pairs: Sequence[str] | None = None, long_text: object = None
-    ) -> list[Tokens]:
-        return self.inner.tokenize(texts, pairs)
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None, long_text: Any = None) -> list[Tokens]:
+        return self.inner.tokenize(texts, pairs, long_text)
 
     def collate(self, items: Sequence[Tokens]) -> Encoded:
         return self.inner.collate(items)

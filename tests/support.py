@@ -110,7 +110,7 @@ def tagging_logits(task, encoded, wanted: list[tuple[int, int, str]]) -> np.ndar
     ids = encoded.inputs["input_ids"]
     logits = np.zeros((*ids.shape, len(task.labels)), dtype=np.float32)
     logits[..., task.labels.index("O")] = 5.0
-    skip = len(task._prefix)
+    skip = len(task._windows.prefix)
     for index, item in enumerate(encoded.items):
         first_row, _ = encoded.rows[index]
         for r, window in enumerate(item.spans):

@@ -101,10 +101,10 @@ def test_large_requests_and_tokenizer_failures(tiny_bundle: Path) -> None:
     engine = SlowEngine(inner)
     tokenize = engine.tokenize
 
-    def fragile(texts, pairs=None):  # type: ignore[no-untyped-def]
+    def fragile(texts, pairs=None, long_text=None):  # type: ignore[no-untyped-def]
         if any("boom" in t for t in texts):
             raise ValueError("tokenizer exploded")
-        return tokenize(texts, pairs)
+        return tokenize(texts, pairs, long_text)
 
     engine.tokenize = fragile  # type: ignore[method-assign]
     texts = [f"review number {i} {'very ' * (i % 5)}good" for i in range(40)]
@@ -271,9 +271,9 @@ def test_timings_split_queue_tokenize_and_inference(tiny_bundle: Path) -> None:
     engine = SlowEngine(real_engine(tiny_bundle), delay=0.1)
     tokenize = engine.tokenize
 
-    def slow_tokenize(texts, pairs=None):  # type: ignore[no-untyped-def]
+    def slow_tokenize(texts, pairs=None, long_text=None):  # type: ignore[no-untyped-def]
         time.sleep(0.03)
-        return tokenize(texts, pairs)
+        return tokenize(texts, pairs, long_text)
 
     engine.tokenize = slow_tokenize  # type: ignore[method-assign]
 

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,11 @@ from baton.serving.tasks.classification import Chunks, softmax
 # Evidence spread over the text: a negative opening, then praise far past the first window.
 LONG = "the first hour was dull and slow . " * 6 + "but then it became a wonderful , moving , great film . " * 30
 SHORT = "a fine film"
+
+
+def _chunk(predictor: Predictor) -> LongTextSpec:
+    """The bundle's own rule (its stride), set to chunk."""
+    return predictor.engine.bundle.manifest.long_text.choose("chunk", None)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,7 @@ def test_the_manifest_rule_is_validated_and_a_caller_may_choose_another() -> Non
 
 def test_a_chunked_text_is_the_mean_of_its_windows_each_run_alone(predictor: Predictor) -> None:
     engine = predictor.engine
-    (item,) = engine.tokenize([LONG], None, LongTextSpec(mode=LongText.CHUNK))
+    (item,) = engine.tokenize([LONG], None, _chunk(predictor))
     assert isinstance(item, Chunks) and item.rows >= 4 and not item.truncated
     windows = engine.task._windows
     assert windows is not None
@@ -67,7 +73,7 @@ def test_a_short_text_scores_the_same_either_way_and_past_max_chunks_is_truncate
     (b,) = predictor.predict([SHORT], long_text="chunk")
     assert a.label == b.label and a.scores == pytest.approx(b.scores, abs=1e-6) and not b.truncated
     engine = predictor.engine
-    (item,) = engine.tokenize([LONG], None, LongTextSpec(mode=LongText.CHUNK, max_chunks=2))
+    (item,) = engine.tokenize([LONG], None, replace(_chunk(predictor), max_chunks=2))
     assert item.rows == 2 and item.truncated
 
 
@@ -148,7 +154,7 @@ def test_the_bundle_default_and_baton_score(tiny_bundle: Path, tmp_path: Path, p
     chunked = tmp_path / "chunked"
     shutil.copytree(tiny_bundle, chunked)
     manifest = json.loads((chunked / "bundle.json").read_text())
-    manifest["long_text"] = LongTextSpec(mode=LongText.CHUNK).to_manifest()
+    manifest["long_text"] = _chunk(predictor).to_manifest()
     (chunked / "bundle.json").write_text(json.dumps(manifest))
     by_default = Predictor.load(chunked, device="cpu", variant="fp32", threads=1).predict([LONG])[0]
     assert by_default.scores == pytest.approx(predictor.predict([LONG], long_text="chunk")[0].scores, abs=1e-6)

@@ -28,7 +28,7 @@ def test_example_configs_load() -> None:
         ({"device": "tpu"}, "--device"),
         ({"tls_cert": "x.pem"}, "--tls-cert and --tls-key go together"),
         ({"auth_token_file": "/nonexistent/token"}, "--auth-token-file: file not found"),
-        ({"max_batch_size": 0}, "--max-batch-size and --max-queue-items must be >= 1"),
+        ({"max_batch_size": 0}, "--max-batch-size, --max-queue-items and --max-request-tokens must be >= 1"),
         ({"wide_batches": "x"}, "--wide-batches must be one of idle, alone"),
         ({"min_second_batch": -1}, "--min-second-batch must be >= 0"),
         ({"max_pending_calls": 0}, "--max-pending-calls must be in"),
