@@ -64,6 +64,10 @@ def _weight(node: Any, inits: Mapping[str, Any], exclude: set[str]) -> np.ndarra
 
     if node.op_type not in _QUANTIZED or node.name in exclude or len(node.input) < 2 or node.input[1] not in inits:
         return None
+    if node.op_type == "Attention" and (
+        any(a.name not in _QATTENTION_ATTRS for a in node.attribute) or any(node.input[4:])
+    ):
+        return None  # past state, unequal q/k/v sizes, a scale...: what QAttention cannot take stays fp32
     w = numpy_helper.to_array(inits[node.input[1]])
     return w if w.ndim == 2 and w.dtype == np.float32 else None
 

@@ -108,3 +108,22 @@ def test_logits_do_not_depend_on_the_batch_or_its_padding(tiny_bundle: Path, tmp
 
     assert spread(fixed) <= 1e-5
     assert spread(dynamic) > 1e-3
+
+
+def test_an_attention_qattention_cannot_take_stays_fp32(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A fused Attention with an attribute QAttention does not know (here unequal q/k/v sizes declared) is left in
+    fp32 rather than quantized with the attribute silently dropped."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(tiny_bundle / "model.onnx"))
+    first = next(n for n in model.graph.node if n.op_type == "Attention")
+    hidden = next(i for i in model.graph.initializer if i.name == first.input[1]).dims[1] // 3
+    first.attribute.append(helper.make_attribute("qkv_hidden_sizes", [hidden, hidden, hidden]))
+    changed = tmp_path / "changed.onnx"
+    onnx.save(model, str(changed))
+    _, batch = _batches(tiny_bundle, TEXTS)
+    ranges = fixed_int8.calibrate(changed, [batch], fixed_int8.quantized_inputs(onnx.load(str(changed))))
+    out = onnx.load(str(fixed_int8.quantize_fixed(changed, tmp_path / "int8.onnx", ranges)))
+    ops = [n.op_type for n in out.graph.node]
+    assert ops.count("Attention") == 1 and ops.count("QAttention") == 1  # the second layer's is still quantized
