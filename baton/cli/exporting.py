@@ -37,6 +37,9 @@ def export(
         ChunkCombine, Opt(help="How a chunked text's windows combine by default: mean or max.")
     ] = ChunkCombine.MEAN,
     parity_samples: Annotated[int, Opt(help="Samples for the parity gates.")] = 512,
+    calibration_texts: Annotated[
+        int, Opt(help="Training texts whose activation ranges fix int8's scales (--int8-scales fixed).")
+    ] = 512,
     calibration_file: Annotated[
         str | None,
         Opt(help="Labelled texts for the gates and int8's scales (default: validation, and training texts)."),
@@ -76,6 +79,7 @@ def export(
         long_text=long_text,
         chunk_combine=chunk_combine,
         parity_samples=parity_samples,
+        calibration_texts=calibration_texts,
         calibration_file=calibration_file,
         allow_fallback=allow_fallback,
         allow_untrained=allow_untrained,

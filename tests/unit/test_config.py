@@ -57,3 +57,19 @@ def test_min_batch_fill_defaults_by_device() -> None:
     assert (auto.batcher_config("cpu").min_batch_fill, auto.batcher_config("cuda").min_batch_fill) == (0.9, 0.0)
     given = ServeConfig(bundle="b", min_batch_fill=0.5)
     assert (given.batcher_config("cpu").min_batch_fill, given.batcher_config("cuda").min_batch_fill) == (0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"calibration_texts": 0}, "--calibration-texts must be >= 1"),
+        ({"int8_scales": "static"}, "--int8-scales must be one of fixed, dynamic"),
+        ({"long_text": "summarize"}, "--long-text must be one of truncate, chunk"),
+        ({"chunk_combine": "median"}, "--chunk-combine must be one of mean, max"),
+    ],
+)
+def test_export_config_names_the_flag(kw: dict, message: str, tmp_path: Path) -> None:
+    from baton.export.config import ExportConfig
+
+    with pytest.raises(ConfigError, match=message):
+        ExportConfig(run_dir=str(tmp_path / "run"), output=str(tmp_path / "b"), **kw)
