@@ -7,7 +7,7 @@ what is served: the character pre-cut, truncation side, pair encoding, padding a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from baton.errors import BundleError
 from baton.serving.manifest import TokenizerSpec
+from baton.serving.windows import Window
 
 __all__ = [
     "CHARS_PER_TOKEN_CAP",
@@ -22,6 +23,7 @@ __all__ = [
     "TextEncoder",
     "Tokens",
     "WindowTokenizer",
+    "Windowed",
     "encode_all",
     "length_sorted_chunks",
 ]
@@ -66,6 +68,22 @@ class Tokens:
     def rows(self) -> int:
         """Model rows this item runs as (a text in windows runs as several)."""
         return 1
+
+
+@dataclass(frozen=True)
+class Windowed(Tokens):
+    """A text that runs as several rows: its content tokens (no special tokens) and the windows over them, each
+    window a row with `width` special tokens around it (entity windows, classification chunks)."""
+
+    spans: list[Window] = field(default_factory=list)
+    width: int = 0  # special tokens per window
+
+    def __len__(self) -> int:  # the batcher's token budget counts every row
+        return sum(w.end - w.start + self.width for w in self.spans)
+
+    @property
+    def rows(self) -> int:
+        return len(self.spans)
 
 
 @dataclass(frozen=True)

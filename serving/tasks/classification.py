@@ -5,18 +5,18 @@ than the window is truncated, or with `long_text` chunk scored in windows whose 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from baton.errors import InputError
-from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, WindowTokenizer
+from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, Windowed, WindowTokenizer
 from baton.serving.kserve_codec import Output, Tensor, encode_bytes_raw, encode_fp32_raw
 from baton.serving.long_text import ChunkCombine, LongText, LongTextSpec, combine
 from baton.serving.manifest import Manifest
 from baton.serving.tasks import check_aggregation
-from baton.serving.windows import Window, plan_windows
+from baton.serving.windows import plan_windows
 from baton.task import Task
 
 __all__ = ["Chunks", "Classification", "Prediction", "sigmoid", "softmax", "text_logits"]
@@ -35,19 +35,10 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class Chunks(Tokens):
-    """One text to be scored in windows: its content tokens (no special tokens) and the windows over them."""
+class Chunks(Windowed):
+    """One text scored in windows (encoder.Windowed), and how its windows' scores combine."""
 
-    spans: list[Window] = field(default_factory=list)
-    width: int = 0  # special tokens per window
     combine: ChunkCombine = ChunkCombine.MEAN
-
-    def __len__(self) -> int:  # the batcher's token budget counts every row
-        return sum(w.end - w.start + self.width for w in self.spans)
-
-    @property
-    def rows(self) -> int:
-        return len(self.spans)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

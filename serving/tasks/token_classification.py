@@ -26,14 +26,14 @@ from typing import Any, cast
 import numpy as np
 
 from baton.errors import InputError
-from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, WindowTokenizer
+from baton.serving.encoder import CHARS_PER_TOKEN_CAP, Encoded, TextEncoder, Tokens, Windowed, WindowTokenizer
 from baton.serving.iob import iob_spans
 from baton.serving.kserve_codec import Output, Tensor, encode_bytes_raw
 from baton.serving.long_text import LongTextSpec
 from baton.serving.manifest import Manifest
 from baton.serving.tasks import check_aggregation
 from baton.serving.tasks.classification import softmax
-from baton.serving.windows import Window, plan_windows
+from baton.serving.windows import plan_windows
 from baton.task import Task
 
 __all__ = ["MAX_WINDOWS", "Entities", "Entity", "TokenClassification", "Windows", "aggregate", "regroup"]
@@ -62,20 +62,11 @@ class Entities:
 
 
 @dataclass(frozen=True)
-class Windows(Tokens):
-    """One text: its content tokens (no special tokens), their offsets, and the windows that cover them."""
+class Windows(Windowed):
+    """One text in windows (encoder.Windowed), with its text and its tokens' character offsets."""
 
     text: str = ""
     offsets: list[tuple[int, int]] = field(default_factory=list)
-    spans: list[Window] = field(default_factory=list)
-    width: int = 0  # special tokens included
-
-    def __len__(self) -> int:  # the batcher's token budget counts every row
-        return sum(w.end - w.start + self.width for w in self.spans)
-
-    @property
-    def rows(self) -> int:
-        return len(self.spans)
 
 
 def _group(
