@@ -160,7 +160,9 @@ def test_dynamic_int8_batched_and_alone_differ_as_the_export_measured(dynamic_bu
     together = predictor.predict(texts)
     alone = [predictor.predict([t])[0] for t in texts]
     shifts = [max(abs(a.scores[k] - b.scores[k]) for k in a.scores) for a, b in zip(together, alone, strict=True)]
-    assert max(shifts) > 1e-4  # the effect is real: dynamic int8 is not claimed to be batch-independent
+    # The effect is real: dynamic int8 is not claimed to be batch-independent. Its size depends on the CPU's kernels
+    # (1e-4 here, 9e-5 on CI's machine for this tiny model), so the test asks only that it exists.
+    assert max(shifts) > 0
     flipped = [b for a, b in zip(together, alone, strict=True) if a.label != b.label]
     assert len(flipped) == effect["flips"]
     top2 = [sorted(b.scores.values())[-2:] for b in flipped]  # confident alone: a top-2 margin at the gate's bound
