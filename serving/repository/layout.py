@@ -1,6 +1,8 @@
 """What a folder holds, read without loading anything. Rules:
 
-- A folder with `bundle.json` is a bundle. `baton serve BUNDLE` is a repository of that one model, version 1.
+- A folder with `bundle.json` is a bundle. `baton serve BUNDLE` is a repository of that one model, version 1, named
+  `--model-name`, else as its manifest says (the folder's name if the manifest's name is not a valid name), so that
+  the name every front reports is the name a call may give, wherever the bundle was copied to.
 - Otherwise every subfolder is a model, named after the subfolder: either a bundle itself (version 1), or numbered
   version folders (`1/`, `2/`, ...; digits only, no leading zero) that are bundles, as in Triton.
 - Names are 1 to 128 characters of letters, digits, `_`, `.` and `-`, not starting with a dot (hidden folders,
@@ -18,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baton.errors import BatonError
+from baton.serving.bundle import load_bundle
 from baton.serving.manifest import MANIFEST
 
 __all__ = ["Layout", "is_bundle", "scan"]
@@ -55,10 +59,19 @@ def _versions(folder: Path, skipped: list[str]) -> dict[int, Path]:
     return found
 
 
+def _manifest_name(bundle: Path) -> str:
+    """A lone bundle's model name: its manifest's, when that is a valid name, else its folder's."""
+    try:
+        name = load_bundle(bundle, verify=False).name
+    except BatonError:
+        return bundle.name  # loading it will say what is wrong
+    return name if _NAME.fullmatch(name) else bundle.name
+
+
 def scan(root: Path, name: str | None = None) -> Layout:
-    """The models under `root` (a bundle is one model called `name`, else its folder's name)."""
+    """The models under `root` (a bundle is one model called `name`, else as its manifest says)."""
     if is_bundle(root):
-        return Layout({name or root.name: {1: root}}, [], single=True)
+        return Layout({name or _manifest_name(root): {1: root}}, [], single=True)
     models: dict[str, dict[int, Path]] = {}
     skipped: list[str] = []
     for entry in sorted(root.iterdir()):

@@ -81,7 +81,7 @@ class Repository:
         self.control = control
         self.max_models = max_models
         self._build = build
-        self._name = name  # a lone bundle's model name (None: the manifest's)
+        self._name = name  # a lone bundle's model name (None: the manifest's; layout.py)
         self._warmup = warmup
         self._grace_s = grace_s
         self._serving: dict[str, dict[int, Model]] = {}
@@ -259,7 +259,7 @@ class Repository:
 
     async def _bring_up(self, name: str, version: int, path: Path) -> Model:
         loop = asyncio.get_running_loop()
-        model = await loop.run_in_executor(None, self._build, self._name if self.single else name, version, path)
+        model = await loop.run_in_executor(None, self._build, name, version, path)  # the name calls route by
         model.start()
         try:
             if self._warmup:

@@ -71,6 +71,29 @@ def test_a_repository_serves_every_model_by_name_and_lists_them(tmp_path: Path, 
             assert json.loads(r.read())["versions"] == ["2"]
 
 
+def test_a_lone_bundle_answers_to_the_name_it_reports_wherever_it_was_copied(tmp_path: Path, tiny_bundle: Path) -> None:
+    """`baton serve BUNDLE` names its one model as the manifest says (or `--model-name`), not after the folder it was
+    copied to: the name GetModelInfo, KServe metadata and /v1/model report is the name a call may give."""
+    import tritonclient.grpc as tg
+
+    manifest_name = json.loads((tiny_bundle / "bundle.json").read_text())["name"]
+    copy = tmp_path / "mounted-elsewhere"
+    shutil.copytree(tiny_bundle, copy)
+    for flag, expected in ((None, manifest_name), ("sentiment", "sentiment")):
+        with _serve(copy, model_name=flag) as s:
+            with Client(s.target) as anonymous:
+                reported = anonymous.model_info().name
+            assert reported == expected != copy.name
+            with Client(s.target, model=reported) as named:
+                assert len(named.classify(["fine"])) == 1
+            assert _tc(s).get_model_metadata(reported).name == expected
+            text = tg.InferInput("text", [1], "BYTES")
+            text.set_data_from_numpy(__import__("numpy").array([b"fine"], dtype=object))
+            assert _tc(s).infer(reported, [text]).as_numpy("label").shape == (1,)
+            with Client(s.target, model=copy.name) as by_folder, pytest.raises(NotFound, match="unknown model"):
+                by_folder.classify(["fine"])
+
+
 def test_version_policy_all_serves_each_version_by_number(tmp_path: Path, tiny_bundle: Path) -> None:
     import numpy as np
     import tritonclient.grpc as tg
