@@ -276,3 +276,33 @@ def test_every_benchmark_has_the_one_entry_shape(script: str, tmp_path: Path) ->
         [sys.executable, str(path), "--no-such-flag"], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert refused.returncode == 2 and f"usage: benchmarks/{script}" in refused.stderr
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_echo_floor_parses_each_front_and_answers_one_result_per_text(loop: str) -> None:
+    """The echo that front_cost.py subtracts is a floor of real work: on either event loop, its gRPC and HTTP fronts
+    parse the request and answer one result per text, on the routes the load generator calls."""
+    import urllib.request
+
+    import grpc
+
+    from baton.serving.v1 import classifier_pb2 as pb
+    from baton.serving.v1 import classifier_pb2_grpc as pb_grpc
+    from baton.tools.bench.loadgen import started_echo
+
+    with started_echo(loop, http=True) as echo:
+        with grpc.insecure_channel(echo.target) as channel:
+            answer = pb_grpc.TextClassifierStub(channel).Classify(pb.ClassifyRequest(texts=["a", "b", "c"]), timeout=30)
+        assert [r.label for r in answer.results] == ["echo"] * 3
+        for path, body, key in (
+            ("/v1/classify", {"texts": ["a", "b"]}, "results"),
+            (
+                "/v2/models/m/infer",
+                {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]}]},
+                "outputs",
+            ),
+        ):
+            request = urllib.request.Request(f"http://{echo.http_target}{path}", json.dumps(body).encode())
+            with urllib.request.urlopen(request, timeout=30) as r:
+                answered = json.loads(r.read())[key]
+            assert len(answered) == 2 if key == "results" else answered[0]["shape"] == [2]

@@ -23,7 +23,17 @@ from baton.tools.bench.inprocess import inprocess_ceiling, progress_bar
 from baton.tools.bench.options import BenchOptions, check_device, pairs_of
 from baton.tools.bench.report import mean_ceiling
 
-__all__ = ["PROTOCOLS", "Load", "StartedServer", "bench_grpc", "bench_serve", "closed_loop", "started_server"]
+__all__ = [
+    "PROTOCOLS",
+    "Load",
+    "StartedEcho",
+    "StartedServer",
+    "bench_grpc",
+    "bench_serve",
+    "closed_loop",
+    "started_echo",
+    "started_server",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -290,40 +300,57 @@ async def _sweep(load: Load, options: BenchOptions) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class StartedEcho:
+    pid: int
+    target: str  # gRPC host:port
+    http_target: str = ""  # host:port of the HTTP echo, when started with it
+
+
+@contextlib.contextmanager
+def started_echo(event_loop: str = "asyncio", http: bool = False) -> Iterator[StartedEcho]:
+    """The echo server (echo.py) in a subprocess on `event_loop`, with the HTTP echo too if `http`, until the block
+    ends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        grpc_file, http_file = Path(tmp) / "grpc", Path(tmp) / "http"
+        cmd = [sys.executable, "-m", "baton.tools.bench.echo", str(grpc_file), "--event-loop", event_loop]
+        proc = subprocess.Popen([*cmd, "--http-port-file", str(http_file)] if http else cmd)
+        try:
+            deadline = time.time() + 30
+            while not grpc_file.exists() or not grpc_file.read_text():
+                if time.time() > deadline or proc.poll() is not None:
+                    raise BatonError("the echo server did not start")
+                time.sleep(0.05)
+            http_target = f"127.0.0.1:{http_file.read_text()}" if http else ""
+            yield StartedEcho(proc.pid, f"127.0.0.1:{grpc_file.read_text()}", http_target)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
 def _echo_ceiling(load: Load, options: BenchOptions) -> dict[str, Any]:
     """The same load against an echo server: the load generator's own ceiling (at the highest concurrency) and
     the gRPC round trip with no work behind it (one client), which bounds how close a server can get to
     in-process latency."""
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        proc = subprocess.Popen([sys.executable, "-m", "baton.tools.bench.echo", str(port_file)])
-        try:
-            deadline = time.time() + 30
-            while not port_file.exists() or not port_file.read_text():
-                if time.time() > deadline or proc.poll() is not None:
-                    raise BatonError("the echo server did not start")
-                time.sleep(0.05)
-            echo = replace(
-                load,
-                target=f"127.0.0.1:{port_file.read_text()}",
-                concurrency=sorted({1, max(load.concurrency or [1])}),
-                rates=(),
-                model_name="echo",
-                token=None,
-                metrics_url=None,
-                server_pid=proc.pid,
-            )
-            rows = asyncio.run(_sweep(echo, options))
-            one = rows[0]
-            return {
-                **rows[-1],
-                "one_client_p50_ms": one["p50_ms"],
-                "one_client_server_cpu_s": one.get("server_cpu_s"),
-                "one_client_calls": one["requests_per_s"] * one["elapsed_s"],
-            }
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with started_echo() as server:
+        echo = replace(
+            load,
+            target=server.target,
+            concurrency=sorted({1, max(load.concurrency or [1])}),
+            rates=(),
+            model_name="echo",
+            token=None,
+            metrics_url=None,
+            server_pid=server.pid,
+        )
+        rows = asyncio.run(_sweep(echo, options))
+    one = rows[0]
+    return {
+        **rows[-1],
+        "one_client_p50_ms": one["p50_ms"],
+        "one_client_server_cpu_s": one.get("server_cpu_s"),
+        "one_client_calls": one["requests_per_s"] * one["elapsed_s"],
+    }
 
 
 def bench_grpc(load: Load, options: BenchOptions, echo: bool = True) -> dict[str, Any]:
