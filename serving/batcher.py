@@ -302,11 +302,14 @@ class Batcher:
                     if self._runs > 0:
                         self._arrived_while_running += len(items)
                     self._ready.extend(items)
+                    # Workers wait on the same conditions, so waking as many as can take a batch of these is
+                    # enough; waking every one costs each of the others a wake-up for nothing.
+                    self._cv.notify(min(len(items), self._workers))
                 else:
                     self._pending -= len(items)
                     for item in items:
                         item.finished = True
-                self._cv.notify_all()
+                    self._cv.notify_all()  # the workers may wait for the tokenizer to drain before they exit
         if not queued:
             raise WorkerCrashed("the inference worker crashed; the server is stopping")
         try:
@@ -455,7 +458,8 @@ class Batcher:
             self._runs -= 1
             if wide:  # a wide batch always runs alone
                 self._wide_running = False
-            self._cv.notify_all()
+            if self._ready or self._closing:  # else no worker can move on: a wake-up would cost CPU for nothing
+                self._cv.notify_all()
 
     def _next_batch(self) -> tuple[list[_Item], bool] | None:
         """Block until a batch is due and a worker slot is free; return it (None: closed and drained)."""

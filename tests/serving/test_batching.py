@@ -68,6 +68,34 @@ def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.new_event_loop().run_until_complete(coro)
 
 
+def test_a_request_wakes_only_the_worker_that_takes_it(tiny_bundle: Path) -> None:
+    """Two workers wait on one condition. A lone request wakes one of them, and a finished batch with nothing
+    queued wakes none: each needless wake-up is a thread switch and CPU on a small machine (benchmarks/front_cost.py).
+    Serial requests therefore cost about one sleep per request, not one per worker per request and per batch."""
+    sleeps: list[str] = []
+
+    class _Counting(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            sleeps.append(threading.current_thread().name)
+            return super().wait(timeout)
+
+    engine = real_engine(tiny_bundle, workers=2)
+    requests = 40
+
+    async def main() -> list:
+        batcher = Batcher(engine, BatcherConfig())
+        batcher._cv = _Counting(batcher._lock)
+        batcher.start()
+        answers = [await batcher.submit([f"review number {i}"]) for i in range(requests)]
+        batcher.stop(5)
+        return answers
+
+    answers = _run(main())
+    assert len(answers) == requests and all(len(a) == 1 for a in answers)
+    assert set(sleeps) <= {"baton-worker-0", "baton-worker-1"}
+    assert len(sleeps) <= requests + 4  # waking every worker each time: 68 for 40
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_batched_results_equal_single_results(tiny_bundle: Path, workers: int) -> None:
     engine = SlowEngine(real_engine(tiny_bundle, workers=workers), delay=0.02)
