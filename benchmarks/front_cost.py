@@ -3,12 +3,12 @@
     python benchmarks/front_cost.py [BUNDLE] [--input FILE] [--levels 1,8] [--duration 6]
         [--loops asyncio,uvloop] [--fronts baton,kserve,http,http-kserve] [-- SERVE FLAGS...]
 
-For each event loop, one after the other: the echo server (`python -m baton.tools.bench.echo`: gRPC and HTTP on
-that loop, parsing each request and answering one result per text) and `baton serve BUNDLE --event-loop LOOP
---threads 1` (one intra-op thread: no spin-waiting pool, so CPU time is work). At each level, each front: closed-loop
-single-text clients for --duration after 2 s of warm-up; the server's CPU per call is read from /proc over the
-measured window. **Model work** is the CPU of the same texts one at a time through the Predictor in this process
-(one thread; tokenize, run, answer), so
+For each event loop, side by side: the echo server (`python -m baton.tools.bench.echo`: gRPC and HTTP on that loop,
+parsing each request and answering one result per text) and `baton serve BUNDLE --event-loop LOOP --threads 1` (one
+intra-op thread: no spin-waiting pool, so CPU time is work). At each level and front, each server in turn, so that
+what is compared is measured in the same minute: closed-loop single-text clients for --duration after 2 s of
+warm-up; the server's CPU per call is read from /proc over the measured window. **Model work** is the CPU of the
+same texts one at a time through the Predictor in this process (one thread; tokenize, run, answer), so
 
     baton's own cost per call = server CPU per call − echo CPU per call − model work per call
 
@@ -103,19 +103,23 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     work = _model_work(args.bundle, texts)
     print(f"model work, in-process, one thread: {work:.3f} ms CPU per single-text call", flush=True)
     rows: list[dict[str, Any]] = []
-    for loop in args.loops.split(","):
-        measured: dict[str, dict[tuple[str, int], Any]] = {}
-        servers = {"echo": _echo(loop), "baton": _baton(args.bundle, loop, args.passthrough)}
-        for server, started in servers.items():
-            with started as (pid, targets):
-                for level in levels:
-                    for front in fronts:
-                        row = _measure_row(pid, targets[front], front, model, texts, level, args.duration)
-                        measured.setdefault(server, {})[(front, level)] = row
-                        print(f"{loop:7s} {server:5s} {NAMES[front]:12s} {level:3d} clients: {row}", flush=True)
+    loops = args.loops.split(",")
+    measured: dict[tuple[str, str, str, int], Any] = {}
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for loop in loops:  # all side by side, so that each comparison is made in the same minute
+            servers[(loop, "echo")] = stack.enter_context(_echo(loop))
+            servers[(loop, "baton")] = stack.enter_context(_baton(args.bundle, loop, args.passthrough))
         for level in levels:
             for front in fronts:
-                echo, baton = measured["echo"][(front, level)], measured["baton"][(front, level)]
+                for (loop, server), (pid, targets) in servers.items():
+                    row = _measure_row(pid, targets[front], front, model, texts, level, args.duration)
+                    measured[(loop, server, front, level)] = row
+                    print(f"{loop:7s} {server:5s} {NAMES[front]:12s} {level:3d} clients: {row}", flush=True)
+    for loop in loops:
+        for level in levels:
+            for front in fronts:
+                echo, baton = measured[(loop, "echo", front, level)], measured[(loop, "baton", front, level)]
                 rows.append(
                     {
                         "loop": loop,
