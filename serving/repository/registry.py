@@ -67,7 +67,7 @@ class Repository:
     def __init__(
         self,
         root: Path,
-        build: Callable[[str | None, int, Path], Model],
+        build: Callable[[str, int, Path], Model],
         *,
         name: str | None = None,
         policy: VersionPolicy | None = None,

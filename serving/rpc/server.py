@@ -82,7 +82,7 @@ class BatonServer:
         self._last_arrival = 0.0  # time.monotonic() of the latest call into the shared request path
         self._cut_off = 0  # accepted calls cancelled while draining
 
-    def _build(self, name: str | None, version: int, path: Path) -> Model:
+    def _build(self, name: str, version: int, path: Path) -> Model:
         """Load one version (in a worker thread): verify the bundle, open its sessions, give it its batcher."""
         cfg = self.config
         engine, bundle = self._injected
@@ -95,7 +95,7 @@ class BatonServer:
             engine = build_engine(bundle, cfg.device, cfg.variant, threads, workers, cfg.spin, tokenizer_pool=False)
         provider = getattr(engine, "provider", "cpu")
         model = Model(
-            name or bundle.name,
+            name,
             version,
             path,
             bundle,
