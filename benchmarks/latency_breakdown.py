@@ -147,13 +147,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle")
     parser.add_argument("data")
     parser.add_argument("requests", type=int, nargs="?", default=500)
-    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=6.0)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     texts = bench.load_texts(args.data, samples=872)
-    if args.clients > 1:
+    if args.clients:
         return {"concurrent": _concurrent(args.bundle, texts, args.clients, args.seconds, args.passthrough)}
     return {"one_client": _served(args.bundle, texts, args.requests), "idle": _idle_gaps(args.bundle, texts)}
 

@@ -8,6 +8,9 @@ label, `--sizes N` draws N rows keeping each label's share), scored on the whole
   finetune  the new schedule, always fine-tuning (--no-few-shot)
   fewshot   always the few-shot path (--few-shot)
   frozen    the packaged encoder's mean-pooled embeddings, frozen, and a logistic regression
+  fewshot-lr5e-5, fewshot-pairs40, fewshot-normalized
+            the few-shot path with one change: body learning rate 5e-5, 40 rounds of contrastive pairs (not 20),
+            or embeddings L2-normalised whatever the model's modules.json says (variants measured, not shipped)
 
     python benchmarks/small_data.py ../shared/data/sst2_sentence --per-class 8,16 --sizes 200 --seeds 3 \
         --arms old,default,frozen --json bench-results/small-data-sst2.json
@@ -20,6 +23,8 @@ Prints one Markdown table (mean and per-seed validation accuracy) and writes the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import logging
 import random
@@ -27,8 +32,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from _harness import run
 
@@ -39,6 +46,15 @@ ARMS = {
     "fewshot": {"few_shot": True},
     "lr2e-4": {"learning_rate": 2e-4},  # the default schedule at twice its learning rate
     "pooled": {},  # pooled fine-tuning at any size (training/fewshot.py, Method.POOLED)
+    "fewshot-lr5e-5": {"few_shot": True, "learning_rate": 5e-5},
+    "fewshot-pairs40": {"few_shot": True},
+    "fewshot-normalized": {"few_shot": True},
+}
+
+# Arms that change the few-shot method itself: (attribute of training/fewshot.py, its replacement given the original)
+_PATCHES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "fewshot-pairs40": ("contrastive_pairs", lambda original: functools.partial(original, iterations=40)),
+    "fewshot-normalized": ("_normalizes", lambda original: lambda path: True),
 }
 
 
@@ -76,11 +92,15 @@ def _frozen(model: str, train: list[dict[str, Any]], val: list[dict[str, Any]]) 
 
 
 def _train(arm: str, model: str, train: Path, val: Path) -> float:
+    import baton.training.fewshot as fewshot
     from baton.training import TrainConfig, run_training
     from baton.training.fewshot import run_few_shot
     from baton.training.schedule import Method
 
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, contextlib.ExitStack() as stack:
+        if arm in _PATCHES:
+            name, replace = _PATCHES[arm]
+            stack.enter_context(mock.patch.object(fewshot, name, replace(getattr(fewshot, name))))
         cfg = TrainConfig(model=model, train_file=str(train), validation_file=str(val), output_dir=out, **ARMS[arm])
         result = run_few_shot(cfg, method=Method.POOLED) if arm == "pooled" else run_training(cfg)
         return float(result.metrics["validation"]["accuracy"])
