@@ -19,7 +19,7 @@ from baton.serving.config import ServeConfig
 from baton.serving.http import oip, openapi, page, tasks
 from baton.serving.http.app import App, Route
 
-__all__ = ["HttpFront"]
+__all__ = ["HttpFront", "listening_socket"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,23 @@ logger = logging.getLogger(__name__)
 _MODULES = (oip, tasks, openapi, page)
 _MAX_HEAD_BYTES = 64 * 1024
 _LINGER_S = 1.0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket bound to host:port (port 0: any free one) and listening, for uvicorn's `_serve`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without it an
+    # answer written in two parts (head, body) waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
 
 
 def routes() -> list[Route]:
@@ -115,18 +132,10 @@ class HttpFront:
     def bind(self) -> int:
         """Bind the port (before anything serves, so a port in use fails the start cleanly); the port bound."""
         cfg = self.config
-        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
-        # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without it
-        # an answer written in two parts (head, body) waits ~40 ms for the client's delayed ACK.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((cfg.host.strip("[]"), cfg.http_port))
+            sock = listening_socket(cfg.host, cfg.http_port)
         except OSError as exc:
-            sock.close()
             raise ConfigError(f"--http-port: cannot bind {cfg.host}:{cfg.http_port} ({exc.strerror or exc})") from exc
-        sock.listen(1024)
-        sock.setblocking(False)
         self._sock = sock
         self.port = sock.getsockname()[1]
         return self.port

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +74,9 @@ async def _http_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def _start_http(port_file: Path) -> asyncio.Future[None]:
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP named: TCP_NODELAY is set
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    sock.setblocking(False)
+    from baton.serving.http.front import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)  # bound as `baton serve` binds its HTTP port
     config = uvicorn.Config(
         _http_echo,
         http="httptools",
